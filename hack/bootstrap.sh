@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine: Debian packages, the Python virtualenv at .venv (all extras),
+# and the Go-built control plane (hack/build-tools.sh). Idempotent; a second run takes seconds.
+#   hack/bootstrap.sh [python|apt|tools|all]   (default: all)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+APT_PACKAGES=(
+  postgresql postgresql-contrib redis-server   # real data services for the integration tier
+  fuse3 libfuse3-dev pkg-config gcc            # pyfuse3 builds against libfuse3
+  jq curl ca-certificates procps psmisc iproute2 lua5.4
+)
+
+do_apt() { apt_install "${APT_PACKAGES[@]}"; }
+
+do_python() {
+  local py=${PYTHON:-python3}
+  local stamp=.venv/.lighthouse-stamp
+  local want
+  want=$( (cat pyproject.toml; "$py" --version) | sha256sum | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
+    return 0
+  fi
+  log "Creating virtualenv .venv (extras: operator, bridge, fuse, dev)"
+  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >&2
+  .venv/bin/python -m pip install -q -e ".[operator,bridge,fuse,dev]" >&2
+  echo "$want" >"$stamp"
+  log "Virtualenv ready"
+}
+
+do_tools() { "$REPO_ROOT/hack/build-tools.sh" >/dev/null; }
+
+case "${1:-all}" in
+  apt) do_apt ;;
+  python) do_python ;;
+  tools) do_tools ;;
+  all) do_apt; do_python; do_tools ;;
+  *) die "usage: $0 [python|apt|tools|all]" ;;
+esac

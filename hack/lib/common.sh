@@ -1,0 +1,34 @@
+# Sourced by hack/*.sh: repo root, cache locations, logging.
+# shellcheck shell=bash
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+export LIGHTHOUSE_CACHE="${LIGHTHOUSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lighthouse}"
+export LIGHTHOUSE_STATE="${LIGHTHOUSE_STATE:-$REPO_ROOT/.state}"
+export GOTOOLCHAIN=local
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# apt_install PKG...: installs Debian packages that are missing (apt-get update once per day).
+apt_install() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "Installing Debian packages: ${missing[*]}"
+  local stamp=/var/lib/apt/periodic/lighthouse-update-stamp
+  if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# tools_dir: the versioned directory of the Go-built binaries (see hack/build-tools.sh).
+tools_key() {
+  cat "$REPO_ROOT"/hack/tools/*/go.mod "$REPO_ROOT"/hack/tools/*/go.sum "$REPO_ROOT/hack/build-tools.sh" \
+    | sha256sum | cut -c1-16
+}
+tools_dir() { echo "$LIGHTHOUSE_CACHE/tools/$(tools_key)"; }

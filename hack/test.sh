@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs a test tier: unit | integration | e2e | all. Starts what the tier needs (data services, local cluster) and
+# treats "no tests collected" (pytest exit 5) as a failure.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+tier=${1:-all}; shift || true
+case "$tier" in
+  unit) marker="unit" ;;
+  integration) marker="integration" ;;
+  e2e) marker="e2e" ;;
+  all) marker="unit or integration or e2e" ;;
+  *) die "usage: $0 unit|integration|e2e|all [pytest args]" ;;
+esac
+
+if [ "$tier" != unit ]; then
+  log "Starting data services (PostgreSQL, Redis, S3) on loopback"
+  hack/services.sh up
+  log "Starting the local control plane"
+  hack/cluster.sh up
+fi
+
+log "Running pytest -m '$marker'"
+set +e
+.venv/bin/python -m pytest -m "$marker" "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  log "ERROR: pytest collected no tests for tier '$tier'"
+  exit 1
+fi
+exit "$rc"
