@@ -28,7 +28,8 @@ apt_install() {
 
 # tools_dir: the versioned directory of the Go-built binaries (see hack/build-tools.sh).
 tools_key() {
-  cat "$REPO_ROOT"/hack/tools/*/go.mod "$REPO_ROOT"/hack/tools/*/go.sum "$REPO_ROOT/hack/build-tools.sh" \
+  local t=$REPO_ROOT/hack/tools
+  cat "$t"/{etcd,kubernetes,kwok}/go.mod "$t"/{etcd,kubernetes,kwok}/go.sum "$REPO_ROOT/hack/build-tools.sh" \
     | sha256sum | cut -c1-16
 }
 tools_dir() { echo "$LIGHTHOUSE_CACHE/tools/$(tools_key)"; }
