@@ -5,7 +5,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-K8S_VERSION=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$REPO_ROOT/hack/tools/kubernetes/go.mod")
+# The requirement sits either on its own `require` line or inside a `require ( ... )` block.
+K8S_VERSION=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3; exit} $1=="k8s.io/kubernetes" {print $2; exit}' \
+  "$REPO_ROOT/hack/tools/kubernetes/go.mod")
+[[ $K8S_VERSION == v1.* ]] || die "cannot read the k8s.io/kubernetes version from hack/tools/kubernetes/go.mod"
 DEST="$(tools_dir)"
 if [ -f "$DEST/.complete" ]; then
   echo "$DEST/bin"
