@@ -1,0 +1,78 @@
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request metrics and the request-size limit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lighthouse_bridge import metrics
+from lighthouse_bridge.errors import TooLarge, problem
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.ACTIVE_CONNECTIONS.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics.ACTIVE_CONNECTIONS.dec()
+            route: Any = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            metrics.REQUESTS.labels(method, label, str(status)).inc()
+            metrics.DURATION.labels(method, label).observe(time.perf_counter() - start)
+            if status >= 400:
+                metrics.ERRORS.labels(label, str(status)).inc()
+
+
+class BodyLimitMiddleware:
+    """413 problem for bodies above the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    resp = problem(413, "too-large", "Request too large",
+                                   f"request body exceeds {self.max_bytes} bytes")
+                    await resp(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise TooLarge(f"request body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,96 @@
+"""`lighthouse-bridge`: serve the API, print the version or the settings; FUSE and backup subcommands plug in."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from lighthouse_bridge import __version__
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def load_settings(**overrides: object) -> object:
+    """Settings from the environment (+ CLI overrides); exits 2 with every offending LIGHTHOUSE_* variable named."""
+    from lighthouse_bridge.core.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  LIGHTHOUSE_{field.upper()}: {err['msg']}")
+        print("lighthouse-bridge: invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lighthouse_bridge.core.config import Settings
+    from lighthouse_bridge.main import create_app
+
+    settings = load_settings(host=args.host, port=args.port)
+    assert isinstance(settings, Settings)
+    _configure_logging(settings.log_level)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        from lighthouse_bridge.metrics import REGISTRY
+
+        start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
+        logging.getLogger("lighthouse_bridge").info("Serving metrics port=%d", settings.metrics_port)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=settings.log_level == "debug", lifespan="on")
+    return 0
+
+
+def cmd_version(_: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+def cmd_config(_: argparse.Namespace) -> int:
+    from lighthouse_bridge.core.config import describe
+
+    for var, default, desc in describe():
+        print(f"{var}\n    default: {default}\n    {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lighthouse-bridge", description="Lighthouse bridge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", default=None, help="bind address (env LIGHTHOUSE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (env LIGHTHOUSE_PORT, default 8765)")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
+    sub.add_parser("config", help="list every LIGHTHOUSE_* setting").set_defaults(func=cmd_config)
+    # Subcommands owned by other packages plug in when present.
+    for module in ("lighthouse_bridge.fs.cli", "lighthouse_bridge.backup.cli", "lighthouse_bridge.agents.cli"):
+        try:
+            mod = __import__(module, fromlist=["add_subcommands"])
+        except ImportError:
+            continue
+        mod.add_subcommands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

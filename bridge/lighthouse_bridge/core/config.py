@@ -1,0 +1,154 @@
+"""Bridge settings: one pydantic-settings class read from LIGHTHOUSE_* environment variables.
+
+Every field carries a description; `lighthouse-bridge config` style help and the README table come from it.
+Invalid values fail at start (see cli.py) with the offending variable named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIGHTHOUSE_", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to (the chart sets 0.0.0.0 in the pod).")
+    port: int = Field(8765, ge=1, le=65535, description="HTTP API port.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535,
+        description="Optional separate Prometheus port (e.g. 9090); 0 serves /metrics on the API only.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    database_url: str = Field(
+        ..., description="PostgreSQL DSN (postgresql://user:pass@host:port/db); the event store of record."
+    )
+    database_pool_min: int = Field(2, ge=1, le=100, description="Minimum asyncpg pool size.")
+    database_pool_max: int = Field(10, ge=2, le=200, description="Maximum asyncpg pool size.")
+    database_timeout: float = Field(
+        5.0, gt=0, le=300, description="Seconds before a PostgreSQL statement or pool acquire is abandoned (then 503)."
+    )
+    database_connect_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds to keep retrying the first PostgreSQL connection at start."
+    )
+
+    redis_url: str | None = Field(
+        None, description="Redis URL (redis://:pass@host:port/db) for the blob/listing cache; unset disables the cache."
+    )
+    redis_prefix: str = Field("lighthouse:", max_length=200, description="Prefix of every Redis key this bridge uses.")
+    redis_timeout: float = Field(0.5, gt=0, le=30, description="Seconds before a Redis call counts as failed.")
+    redis_required: bool = Field(
+        False, description="When true /readyz fails while Redis is down; by default the bridge serves degraded."
+    )
+    cache_ttl_seconds: int = Field(3600, ge=1, description="TTL of cached blobs and listings in Redis.")
+    cache_max_blob_bytes: int = Field(1 << 20, ge=0, description="Blobs larger than this are not cached in Redis.")
+
+    project_path: Path | None = Field(
+        None, description="Project tree ingested as file_created events on the first start with an empty store."
+    )
+    ingest_exclude: list[str] = Field(
+        default_factory=lambda: [".git", "__pycache__", ".venv", "node_modules"],
+        description="Directory names skipped by the initial ingest (JSON list).",
+    )
+
+    admin_token: str | None = Field(
+        None, description="When set, every non-health route requires `Authorization: Bearer <token>`."
+    )
+
+    # ---- agents: identity, validation policy, escalations, experts, audit (lighthouse_bridge.agents)
+    token_secret: str | None = Field(
+        None, description="HMAC key for agent tokens; unset derives it from admin_token (rotating it voids tokens).",
+    )
+    token_default_ttl: int = Field(86400, ge=60, le=366 * 86400, description="Default agent token lifetime, seconds.")
+    token_max_ttl: int = Field(30 * 86400, ge=60, le=366 * 86400, description="Longest agent token lifetime, seconds.")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Requests per agent token per minute, counted in Redis (0 disables; admin exempt).",
+    )
+    policy_file: Path | None = Field(
+        None, description="Validation policy YAML (ordered rules); unset or empty uses the upstream default rules.",
+    )
+    policy_reload_interval: float = Field(2.0, gt=0, le=3600, description="Seconds between policy file checks.")
+    escalation_timeout: float = Field(
+        300.0, gt=0, le=86400,
+        description="Seconds an escalation waits for an expert before the fail-safe (read-only approved, else "
+                    "blocked); the policy's escalation_timeout_seconds overrides it.",
+    )
+    decision_cache_ttl: int = Field(3600, ge=0, description="Seconds a validation decision stays cached (0 disables).")
+    max_validate_bytes: int = Field(64 << 10, ge=256, description="Largest /validate tool_input, JSON-encoded bytes.")
+    experts: bool = Field(True, description="Run the built-in security and performance experts on file changes.")
+    task_lease_seconds: float = Field(300.0, gt=0, le=86400, description="How long a claimed expert task is leased.")
+    audit_log: Path = Field(
+        Path("/app/data/events/audit.log"), description="Append-only JSON-lines log of security-relevant actions.",
+    )
+
+    fuse_mode: str = Field(
+        "disabled", description="FUSE mount mode; anything but `disabled` makes /readyz check the FUSE status file."
+    )
+    fuse_status_file: Path = Field(
+        Path("/run/lighthouse/fuse-status.json"),
+        description="JSON file written by the FUSE process: {mounted, mountpoint, error}.",
+    )
+
+    max_request_bytes: int = Field(16 << 20, ge=1024, description="Largest accepted request body (413 above).")
+    max_file_bytes: int = Field(8 << 20, ge=1, description="Largest file content accepted or ingested.")
+    max_path_bytes: int = Field(1024, ge=16, le=4096, description="Longest accepted path, in UTF-8 bytes.")
+    max_batch_events: int = Field(5000, ge=1, description="Most events in one POST /events batch.")
+    max_list_files: int = Field(10000, ge=1, description="Most files returned by one /shadow/list (then truncated).")
+    max_search_results: int = Field(1000, ge=1, description="Upper bound for /shadow/search max_results.")
+    max_search_bytes: int = Field(64 << 20, ge=1, description="Bytes of content one search may scan (then truncated).")
+    search_timeout: float = Field(2.0, gt=0, le=60, description="Seconds one regex may run on one file.")
+    max_diff_bytes: int = Field(4 << 20, ge=1, description="Largest diff returned (413 above).")
+
+    snapshot_interval: int = Field(
+        1000, ge=0, description="Take an automatic projection snapshot every N events (0 disables)."
+    )
+    snapshot_keep: int = Field(
+        100, ge=1, description="Automatic snapshots kept (oldest pruned; named snapshots are never pruned)."
+    )
+    projection_poll_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between catch-up polls when no NOTIFY arrives (safety net)."
+    )
+    health_interval: float = Field(2.0, gt=0, le=60, description="Seconds between background dependency probes.")
+    stream_heartbeat: float = Field(5.0, gt=0, le=300, description="Seconds of idle time between stream heartbeats.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn(cls, v: str) -> str:
+        if not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("project_path")
+    @classmethod
+    def _project(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_dir():
+            raise ValueError(f"{v} is not a directory")
+        return v
+
+    @model_validator(mode="after")
+    def _pool(self) -> Settings:
+        if self.database_pool_min > self.database_pool_max:
+            raise ValueError("database_pool_min must be <= database_pool_max")
+        return self
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for docs and `lighthouse-bridge config`."""
+    rows = []
+    for name, f in Settings.model_fields.items():
+        default = "(required)" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        rows.append((f"LIGHTHOUSE_{name.upper()}", default, f.description or ""))
+    return rows
