@@ -1,0 +1,208 @@
+"""The FUSE process: trio, pyfuse3, the bridge client, the event follower, prefetch, and the mount lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import trio
+
+from .cache import BlobCache
+from .client import BridgeClient
+from .model import FsModel
+from .ops import Operations, invalidate
+from .source import SourceError
+from .status import MountConfig, allow_other_permitted, prepare_mountpoint, write_status
+
+log = logging.getLogger(__name__)
+
+STREAM_BACKFILL = 500  # events replayed into streams/*.ndjson at start, so a fresh mount is not empty
+
+
+async def follow_events(client: BridgeClient, model: FsModel, from_position: int) -> None:
+    """Apply /events/stream to the model forever; reconnect with backoff from the last position seen."""
+    backoff = 0.2
+    position = from_position
+    while True:
+        try:
+            async for ev in client.events(position):
+                model.status["stream_connected"] = True
+                if "heartbeat" in ev:
+                    model.note_high_water(int(ev["heartbeat"] or 0))
+                    continue
+                backoff = 0.2
+                changes = model.apply_event(ev)
+                if changes:
+                    invalidate(changes)
+                position = max(position, int(ev.get("position") or 0))
+            log.info("Event stream closed by the bridge position=%d", position)
+        except SourceError as exc:
+            log.warning("Event stream failed position=%d error=%s", position, exc)
+        model.status["stream_connected"] = False
+        model.status["reconnects"] += 1
+        await trio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)
+
+
+def tune_readahead(mountpoint: str, kib: int = 1024) -> None:
+    """Raise the mount's readahead from 128 KiB so sequential reads arrive as 1 MiB FUSE requests (best effort:
+    needs a writable /sys). `mountpoint` must be a real path: stat() on the new mount would wait for our own loop,
+    so the device comes from mountinfo."""
+    target = mountpoint
+    try:
+        with open("/proc/self/mountinfo") as f:
+            dev = next(line.split()[2] for line in f if line.split()[4] == target)
+        Path(f"/sys/class/bdi/{dev}/read_ahead_kb").write_text(str(kib))
+    except (OSError, StopIteration) as exc:
+        log.info("Readahead left at the kernel default mountpoint=%s reason=%s", mountpoint, exc)
+        return
+    log.info("Set readahead mountpoint=%s read_ahead_kb=%d", mountpoint, kib)
+
+
+async def prefetch(model: FsModel, budget: int, workers: int = 4, max_file: int = 256 << 10) -> None:
+    """Warm the blob cache with small files (immutable by sha256, so never wasted while they stay cached)."""
+    todo = model.prefetch_candidates(max_file, budget)
+    if not todo:
+        return
+    start = trio.current_time()
+    it = iter(todo)
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        for sha in it:
+            try:
+                await model.blobs.get(sha)
+            except (SourceError, ValueError):
+                failed += 1
+
+    async with trio.open_nursery() as n:
+        for _ in range(workers):
+            n.start_soon(worker)
+    log.info("Prefetched blobs count=%d failed=%d seconds=%.2f", len(todo), failed, trio.current_time() - start)
+
+
+async def backfill(client: BridgeClient, model: FsModel, position: int) -> int:
+    """Replay the last STREAM_BACKFILL events into streams/ before mounting, so the mount starts with its backlog
+    (and `tail -n 0 -f` started after the mount sees only new events). Returns where the live stream resumes."""
+    cursor: int | None = max(1, position - STREAM_BACKFILL + 1)
+    last = position
+    while cursor is not None:
+        batch, cursor = await client.query_events(cursor)
+        for ev in batch:
+            model.apply_event(ev)
+            last = max(last, int(ev.get("position") or 0))
+    return last + 1
+
+
+async def load_with_retry(model: FsModel, cfg: MountConfig) -> int:
+    delay = 0.2
+    while True:
+        try:
+            return await model.load()
+        except SourceError as exc:
+            write_status(cfg.status_file, False, cfg.mountpoint, f"waiting for the bridge: {exc}")
+            log.warning("Bridge not reachable yet url=%s error=%s retry_in=%.1fs", cfg.bridge_url, exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def serve(cfg: MountConfig) -> None:
+    client = BridgeClient(cfg.bridge_url, cfg.token)
+    model = FsModel(
+        client,
+        writable=cfg.writable,
+        blobs=BlobCache(client.read_blob, max_bytes=cfg.cache_bytes, disk_dir=cfg.cache_dir),
+        agent_id=cfg.agent_id,
+        info={"bridge_url": cfg.bridge_url, "mountpoint": cfg.mountpoint, "pid": os.getpid()},
+    )
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        stopped = False
+        position = resume = 0
+
+        async def stop_on_signal(scope: trio.CancelScope) -> None:
+            nonlocal stopped
+            async for signum in signals:
+                log.info("Stopping before mount signal=%s", signal.Signals(signum).name)
+                stopped = True
+                scope.cancel()
+                return
+
+        async with trio.open_nursery() as early:
+            early.start_soon(stop_on_signal, early.cancel_scope)
+            position = await load_with_retry(model, cfg)
+            try:
+                resume = await backfill(client, model, position)
+            except SourceError as exc:
+                log.warning("Stream backfill failed, streams start empty error=%s", exc)
+                resume = position + 1
+            early.cancel_scope.cancel()
+        if stopped:
+            await client.aclose()
+            write_status(cfg.status_file, False, cfg.mountpoint, None)
+            return
+        ops = Operations(model)
+        options = set(pyfuse3.default_options) | {"fsname=lighthouse", "subtype=lighthouse"}
+        if allow_other_permitted():
+            options.add("allow_other")  # agents in the pod run as other users
+        pyfuse3.init(ops, cfg.mountpoint, options)
+        log.info("Mounted shadow filesystem mountpoint=%s bridge=%s writable=%s position=%d files=%d",
+                 cfg.mountpoint, cfg.bridge_url, cfg.writable, position, len(model.live.files))
+        write_status(cfg.status_file, True, cfg.mountpoint, None)
+        error: str | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(follow_events, client, model, resume)
+                nursery.start_soon(_terminate_on_signal, signals)
+                nursery.start_soon(prefetch, model, min(cfg.prefetch_bytes, cfg.cache_bytes // 2))
+                nursery.start_soon(_tune_after_init, cfg.mountpoint)
+                await pyfuse3.main()
+                nursery.cancel_scope.cancel()
+        except BaseException as exc:
+            error = f"{exc.__class__.__name__}: {exc}"
+            raise
+        finally:
+            pyfuse3.close(unmount=True)
+            await client.aclose()
+            write_status(cfg.status_file, False, cfg.mountpoint, error)
+            log.info("Unmounted shadow filesystem mountpoint=%s", cfg.mountpoint)
+
+
+async def _tune_after_init(mountpoint: str) -> None:
+    # The kernel sets the readahead while it processes FUSE INIT, which our loop answers after main() starts.
+    await trio.sleep(1.0)
+    tune_readahead(mountpoint)
+
+
+async def _terminate_on_signal(signals: Any) -> None:
+    async for signum in signals:
+        log.info("Unmounting on signal signal=%s", signal.Signals(signum).name)
+        pyfuse3.terminate()
+        return
+
+
+def run_mount(cfg: MountConfig) -> int:
+    """Entry point of `lighthouse-bridge fuse`: prepare the mount point, serve until unmounted or signalled."""
+    try:
+        prepare_mountpoint(cfg.mountpoint)
+        # Resolved now: once mounted, resolving it would stat() the mount and wait for our own request loop.
+        cfg.mountpoint = os.path.realpath(cfg.mountpoint)
+    except (OSError, RuntimeError) as exc:
+        log.error("Cannot mount mountpoint=%s error=%s", cfg.mountpoint, exc)
+        write_status(cfg.status_file, False, cfg.mountpoint, str(exc))
+        return 1
+    if not os.path.exists("/dev/fuse"):
+        write_status(cfg.status_file, False, cfg.mountpoint, "/dev/fuse is not available")
+        log.error("Cannot mount mountpoint=%s error=/dev/fuse is not available", cfg.mountpoint)
+        return 1
+    try:
+        trio.run(serve, cfg)
+    except Exception as exc:
+        log.exception("Shadow filesystem failed mountpoint=%s", cfg.mountpoint)
+        write_status(cfg.status_file, False, cfg.mountpoint, f"{exc.__class__.__name__}: {exc}")
+        return 1
+    return 0

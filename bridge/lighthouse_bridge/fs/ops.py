@@ -1,0 +1,227 @@
+"""pyfuse3 Operations adapter: FUSE requests in, model calls out. Counts every request (debug/performance.json)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+import pyfuse3
+
+from .model import Attr, FsError, FsModel, Invalidation
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
+
+
+def counted(name: str) -> Callable[[F], F]:
+    """Count the request and its handler time (debug/performance.json); map FsError and crashes to FUSE errnos."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        async def wrapper(self: Operations, *args: Any) -> Any:
+            start = time.perf_counter()
+            failed = False
+            try:
+                return await fn(self, *args)
+            except FsError as exc:
+                failed = True
+                raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+            except pyfuse3.FUSEError:
+                failed = True
+                raise
+            except Exception:
+                failed = True
+                log.exception("FUSE request failed op=%s", name)
+                raise pyfuse3.FUSEError(errno.EIO) from None
+            finally:
+                self.model.stats.record(name, time.perf_counter() - start, failed)
+                if self.model.pending:
+                    pending, self.model.pending = self.model.pending, []
+                    invalidate(pending, in_request=True)
+
+        return cast(F, wrapper)
+
+    return deco
+
+
+def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = attr.ino
+    e.generation = 0
+    e.entry_timeout = attr.timeout
+    e.attr_timeout = attr.timeout
+    e.st_mode = attr.mode
+    e.st_nlink = attr.nlink
+    e.st_uid = attr.uid
+    e.st_gid = attr.gid
+    e.st_rdev = 0
+    e.st_size = attr.size
+    e.st_blksize = BLKSIZE
+    e.st_blocks = (attr.size + 511) // 512
+    e.st_atime_ns = attr.mtime_ns
+    e.st_mtime_ns = attr.mtime_ns
+    e.st_ctime_ns = attr.mtime_ns
+    return e
+
+
+def invalidate(items: Iterable[Invalidation], in_request: bool = False) -> None:
+    """Tell the kernel to drop what it cached. Entries go through pyfuse3's invalidation thread, which cannot
+    deadlock with a request in progress; inodes are invalidated directly (no writeback cache, so it cannot block)."""
+    for item in items:
+        try:
+            if item.name is None:
+                pyfuse3.invalidate_inode(item.ino, attr_only=in_request)
+            else:
+                pyfuse3.invalidate_entry_async(item.ino, os.fsencode(item.name), ignore_enoent=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
+                log.warning("Kernel cache invalidation failed ino=%d name=%s error=%s", item.ino, item.name, exc)
+
+
+class Operations(pyfuse3.Operations):
+    supports_dot_lookup = False
+    enable_writeback_cache = False  # a write must reach us so it is buffered per handle
+
+    def __init__(self, model: FsModel) -> None:
+        super().__init__()
+        self.model = model
+        self._dirs: dict[int, tuple[int, list[tuple[str, Attr]] | None]] = {}
+        self._next_dir = 1
+
+    @counted("lookup")
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return entry_attributes(await self.model.lookup(parent_inode, os.fsdecode(name)))
+
+    @counted("getattr")
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return entry_attributes(await self.model.getattr(inode))
+
+    async def forget(self, inode_list: Any) -> None:
+        for ino, n in inode_list:
+            self.model.forget(ino, n)
+        self.model.stats.record("forget", 0.0)
+
+    @counted("readlink")
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        return await self.model.readlink(inode)
+
+    @counted("opendir")
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        if not (await self.model.getattr(inode)).is_dir:
+            raise FsError(errno.ENOTDIR)
+        fh = self._next_dir
+        self._next_dir += 1
+        self._dirs[fh] = (inode, None)
+        return fh
+
+    @counted("readdir")
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        ino, entries = self._dirs[fh]
+        if entries is None or start_id == 0:
+            entries = await self.model.readdir(ino)  # one listing per open directory: stable offsets
+            self._dirs[fh] = (ino, entries)
+        for i in range(start_id, len(entries)):
+            name, attr = entries[i]
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), entry_attributes(attr), i + 1):
+                break
+            self.model.inodes.ref(attr.ino)
+
+    @counted("releasedir")
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    @counted("open")
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        res = await self.model.open(inode, flags)
+        return pyfuse3.FileInfo(fh=res.fh, direct_io=res.direct_io, keep_cache=res.keep_cache)
+
+    @counted("create")
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        res, attr = await self.model.create(parent_inode, os.fsdecode(name), flags)
+        return pyfuse3.FileInfo(fh=res.fh, direct_io=res.direct_io, keep_cache=res.keep_cache), entry_attributes(attr)
+
+    @counted("read")
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # any buffer
+        return await self.model.read(fh, off, size)
+
+    @counted("write")
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return await self.model.write(fh, off, buf)
+
+    @counted("flush")
+    async def flush(self, fh: int) -> None:
+        if not self.model.writable:
+            # Nothing to send on close in a read-only mount. ENOSYS makes the kernel stop sending FLUSH for the
+            # whole connection (fc->no_flush): one request fewer per close(), close() itself still succeeds.
+            raise pyfuse3.FUSEError(errno.ENOSYS)
+        await self.model.flush(fh)
+
+    @counted("fsync")
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.model.flush(fh)
+
+    @counted("release")
+    async def release(self, fh: int) -> None:
+        await self.model.release(fh)
+
+    @counted("setattr")
+    async def setattr(
+        self, inode: int, attr: pyfuse3.EntryAttributes, fields: Any, fh: int | None, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        size = attr.st_size if fields.update_size else None
+        return entry_attributes(await self.model.setattr(inode, size, fh))
+
+    @counted("unlink")
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        await self.model.unlink(parent_inode, os.fsdecode(name))
+
+    @counted("mkdir")
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        return entry_attributes(await self.model.mkdir(parent_inode, os.fsdecode(name)))
+
+    @counted("rmdir")
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        await self.model.rmdir(parent_inode, os.fsdecode(name))
+
+    @counted("rename")
+    async def rename(
+        self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes, flags: int, ctx: Any
+    ) -> None:
+        await self.model.rename(
+            parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new), flags
+        )
+
+    @counted("symlink")
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        raise FsError(errno.EPERM if self.model.key_of(parent_inode)[0] == "current" and self.model.writable
+                      else errno.EROFS)
+
+    @counted("link")
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        raise FsError(errno.EPERM if self.model.key_of(new_parent_inode)[0] == "current" and self.model.writable
+                      else errno.EROFS)
+
+    @counted("mknod")
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        raise FsError(errno.EPERM if self.model.key_of(parent_inode)[0] == "current" and self.model.writable
+                      else errno.EROFS)
+
+    @counted("statfs")
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        info = self.model.statfs()
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = info["bsize"]
+        s.f_blocks = info["blocks"]
+        s.f_bfree = s.f_bavail = 0
+        s.f_files = info["files"]
+        s.f_ffree = s.f_favail = 0
+        s.f_namemax = info["namemax"]
+        return s
