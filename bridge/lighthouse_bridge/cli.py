@@ -49,8 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
         logging.getLogger("lighthouse_bridge").info("Serving metrics port=%d", settings.metrics_port)
     app = create_app(settings)
+    # Event streams never end on their own; without a bound, SIGTERM would wait for every stream client forever.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=settings.log_level == "debug", lifespan="on")
+                access_log=settings.log_level == "debug", lifespan="on", timeout_graceful_shutdown=5)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import uuid
@@ -186,3 +187,31 @@ def test_kill9_during_acknowledged_writes(tmp_path: Path, bridge_env: dict[str, 
             assert r.json()["position"] == len(events) + 1
     finally:
         bridge.stop()
+
+
+def test_sigterm_ends_serve_while_a_stream_client_is_connected(tmp_path: Path, bridge_env: dict[str, str]) -> None:
+    """An open /events/stream must not keep `serve` alive after SIGTERM (it did before the graceful-shutdown bound)."""
+    bridge = BridgeProcess(bridge_env, tmp_path / "bridge.log").start()
+    assert bridge.proc is not None
+    done = threading.Event()
+
+    def follow() -> None:
+        with httpx.stream("GET", bridge.url + "/events/stream?from_position=0", timeout=None) as r:
+            assert r.status_code == 200
+            for _ in r.iter_lines():
+                if done.is_set():
+                    return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    wait_until(lambda: metric(bridge.client(), "lighthouse_bridge_stream_clients") >= 1, 30, what="stream client")
+    bridge.proc.terminate()
+    try:
+        rc = bridge.proc.wait(30)
+    finally:
+        done.set()
+        bridge.stop()
+    log = bridge.log_path.read_text()
+    # uvicorn re-raises the signal after a clean shutdown, so the exit status is -SIGTERM.
+    assert rc in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log, log[-2000:]
