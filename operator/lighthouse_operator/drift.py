@@ -1,0 +1,121 @@
+"""Does an observed child already say what we would apply? Pure functions, so an idle operator writes nothing.
+
+`covers(observed, desired)`: every field we set has the same value on the server. The server adds defaults (a
+superset is fine) and canonicalises quantities ("1000m" -> "1"), which are compared by value.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_SUFFIX = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(value: int | str) -> Decimal:
+    """A Kubernetes quantity as a number; ValueError when it is not one."""
+    if isinstance(value, int):
+        return Decimal(value)
+    s = value.strip()
+    for suffix in sorted(_SUFFIX, key=len, reverse=True):
+        if suffix and s.endswith(suffix):
+            number, mult = s[: -len(suffix)], _SUFFIX[suffix]
+            break
+    else:
+        number, mult = s, Decimal(1)
+    try:
+        return Decimal(number) * mult
+    except InvalidOperation:
+        raise ValueError(f"not a quantity: {value!r}") from None
+
+
+def _scalar_equal(observed: Any, desired: Any, in_resources: bool) -> bool:
+    if observed == desired:
+        return True
+    if in_resources and isinstance(observed, int | str) and isinstance(desired, int | str):
+        try:
+            return parse_quantity(observed) == parse_quantity(desired)
+        except ValueError:
+            return False
+    # The server keeps int-or-string values as given, but tolerate 8765 vs "8765".
+    if isinstance(observed, int | str) and isinstance(desired, int | str) and not isinstance(desired, bool):
+        return str(observed) == str(desired)
+    return False
+
+
+def covers(observed: Any, desired: Any, *, _in_resources: bool = False) -> bool:
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        for k, v in desired.items():
+            if v is None:
+                continue
+            if k not in observed:
+                # An empty map/list we set may be dropped by the server (e.g. emptyDir: {} stays, labels: {} goes).
+                if v == {} or v == []:
+                    continue
+                return False
+            if not covers(observed[k], v, _in_resources=_in_resources or k in ("resources", "requests", "limits")):
+                return False
+        return True
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(observed) != len(desired):
+            return False
+        return all(covers(o, d, _in_resources=_in_resources) for o, d in zip(observed, desired, strict=True))
+    return _scalar_equal(observed, desired, _in_resources)
+
+
+# Fields the API server refuses to change after creation. Applying a change there fails the whole object, so keep
+# what exists and say so instead (e.g. a bigger storage size needs a PVC resize, not a new StatefulSet).
+IMMUTABLE: dict[str, list[str]] = {
+    "StatefulSet": ["volumeClaimTemplates", "serviceName", "selector", "podManagementPolicy"],
+    "Deployment": ["selector"],
+    "PodDisruptionBudget": [],
+}
+
+
+def _vct_clean(vct: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for t in vct:
+        md = {k: v for k, v in (t.get("metadata") or {}).items() if k in ("name", "labels", "annotations")}
+        out.append({"metadata": md, "spec": t.get("spec", {})})
+    return out
+
+
+def keep_immutable(desired: dict[str, Any], observed: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """(manifest to apply, warnings): immutable fields that differ are taken from the observed object."""
+    if observed is None:
+        return desired, []
+    fields = IMMUTABLE.get(desired["kind"], [])
+    spec, ospec = dict(desired.get("spec", {})), observed.get("spec", {})
+    warnings = []
+    for f in fields:
+        if f not in spec or f not in ospec:
+            continue
+        current = _vct_clean(ospec[f]) if f == "volumeClaimTemplates" else ospec[f]
+        if not covers(ospec[f], spec[f]):
+            warnings.append(
+                f"{desired['kind']} {desired['metadata']['name']}: spec.{f} cannot change after creation; "
+                "kept as it is (resize or recreate by hand)"
+            )
+            spec[f] = current
+    if not warnings:
+        return desired, []
+    return {**desired, "spec": spec}, warnings

@@ -1,0 +1,468 @@
+"""The LighthouseBridge API (lighthouse.dev/v1alpha1) as typed pydantic models.
+
+The CRD in crds/ is generated from these models (see crd.py). Defaults live here, in the operator, and never in the
+CRD schema: the API server must not write into the stored object anything a Git manifest would not have.
+CEL rules (`x-kubernetes-validations`) sit next to the fields they check so the model and the CRD cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "lighthouse.dev"
+VERSION = "v1alpha1"
+KIND = "LighthouseBridge"
+PLURAL = "lighthousebridges"
+SINGULAR = "lighthousebridge"
+SHORT_NAMES = ["lhb"]
+CATEGORIES = ["lighthouse"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_BRIDGE_IMAGE = "localhost/lighthouse-bridge:0.1.0"
+DEFAULT_REDIS_IMAGE = "docker.io/library/redis:7.4-alpine"
+DEFAULT_POSTGRES_IMAGE = "docker.io/library/postgres:16-alpine"
+DEFAULT_FUSE_DEVICE_RESOURCE = "smarter-devices/fuse"
+
+# The Kubernetes quantity grammar (resource.Quantity); the same pattern controller-gen puts into CRDs.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+_QUANTITY_RE = re.compile(QUANTITY_PATTERN)
+# Children get suffixes such as "-postgres-credentials" and Service names must be DNS-1035 labels.
+MAX_NAME_LENGTH = 40
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, unknown fields refused (the API server prunes them anyway)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and not _QUANTITY_RE.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (for example 512Mi, 1Gi, 250m, 2)")
+    return value
+
+
+# CEL's isQuantity() gives a message people understand (a pattern would print the regex); maxLength keeps the rule
+# within the API server's cost budget.
+QUANTITY_SCHEMA: dict[str, Any] = {
+    "x-kubernetes-int-or-string": True,
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "maxLength": 64,
+    "x-kubernetes-validations": [
+        {
+            "rule": "type(self) == int || isQuantity(self)",
+            "message": "must be a Kubernetes quantity such as 250m, 512Mi, 1Gi or 2",
+        },
+    ],
+}
+QUANTITY_MAP_SCHEMA: dict[str, Any] = {"additionalProperties": QUANTITY_SCHEMA, "maxProperties": 16}
+
+
+# ---------------------------------------------------------------------------------------------------------------- spec
+
+
+class ResourceRequirements(Model):
+    """Compute resources of a container, as in a Pod spec."""
+
+    limits: dict[str, int | str] = Field(default_factory=dict, json_schema_extra=QUANTITY_MAP_SCHEMA)
+    requests: dict[str, int | str] = Field(default_factory=dict, json_schema_extra=QUANTITY_MAP_SCHEMA)
+
+    @field_validator("limits", "requests")
+    @classmethod
+    def _quantities(cls, v: dict[str, int | str]) -> dict[str, int | str]:
+        for q in v.values():
+            _check_quantity(q)
+        return v
+
+    def to_k8s(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.limits:
+            out["limits"] = dict(self.limits)
+        if self.requests:
+            out["requests"] = dict(self.requests)
+        return out
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class PodTemplate(Model):
+    """Extra settings for the bridge pods."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = Field(
+        None,
+        description="A core/v1 Affinity, passed through to the pods unchanged.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: str | None = None
+    service_account_name: str | None = Field(
+        None, description="Use this ServiceAccount instead of the one the operator creates."
+    )
+
+
+class EnvVar(Model):
+    name: str = Field(min_length=1)
+    value: str | None = None
+    value_from: dict[str, Any] | None = Field(
+        None,
+        description="A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef ...).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class BridgeConfig(Model):
+    """Configuration passed to the bridge process."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    policy: dict[str, Any] | None = Field(
+        None,
+        description="Validation policy handed to the bridge as policy.yaml (rules, escalation, timeouts).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    experts: bool = Field(True, description="Run the built-in expert reviewers.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables for the bridge container.")
+
+
+class PVCSource(Model):
+    claim_name: str = Field(min_length=1)
+    sub_path: str | None = None
+
+
+class ProjectSource(Model):
+    """Where the initial shadow comes from: a PVC (optionally a sub path of it), or nothing (an empty project)."""
+
+    pvc: PVCSource | None = None
+
+
+FuseMode = Literal["capabilities", "privileged", "devicePlugin", "disabled"]
+
+
+class FuseSpec(Model):
+    """How the bridge pods get /dev/fuse."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.mode) || self.mode != 'devicePlugin' || "
+                "(has(self.devicePluginResource) && self.devicePluginResource != '')",
+                "fuse.devicePluginResource (for example smarter-devices/fuse) is required "
+                "when fuse.mode is devicePlugin",
+            )
+        )
+    )
+
+    enabled: bool = True
+    mode: FuseMode = "capabilities"
+    device_plugin_resource: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.mode != "disabled"
+
+
+class StorageSpec(Model):
+    size: int | str = Field("1Gi", json_schema_extra=QUANTITY_SCHEMA)
+    storage_class_name: str | None = None
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int | str) -> int | str:
+        return _check_quantity(v)
+
+
+class ManagedStore(Model):
+    """A database the operator runs as a StatefulSet next to the bridge."""
+
+    image: str | None = Field(None, min_length=1)
+    resources: ResourceRequirements = ResourceRequirements()
+    storage: StorageSpec = StorageSpec()
+
+
+class SecretKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str = Field("url", description="Key in the Secret holding the connection URL (default: url).")
+
+
+class ExternalStore(Model):
+    """A database run elsewhere; the Secret holds its URL."""
+
+    secret_ref: SecretKeyRef | None = None
+
+
+def _store_rules(what: str) -> dict[str, Any]:
+    return validations(
+        cel(
+            "!has(self.mode) || self.mode != 'external' || (has(self.external) && has(self.external.secretRef))",
+            f"{what}.external.secretRef (a Secret holding the {what} URL) is required when {what}.mode is external",
+        ),
+        cel(
+            "!has(self.mode) || self.mode != 'external' || !has(self.managed)",
+            f"{what}.managed must not be set when {what}.mode is external",
+        ),
+        cel(
+            "(has(self.mode) && self.mode == 'external') || !has(self.external)",
+            f"{what}.external is only allowed when {what}.mode is external",
+        ),
+    )
+
+
+class RedisSpec(Model):
+    model_config = ConfigDict(json_schema_extra=_store_rules("redis"))
+
+    mode: Literal["managed", "external"] = "managed"
+    managed: ManagedStore | None = None
+    external: ExternalStore | None = None
+
+
+class PostgresSpec(Model):
+    model_config = ConfigDict(json_schema_extra=_store_rules("postgres"))
+
+    mode: Literal["managed", "external"] = "managed"
+    managed: ManagedStore | None = None
+    external: ExternalStore | None = None
+
+
+class S3Location(Model):
+    """An S3-compatible bucket. credentialsSecret names a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."""
+
+    bucket: str = Field(min_length=3)
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    credentials_secret: str | None = None
+    path_style: bool = False
+
+
+class Retention(Model):
+    keep_last: int | None = Field(None, ge=1)
+    max_age: str | None = Field(None, description="A duration such as 720h or 30d.")
+
+
+class BackupSpec(Model):
+    """Scheduled backups to S3 (a CronJob running `lighthouse-bridge backup`)."""
+
+    schedule: str = Field(min_length=1, description="Cron schedule, for example '0 3 * * *'.")
+    suspend: bool = False
+    s3: S3Location
+    retention: Retention = Retention()
+    resources: ResourceRequirements = ResourceRequirements()
+
+
+class RolloutSpec(Model):
+    on_failure: Literal["Rollback", "Freeze"] = "Rollback"
+    crash_loop_restarts: int = Field(3, ge=1)
+    progress_deadline_seconds: int = Field(600, ge=1)
+
+
+class RestoreSpec(Model):
+    """Seed a new bridge from a backup before it starts."""
+
+    from_: str = Field("latest", alias="from", min_length=1, description="A backup name, or latest.")
+    s3: S3Location | None = Field(None, description="Where the backup lives (default: this bridge's backup.s3).")
+
+
+class MonitoringSpec(Model):
+    service_monitor: bool = Field(False, description="Create a ServiceMonitor (when the CRD exists).")
+
+
+class NetworkPolicySpec(Model):
+    enabled: bool = True
+
+
+class LighthouseBridgeSpec(Model):
+    """The desired state of a Lighthouse bridge and its storage."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("!has(self.replicas) || self.replicas >= 0", "spec.replicas must be 0 or more"),
+            cel("!has(self.image) || self.image.trim() != ''", "spec.image must not be empty"),
+        )
+    )
+
+    image: str | None = Field(None, description="Bridge image (default: the one matching the operator).")
+    replicas: int = 1  # >= 0: checked by the CEL rule above (one readable message) and _replicas below
+    resources: ResourceRequirements = ResourceRequirements()
+    pod_template: PodTemplate = PodTemplate()
+    bridge: BridgeConfig = BridgeConfig()
+    project: ProjectSource = ProjectSource()
+    fuse: FuseSpec = FuseSpec()
+    redis: RedisSpec = RedisSpec()
+    postgres: PostgresSpec = PostgresSpec()
+    backup: BackupSpec | None = None
+    rollout: RolloutSpec = RolloutSpec()
+    restart_nonce: str | None = Field(None, description="Change to roll the bridge pods (committable to Git).")
+    restore: RestoreSpec | None = None
+    deletion_policy: Literal["Retain", "Delete", "Snapshot"] = Field(
+        "Retain", description="What happens to PVCs and generated Secrets when this resource is deleted."
+    )
+    paused: bool = Field(False, description="Stop all writes to children.")
+    monitoring: MonitoringSpec = MonitoringSpec()
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("spec.replicas must be 0 or more")
+        return v
+
+    @property
+    def bridge_image(self) -> str:
+        return self.image or DEFAULT_BRIDGE_IMAGE
+
+    @property
+    def redis_image(self) -> str:
+        return (self.redis.managed and self.redis.managed.image) or DEFAULT_REDIS_IMAGE
+
+    @property
+    def postgres_image(self) -> str:
+        return (self.postgres.managed and self.postgres.managed.image) or DEFAULT_POSTGRES_IMAGE
+
+
+# -------------------------------------------------------------------------------------------------------------- status
+
+DATE_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+class Condition(Model):
+    """A metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(None, json_schema_extra=DATE_TIME)
+    observed_generation: int | None = None
+
+
+class Revisions(Model):
+    desired: str | None = None
+    serving: str | None = None
+    last_good: str | None = None
+
+
+class ComponentStatus(Model):
+    ready: int = 0
+    desired: int = 0
+    message: str = ""
+
+
+class Components(Model):
+    bridge: ComponentStatus | None = None
+    redis: ComponentStatus | None = None
+    postgres: ComponentStatus | None = None
+    backup: ComponentStatus | None = None
+
+
+class Endpoints(Model):
+    api: str | None = None
+    metrics: str | None = None
+
+
+class LastBackup(Model):
+    name: str | None = None
+    time: str | None = Field(None, json_schema_extra=DATE_TIME)
+    size: int | None = None
+
+
+class LighthouseBridgeStatus(Model):
+    """The observed state, written only by the operator."""
+
+    observed_generation: int | None = None
+    phase: str | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    selector: str | None = None
+    replica_summary: str | None = Field(None, description="ready/desired bridge replicas, for kubectl get.")
+    revisions: Revisions | None = None
+    components: Components | None = None
+    endpoints: Endpoints | None = None
+    last_backup: LastBackup | None = None
+    last_successful_backup_time: str | None = Field(None, json_schema_extra=DATE_TIME)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ObjectMeta(BaseModel):
+    """Only what the operator reads from metadata."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    deletionTimestamp: str | None = None  # Kubernetes spelling
+
+
+class LighthouseBridge(BaseModel):
+    """A whole object as read from the API server."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: ObjectMeta
+    spec: LighthouseBridgeSpec = LighthouseBridgeSpec()
+    status: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.metadata.name,
+            "uid": self.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    @classmethod
+    def from_body(cls, body: Any) -> LighthouseBridge:
+        """Parse a raw object; pydantic.ValidationError means the spec is invalid beyond what CEL checks."""
+        raw = dict(body)
+        return cls.model_validate(
+            {
+                "metadata": dict(raw.get("metadata") or {}),
+                "spec": dict(raw.get("spec") or {}),
+                "status": dict(raw.get("status") or {}),
+            }
+        )

@@ -1,0 +1,130 @@
+"""An in-memory stand-in for k8s.Kube, for unit tests of the applier's decisions only (the integration tier uses
+the real API server). It mimics what matters here: server defaults, resourceVersion/generation, label selectors."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from lighthouse_operator.k8s import Conflict, NotFound
+
+Obj = dict[str, Any]
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], Obj] = {}
+        self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
+        self.events: list[tuple[str, str, str]] = []
+        self._rv = itertools.count(100)
+        self._uid = itertools.count(1)
+        self.missing_kinds: set[str] = set()  # kinds whose CRD is not installed
+
+    def _store(self, obj: Obj, bump_generation: bool) -> Obj:
+        md = obj["metadata"]
+        md["resourceVersion"] = str(next(self._rv))
+        md.setdefault("uid", f"uid-{next(self._uid)}")
+        if bump_generation and "spec" in obj:
+            md["generation"] = md.get("generation", 0) + 1
+        # A server default the operator never sets, so covers() must tolerate supersets.
+        if obj["kind"] == "Deployment":
+            obj["spec"].setdefault("progressDeadlineSeconds", 600)
+            obj.setdefault("status", {})
+        self.objects[(obj["kind"], md["namespace"], md["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def edit(self, kind: str, namespace: str, name: str, fn: Any) -> None:
+        """A hand edit through the API (kubectl edit): the server bumps resourceVersion and generation."""
+        obj = self.objects[(kind, namespace, name)]
+        fn(obj)
+        self._store(obj, bump_generation=True)
+
+    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
+        o = self.objects.get((kind, namespace or "", name))
+        return copy.deepcopy(o) if o else None
+
+    async def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None):
+        want = dict(p.split("=", 1) for p in (label_selector or "").split(",") if p)
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind
+            and ns == namespace
+            and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in want.items())
+        ]
+
+    async def apply(self, manifest: Obj, *, force: bool = True) -> Obj:
+        if manifest["kind"] in self.missing_kinds:
+            raise NotFound(404, "NotFound", "the server could not find the requested resource")
+        self.writes.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
+        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        current = self.objects.get(key)
+        new = copy.deepcopy(manifest)
+        if current:
+            new["metadata"] = {**current["metadata"], **new["metadata"]}
+            changed = current.get("spec") != new.get("spec")
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1)
+            return self._store(new, bump_generation=changed)
+        return self._store(new, bump_generation=True)
+
+    async def create(self, manifest: Obj) -> Obj | None:
+        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        if key in self.objects:
+            return None
+        self.writes.append(("create", manifest["kind"], manifest["metadata"]["name"]))
+        obj = copy.deepcopy(manifest)
+        if "stringData" in obj:
+            obj["data"] = obj.pop("stringData")
+        return self._store(obj, bump_generation=False)
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Obj,
+        *,
+        subresource: str | None = None,
+        merge: bool = True,
+    ) -> Obj | None:
+        key = (kind, namespace or "", name)
+        if key not in self.objects:
+            return None
+        self.writes.append(("patch", kind, name))
+        obj = self.objects[key]
+        if patch.get("metadata", {}).get("resourceVersion") not in (None, obj["metadata"].get("resourceVersion")):
+            raise Conflict(409, "Conflict", "resourceVersion changed")
+        _merge(obj, patch)
+        return self._store(obj, bump_generation=False)
+
+    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Obj):
+        return await self.patch(api_version, kind, namespace, name, {"status": status}, subresource="status")
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        propagation: str = "Background",
+        uid: str | None = None,
+    ) -> bool:
+        if self.objects.pop((kind, namespace or "", name), None) is None:
+            return False
+        self.writes.append(("delete", kind, name))
+        return True
+
+    async def event(self, involved: Obj, type_: str, reason: str, message: str, action: str = "Reconcile") -> None:
+        self.events.append((type_, reason, message))
+
+
+def _merge(target: Obj, patch: Obj) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)

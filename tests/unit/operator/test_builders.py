@@ -1,0 +1,293 @@
+"""Builders are pure: golden files pin every manifest (UPDATE_GOLDEN=1 rewrites them), and targeted tests pin what
+matters most (probes, surge-only rollout, FUSE per mode, labels, ownership, what exists when)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lighthouse_operator import builders, naming
+from lighthouse_operator.builders import backup, bridge, network, secrets, stores
+from lighthouse_operator.models import LighthouseBridge
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+class NoAliases(yaml.SafeDumper):
+    """Shared sub-dicts must not become YAML anchors in the golden files."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "minimal": {},
+    "full": {
+        "image": "registry.example/lighthouse-bridge:1.2.3",
+        "replicas": 3,
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "podTemplate": {
+            "labels": {"team": "platform", naming.L_COMPONENT: "ignored"},
+            "annotations": {"example.com/owner": "platform"},
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ai", "effect": "NoSchedule"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+            "priorityClassName": "high",
+        },
+        "bridge": {
+            "logLevel": "debug",
+            "experts": False,
+            "policy": {"blocked": ["rm -rf /"], "escalateTimeoutSeconds": 30},
+            "env": [{"name": "LIGHTHOUSE_LOG_LEVEL", "value": "warning"}, {"name": "EXTRA", "value": "1"}],
+        },
+        "project": {"pvc": {"claimName": "project-src", "subPath": "repo"}},
+        "fuse": {"mode": "devicePlugin", "devicePluginResource": "smarter-devices/fuse"},
+        "redis": {"mode": "external", "external": {"secretRef": {"name": "shared-redis", "key": "uri"}}},
+        "postgres": {
+            "managed": {
+                "image": "postgres:17",
+                "resources": {"limits": {"memory": "1Gi"}},
+                "storage": {"size": "20Gi", "storageClassName": "fast"},
+            }
+        },
+        "backup": {
+            "schedule": "0 3 * * *",
+            "s3": {
+                "bucket": "backups",
+                "prefix": "lh",
+                "endpoint": "http://s3:9000",
+                "region": "eu-west-1",
+                "credentialsSecret": "s3-creds",
+                "pathStyle": True,
+            },
+            "retention": {"keepLast": 7, "maxAge": "720h"},
+        },
+        "rollout": {"onFailure": "Freeze", "progressDeadlineSeconds": 120},
+        "restartNonce": "2026-11-29",
+        "deletionPolicy": "Delete",
+    },
+    "privileged-external-postgres": {
+        "fuse": {"mode": "privileged"},
+        "postgres": {"mode": "external", "external": {"secretRef": {"name": "pg"}}},
+        "networkPolicy": {"enabled": False},
+        "podTemplate": {"serviceAccountName": "custom-sa"},
+    },
+    "fuse-disabled": {"fuse": {"enabled": False}, "replicas": 2},
+}
+
+
+def make(spec: dict[str, Any], name: str = "demo", namespace: str = "team-a") -> LighthouseBridge:
+    return LighthouseBridge.from_body(
+        {
+            "metadata": {"name": name, "namespace": namespace, "uid": "0000-uid", "generation": 1},
+            "spec": spec,
+        }
+    )
+
+
+def render(lhb: LighthouseBridge) -> list[dict[str, Any]]:
+    counter = itertools.count(1)
+    return builders.desired_children(lhb) + secrets.generated_secrets(lhb, lambda: f"generated-{next(counter)}")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    docs = render(make(CASES[case]))
+    text = yaml.dump_all(docs, Dumper=NoAliases, sort_keys=True, width=120)
+    path = GOLDEN / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"missing {path}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == path.read_text(), f"{case} differs from {path}; rerun with UPDATE_GOLDEN=1 if intended"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_child_is_labelled_and_owned(case: str) -> None:
+    lhb = make(CASES[case])
+    for doc in render(lhb):
+        md = doc["metadata"]
+        assert md["namespace"] == "team-a"
+        assert md["name"].startswith("demo-")
+        for key in (naming.L_NAME, naming.L_INSTANCE, naming.L_COMPONENT, naming.L_PART_OF, naming.L_MANAGED_BY):
+            assert key in md["labels"], (doc["kind"], key)
+        (ref,) = md["ownerReferences"]
+        assert ref == {
+            "apiVersion": "lighthouse.dev/v1alpha1",
+            "kind": "LighthouseBridge",
+            "name": "demo",
+            "uid": "0000-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def test_children_names_are_unique_per_kind() -> None:
+    docs = render(make(CASES["full"]))
+    keys = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(keys) == len(set(keys))
+
+
+def test_deployment_probes_ports_and_surge_only_rollout() -> None:
+    dep = bridge.deployment(make({}))
+    spec = dep["spec"]
+    assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    c = spec["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert "startupProbe" in c
+    assert {p["containerPort"] for p in c["ports"]} == {8765, 9090}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LIGHTHOUSE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-postgres-credentials",
+        "key": "url",
+    }
+    assert env["LIGHTHOUSE_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "demo-redis-credentials"
+    assert env["LIGHTHOUSE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "demo-admin-token", "key": "token"}
+    assert spec["selector"]["matchLabels"] == naming.selector("demo", "bridge")
+
+
+def test_user_env_overrides_in_place_without_duplicates() -> None:
+    c = bridge.deployment(make(CASES["full"]))["spec"]["template"]["spec"]["containers"][0]
+    names = [e["name"] for e in c["env"]]
+    assert len(names) == len(set(names))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LIGHTHOUSE_LOG_LEVEL"]["value"] == "warning"
+    assert env["LIGHTHOUSE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "shared-redis", "key": "uri"}
+    assert names[-1] == "EXTRA"
+
+
+def test_pod_template_labels_cannot_break_the_selector() -> None:
+    tpl = bridge.deployment(make(CASES["full"]))["spec"]["template"]["metadata"]
+    assert tpl["labels"][naming.L_COMPONENT] == "bridge"
+    assert tpl["labels"]["team"] == "platform"
+    assert tpl["annotations"]["example.com/owner"] == "platform"
+    assert naming.A_REVISION in tpl["annotations"]
+
+
+@pytest.mark.parametrize(
+    ("fuse", "privileged", "caps", "hostpath", "device"),
+    [
+        ({"mode": "capabilities"}, None, ["SYS_ADMIN"], True, None),
+        ({"mode": "privileged"}, True, None, False, None),
+        (
+            {"mode": "devicePlugin", "devicePluginResource": "smarter-devices/fuse"},
+            None,
+            ["SYS_ADMIN"],
+            False,
+            "smarter-devices/fuse",
+        ),
+        ({"mode": "disabled"}, None, None, False, None),
+        ({"enabled": False, "mode": "privileged"}, None, None, False, None),
+    ],
+)
+def test_fuse_security_context_per_mode(fuse, privileged, caps, hostpath, device) -> None:
+    pod = bridge.deployment(make({"fuse": fuse}))["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    assert sc.get("privileged") == privileged
+    assert sc.get("capabilities", {}).get("add") == caps
+    has_hostpath = any("hostPath" in v for v in pod["volumes"])
+    assert has_hostpath == hostpath
+    limits = c.get("resources", {}).get("limits", {})
+    assert (device in limits) if device else not any("/" in k for k in limits)
+    if caps is None and privileged is None:
+        assert sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
+
+
+def test_pdb_only_with_more_than_one_replica() -> None:
+    assert bridge.pdb(make({"replicas": 1})) is None
+    assert bridge.pdb(make({"replicas": 0})) is None
+    assert bridge.pdb(make({"replicas": 2}))["spec"]["maxUnavailable"] == 1
+
+
+def test_network_policies_admit_only_bridge_and_backup_pods() -> None:
+    pols = network.network_policies(make({}))
+    assert {p["metadata"]["name"] for p in pols} == {"demo-redis", "demo-postgres"}
+    for p in pols:
+        (rule,) = p["spec"]["ingress"]
+        (peer,) = rule["from"]
+        assert peer["podSelector"]["matchLabels"][naming.L_INSTANCE] == "demo"
+        (expr,) = peer["podSelector"]["matchExpressions"]
+        assert "bridge" in expr["values"] and "backup" in expr["values"]
+        assert "redis" not in expr["values"]
+    assert network.network_policies(make({"networkPolicy": {"enabled": False}})) == []
+    # External stores have nothing of ours to protect.
+    ext = {"mode": "external", "external": {"secretRef": {"name": "x"}}}
+    assert network.network_policies(make({"redis": ext, "postgres": ext})) == []
+
+
+def test_statefulsets_keep_data_on_pvcs_and_probe_readiness() -> None:
+    pg = stores.postgres_statefulset(make({"postgres": {"managed": {"storage": {"size": "5Gi"}}}}))
+    c = pg["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["PGDATA"]["value"].startswith(stores.PGDATA_MOUNT + "/")
+    assert "pg_isready" in " ".join(c["readinessProbe"]["exec"]["command"])
+    (vct,) = pg["spec"]["volumeClaimTemplates"]
+    assert vct["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert pg["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    rd = stores.redis_statefulset(make({}))
+    cmd = " ".join(rd["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "--appendonly yes" in cmd and "--requirepass" in cmd
+    assert "generated" not in cmd  # the password never appears in the manifest
+    assert stores.redis_service(make({}))["spec"]["clusterIP"] == "None"
+
+
+def test_cronjob_only_with_backup_and_bounded() -> None:
+    assert backup.cronjob(make({})) is None
+    cj = backup.cronjob(make(CASES["full"]))
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cj["spec"]["successfulJobsHistoryLimit"] <= 5 and cj["spec"]["failedJobsHistoryLimit"] <= 5
+    job = cj["spec"]["jobTemplate"]["spec"]
+    assert 0 < job["backoffLimit"] <= 3
+    c = job["template"]["spec"]["containers"][0]
+    assert c["image"] == "registry.example/lighthouse-bridge:1.2.3" and c["args"] == ["backup"]
+    assert job["template"]["metadata"]["labels"][naming.L_COMPONENT] == "backup"
+
+
+def test_secrets_generated_only_for_managed_stores() -> None:
+    ext = {"mode": "external", "external": {"secretRef": {"name": "x"}}}
+    names = [s["metadata"]["name"] for s in secrets.generated_secrets(make({"redis": ext}), lambda: "p")]
+    assert names == ["demo-postgres-credentials", "demo-admin-token"]
+    pg = secrets.postgres_credentials(make({}), "s3cr3t")
+    assert pg["stringData"]["url"] == "postgresql://lighthouse:s3cr3t@demo-postgres.team-a.svc:5432/lighthouse"
+    assert secrets.new_password() != secrets.new_password()
+
+
+def test_revision_follows_pod_shaping_fields_only() -> None:
+    base = bridge.revision(make({}))
+    assert bridge.revision(make({"replicas": 5})) == base
+    assert bridge.revision(make({"restartNonce": "1"})) != base
+    assert bridge.revision(make({"image": "x:2"})) != base
+    assert bridge.revision(make({"bridge": {"logLevel": "debug"}})) != base
+
+
+def test_children_depend_on_spec() -> None:
+    kinds = lambda spec: sorted(d["kind"] for d in builders.desired_children(make(spec)))  # noqa: E731
+    assert kinds({}) == sorted(
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "Service",
+            "Service",
+            "Service",
+            "Service",
+            "StatefulSet",
+            "StatefulSet",
+            "Deployment",
+        ]
+    )
+    ext = {"mode": "external", "external": {"secretRef": {"name": "x"}}}
+    assert kinds(
+        {
+            "redis": ext,
+            "postgres": ext,
+            "networkPolicy": {"enabled": False},
+            "podTemplate": {"serviceAccountName": "sa"},
+        }
+    ) == ["ConfigMap", "Deployment", "Service", "Service"]

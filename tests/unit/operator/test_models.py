@@ -1,0 +1,122 @@
+"""The typed LighthouseBridge API: defaults live in the model, wire names are camelCase, bad input is refused."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+from lighthouse_operator import models
+from lighthouse_operator.validation import InvalidSpec, cron_problem, parse
+
+
+def body(spec: dict | None = None, name: str = "demo") -> dict:
+    return {
+        "apiVersion": models.API_VERSION,
+        "kind": models.KIND,
+        "metadata": {"name": name, "namespace": "ns", "uid": "u-1", "generation": 3},
+        "spec": spec or {},
+    }
+
+
+def test_empty_spec_gets_operator_defaults() -> None:
+    lhb = parse(body())
+    s = lhb.spec
+    assert s.replicas == 1
+    assert s.bridge_image == models.DEFAULT_BRIDGE_IMAGE
+    assert s.redis.mode == "managed" and s.postgres.mode == "managed"
+    assert s.deletion_policy == "Retain"
+    assert s.network_policy.enabled is True
+    assert s.fuse.active and s.fuse.mode == "capabilities"
+    assert s.rollout.crash_loop_restarts == 3
+    assert s.backup is None and s.restore is None
+
+
+def test_wire_names_are_camel_case() -> None:
+    spec = {
+        "podTemplate": {"nodeSelector": {"a": "b"}, "priorityClassName": "high"},
+        "redis": {"mode": "external", "external": {"secretRef": {"name": "r"}}},
+        "restore": {"from": "2026-01-01T00-00-00Z", "s3": {"bucket": "bkt", "pathStyle": True}},
+        "restartNonce": "1",
+    }
+    s = parse(body(spec)).spec
+    assert s.pod_template.node_selector == {"a": "b"}
+    assert s.redis.external and s.redis.external.secret_ref and s.redis.external.secret_ref.key == "url"
+    assert s.restore and s.restore.from_ == "2026-01-01T00-00-00Z" and s.restore.s3 and s.restore.s3.path_style
+    dumped = s.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["restore"]["from"] == "2026-01-01T00-00-00Z"
+    assert "podTemplate" in dumped and "restartNonce" in dumped
+
+
+def test_unknown_field_is_refused() -> None:
+    with pytest.raises(InvalidSpec) as e:
+        parse(body({"replicaz": 2}))
+    assert "replicaz" in str(e.value)
+
+
+@pytest.mark.parametrize("q", ["1Gi", "500m", "2", 3, "1.5", "1e3"])
+def test_quantities_accepted(q: object) -> None:
+    models.ResourceRequirements.model_validate({"limits": {"memory": q}})
+
+
+@pytest.mark.parametrize("q", ["1 GB", "lots", "1Gib", ""])
+def test_bad_quantity_refused(q: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match="not a Kubernetes quantity"):
+        models.StorageSpec.model_validate({"size": q})
+
+
+@pytest.mark.parametrize("sched", ["0 3 * * *", "*/15 * * * *", "0 0 1 jan-jun mon-fri", "@daily", "5,10 1-4/2 * * 0"])
+def test_cron_accepted(sched: str) -> None:
+    assert cron_problem(sched) is None
+
+
+@pytest.mark.parametrize(
+    "sched", ["0 3 * *", "61 * * * *", "* 24 * * *", "* * * * mon-sun-x", "*/0 * * * *", "x y z a b"]
+)
+def test_cron_refused(sched: str) -> None:
+    assert cron_problem(sched)
+
+
+def test_semantic_problems_collected() -> None:
+    spec = {
+        "backup": {"schedule": "every day", "s3": {"bucket": "bkt"}, "retention": {"maxAge": "a month"}},
+        "fuse": {"mode": "devicePlugin", "devicePluginResource": "no slash"},
+    }
+    with pytest.raises(InvalidSpec) as e:
+        parse(body(spec))
+    assert len(e.value.problems) == 3
+    assert any("backup.schedule" in p for p in e.value.problems)
+    assert any("maxAge" in p for p in e.value.problems)
+    assert any("devicePluginResource" in p for p in e.value.problems)
+
+
+def test_restore_needs_a_location() -> None:
+    with pytest.raises(InvalidSpec, match="restore needs"):
+        parse(body({"restore": {"from": "latest"}}))
+
+
+def test_status_dump_is_camel_case_and_sparse() -> None:
+    st = models.LighthouseBridgeStatus(
+        observed_generation=2,
+        conditions=[models.Condition(type="Ready", status="True", reason="Ready")],
+        ready_replicas=1,
+    )
+    d = st.dump()
+    assert d == {
+        "observedGeneration": 2,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": ""}],
+        "readyReplicas": 1,
+    }
+
+
+def test_examples_are_valid() -> None:
+    import pathlib
+
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parents[3] / "examples"
+    found = 0
+    for path in sorted(root.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == models.KIND:
+                parse(doc)
+                found += 1
+    assert found >= 2
