@@ -6,6 +6,8 @@ import errno
 import functools
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
@@ -43,7 +45,7 @@ def counted(name: str) -> Callable[[F], F]:
                 self.model.stats.record(name, time.perf_counter() - start, failed)
                 if self.model.pending:
                     pending, self.model.pending = self.model.pending, []
-                    invalidate(pending, in_request=True)
+                    invalidate(pending)
 
         return cast(F, wrapper)
 
@@ -70,18 +72,37 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return e
 
 
-def invalidate(items: Iterable[Invalidation], in_request: bool = False) -> None:
-    """Tell the kernel to drop what it cached. Entries go through pyfuse3's invalidation thread, which cannot
-    deadlock with a request in progress; inodes are invalidated directly (no writeback cache, so it cannot block)."""
-    for item in items:
+_inval_queue: queue.SimpleQueue[Invalidation] = queue.SimpleQueue()
+_inval_thread: threading.Thread | None = None
+_inval_lock = threading.Lock()
+
+
+def _invalidation_worker() -> None:
+    while True:
+        item = _inval_queue.get()
         try:
             if item.name is None:
-                pyfuse3.invalidate_inode(item.ino, attr_only=in_request)
+                pyfuse3.invalidate_inode(item.ino, attr_only=False)
             else:
-                pyfuse3.invalidate_entry_async(item.ino, os.fsencode(item.name), ignore_enoent=True)
+                pyfuse3.invalidate_entry(item.ino, os.fsencode(item.name))
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
                 log.warning("Kernel cache invalidation failed ino=%d name=%s error=%s", item.ino, item.name, exc)
+        except Exception:
+            log.exception("Kernel cache invalidation failed ino=%d name=%s", item.ino, item.name)
+
+
+def invalidate(items: Iterable[Invalidation]) -> None:
+    """Tell the kernel to drop what it cached, from a thread of its own. Invalidating an inode's pages waits for
+    their page locks, and a writer holds those while it waits for our answer to its WRITE: done on the trio thread
+    that must send that answer, it deadlocks (seen with a write racing a change from the event stream)."""
+    global _inval_thread
+    with _inval_lock:
+        if _inval_thread is None:
+            _inval_thread = threading.Thread(target=_invalidation_worker, name="fuse-invalidate", daemon=True)
+            _inval_thread.start()
+    for item in items:
+        _inval_queue.put(item)
 
 
 class Operations(pyfuse3.Operations):
