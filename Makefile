@@ -35,7 +35,7 @@ bench: bootstrap ## Run benchmarks/ and record figures in benchmarks/RESULTS.md
 	@hack/bench.sh
 
 ##@ Environment
-.PHONY: bootstrap bootstrap-python tools cluster-up cluster-down services-up services-down
+.PHONY: bootstrap bootstrap-python tools extra-tools cluster-up cluster-down services-up services-down
 bootstrap: ## Install Debian packages, the virtualenv and the Go-built control plane (idempotent)
 	@hack/bootstrap.sh all
 
@@ -44,6 +44,9 @@ bootstrap-python: ## Create or refresh .venv only
 
 tools: ## Build etcd, kube-*, kubectl, kwok, kwokctl from their pinned Go modules (cached)
 	@hack/build-tools.sh
+
+extra-tools: ## Build helm and promtool from their pinned Go modules (cached)
+	@hack/build-extra-tools.sh
 
 cluster-up: tools ## Start the local control plane (kwok nodes) on 127.0.0.1
 	@hack/cluster.sh up

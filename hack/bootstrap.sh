@@ -30,7 +30,7 @@ do_python() {
   log "Virtualenv ready"
 }
 
-do_tools() { "$REPO_ROOT/hack/build-tools.sh" >/dev/null; }
+do_tools() { "$REPO_ROOT/hack/build-tools.sh" >/dev/null; "$REPO_ROOT/hack/build-extra-tools.sh" >/dev/null; }
 
 case "${1:-all}" in
   apt) do_apt ;;

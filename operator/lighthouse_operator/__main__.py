@@ -14,11 +14,14 @@ import logging
 import os
 import sys
 
+from lighthouse_operator import __version__
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="lighthouse-operator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
         "-n",

@@ -1,0 +1,126 @@
+"""The operator container with the chart's own ServiceAccount token (no admin credentials): the RBAC the chart grants
+is enough to reconcile a LighthouseBridge to Ready and to delete it again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.containers import Container, Images, running_container, wait_for
+from tests.e2e.test_operator_container import free_port, get_json, ready_condition
+from tests.harness.cluster import Cluster
+from tests.harness.extra_tools import helm
+from tests.unit.chart.render import CHART
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, sa: str, directory: Path) -> Path:
+    """The API server and CA of the test cluster, with a short-lived token of the operator's ServiceAccount."""
+    admin = yaml.safe_load(cluster.kubectl("config", "view", "--flatten", "--minify", "--raw").stdout)
+    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "test", "user": sa}}],
+        "current-context": "operator",
+    }
+    directory.chmod(0o755)
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o644)
+    return path
+
+
+@pytest.fixture
+def operator_as_its_service_account(
+    images: Images, cluster: Cluster, namespace: str, tmp_path: Path
+) -> Iterator[tuple[Container, str]]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-e2e",
+                    "-f", str(REPO_ROOT / "crds"))  # fmt: skip
+    release = f"rbac-{uuid.uuid4().hex[:6]}"
+    base = [helm(), "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace]
+    # Namespaced mode, watching its own namespace; the Deployment is scaled to 0: the container below is the operator.
+    subprocess.run(
+        [*base, "install", release, str(CHART), "--set", "crds.create=false", "--set", "watch.mode=namespaced",
+         "--set", "replicaCount=0"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    sa = f"{release}-lighthouse-operator"
+    kubeconfig = service_account_kubeconfig(cluster, namespace, sa, tmp_path)
+    liveness = free_port()
+    flags = [
+        "--network", "host", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "-v", f"{kubeconfig}:/etc/lighthouse/kubeconfig:ro", "-e", "KUBECONFIG=/etc/lighthouse/kubeconfig",
+    ]  # fmt: skip
+    args = ["--namespace", namespace, "--metrics-port", str(free_port()), "--liveness-port", str(liveness)]
+    try:
+        with running_container(images.operator, *args, flags=flags) as operator:
+            wait_for(
+                lambda: httpx.get(f"http://127.0.0.1:{liveness}/healthz", timeout=5).status_code == 200,
+                timeout=60,
+                what="operator liveness endpoint",
+            )
+            yield operator, namespace
+    finally:
+        subprocess.run([*base, "uninstall", release], capture_output=True, timeout=300)
+
+
+def forbidden_lines(operator: Container) -> list[str]:
+    return [line for line in operator.logs().splitlines() if "403" in line or "orbidden" in line]
+
+
+def test_chart_rbac_is_enough_to_reconcile_to_ready(
+    operator_as_its_service_account: tuple[Container, str], cluster: Cluster
+) -> None:
+    operator, namespace = operator_as_its_service_account
+    lhb = {"apiVersion": "lighthouse.dev/v1alpha1", "kind": "LighthouseBridge",
+           "metadata": {"name": "rbac", "namespace": namespace}, "spec": {}}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(lhb))
+
+    def ready() -> dict | None:
+        assert operator.running(), f"operator exited:\n{operator.logs()}"
+        current = get_json(cluster, "-n", namespace, "lighthousebridge", "rbac")
+        condition = ready_condition(current)
+        return current if condition and condition["status"] == "True" else None
+
+    try:
+        wait_for(ready, timeout=180, what="Ready=True with the chart's RBAC")
+    except AssertionError as exc:
+        status = (get_json(cluster, "-n", namespace, "lighthousebridge", "rbac") or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}\noperator log:\n{operator.logs()[-6000:]}") from None
+    assert forbidden_lines(operator) == []
+
+
+def test_chart_rbac_is_enough_to_delete_a_bridge(
+    operator_as_its_service_account: tuple[Container, str], cluster: Cluster
+) -> None:
+    operator, namespace = operator_as_its_service_account
+    lhb = {"apiVersion": "lighthouse.dev/v1alpha1", "kind": "LighthouseBridge",
+           "metadata": {"name": "rbac-del", "namespace": namespace}, "spec": {}}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(lhb))
+    wait_for(
+        lambda: (
+            (get_json(cluster, "-n", namespace, "lighthousebridge", "rbac-del") or {})
+            .get("metadata", {})
+            .get("finalizers")
+        ),
+        timeout=120,
+        what="the operator's finalizer",
+    )
+    cluster.kubectl("delete", "-n", namespace, "lighthousebridge", "rbac-del", "--wait=false")
+    wait_for(
+        lambda: get_json(cluster, "-n", namespace, "lighthousebridge", "rbac-del") is None,
+        timeout=90,
+        what="the LighthouseBridge to be gone (finalizer released)",
+    )
+    assert forbidden_lines(operator) == [], json.dumps(forbidden_lines(operator))

@@ -1,0 +1,190 @@
+"""The Helm chart rendered with the pinned helm: lint, golden output, RBAC, Pod Security, CRDs and the schema."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.extra_tools import helm
+from tests.unit.chart.render import (
+    CHART,
+    REPO_ROOT,
+    RenderError,
+    by_kind,
+    documents,
+    helm_template,
+    restricted_violations,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+# Named value sets rendered into golden files; UPDATE_GOLDEN=1 rewrites them after an intended change.
+CASES: dict[str, list[str]] = {
+    "default": [],
+    "namespaced": ["--set", "watch.mode=namespaced", "--set", "watch.namespaces={team-a,team-b}"],
+    "no-crds-servicemonitor": ["--set", "crds.create=false", "--set", "metrics.serviceMonitor.enabled=true"],
+}
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_helm_lint(strict: bool) -> None:
+    args = [helm(), "lint", str(CHART), *(["--strict"] if strict else [])]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def without_crd_bodies(rendered: str) -> str:
+    """The CRD's spec is generated from the operator's models and compared with crds/ on its own (below); the
+    golden files keep only the CRD's metadata, so a regenerated CRD does not churn them."""
+    docs = rendered.split("\n---\n")
+    for i, doc in enumerate(docs):
+        if "\nkind: CustomResourceDefinition\n" in f"\n{doc}":
+            docs[i] = doc[: doc.index("\nspec:\n")] + "\nspec: {}  # crds/ (see test_crds_are_templated_from_crds)\n"
+    return "\n---\n".join(docs)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_template_matches_golden(case: str) -> None:
+    rendered = without_crd_bodies(helm_template(*CASES[case]))
+    golden = GOLDEN / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered)
+    assert golden.exists(), f"{golden} is missing: run with UPDATE_GOLDEN=1"
+    assert rendered == golden.read_text(), f"helm template differs from {golden.name}: rerun with UPDATE_GOLDEN=1"
+
+
+def all_rules(docs: list[dict]) -> list[dict]:
+    return [rule for d in docs if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rbac_has_no_wildcards(case: str) -> None:
+    rules = all_rules(documents(helm_template(*CASES[case])))
+    assert rules
+    for rule in rules:
+        for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in (rule.get(field) or []), rule
+        assert not rule.get("nonResourceURLs"), rule
+
+
+def test_secret_access_is_exactly_what_the_operator_uses() -> None:
+    # list/watch are for rolling bridges on a referenced Secret's change (bodies are hashed, not cached); no
+    # wildcard, no deletecollection, and Secrets share a rule with nothing else.
+    for case in CASES:
+        for rule in all_rules(documents(helm_template(*CASES[case]))):
+            if "secrets" in rule["resources"]:
+                assert rule["resources"] == ["secrets"], rule
+                assert set(rule["verbs"]) == {"get", "list", "watch", "create", "update", "patch", "delete"}, rule
+
+
+def test_cluster_mode_uses_one_cluster_role() -> None:
+    docs = documents(helm_template())
+    roles = {r["metadata"]["name"] for r in by_kind(docs, "ClusterRole")}
+    assert roles == {"lh-lighthouse-operator", "lh-lighthouse-operator-observer"}
+    binding = by_kind(docs, "ClusterRoleBinding")[0]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "lh-lighthouse-operator",
+                                    "namespace": "lighthouse-system"}]  # fmt: skip
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args
+    # Probes and scrapes come from outside the pod; the operator binds loopback unless told otherwise.
+    assert {"--bind=0.0.0.0", "--metrics-port=9469", "--liveness-port=9470"} <= set(args)
+
+
+def test_namespaced_mode_has_roles_only_in_watched_namespaces() -> None:
+    docs = documents(helm_template(*CASES["namespaced"]))
+    # Cluster-wide, only kopf's read-only observation of CRDs and Namespaces.
+    observer = by_kind(docs, "ClusterRole")
+    assert [r["metadata"]["name"] for r in observer] == ["lh-lighthouse-operator-observer"]
+    assert {v for rule in observer[0]["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
+    assert {r for rule in observer[0]["rules"] for r in rule["resources"]} == {
+        "customresourcedefinitions",
+        "namespaces",
+    }
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
+    assert roles == {("team-a", "lh-lighthouse-operator"), ("team-b", "lh-lighthouse-operator")}
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
+
+
+def test_namespaced_mode_defaults_to_the_release_namespace() -> None:
+    docs = documents(helm_template("--set", "watch.mode=namespaced", namespace="ops"))
+    assert {r["metadata"]["namespace"] for r in by_kind(docs, "Role")} == {"ops"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_operator_pod_meets_restricted_pod_security(case: str) -> None:
+    deployment = by_kind(documents(helm_template(*CASES[case])), "Deployment")[0]
+    assert restricted_violations(deployment["spec"]["template"]["spec"]) == []
+
+
+def test_restricted_check_catches_a_weakened_pod() -> None:
+    deployment = by_kind(documents(helm_template()), "Deployment")[0]
+    spec = deployment["spec"]["template"]["spec"]
+    spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    spec["containers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    spec["securityContext"]["runAsNonRoot"] = False
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    assert len(restricted_violations(spec)) == 5
+
+
+def test_crds_are_templated_from_crds_and_kept_on_uninstall() -> None:
+    crds = by_kind(documents(helm_template()), "CustomResourceDefinition")
+    source = [yaml.safe_load(p.read_text()) for p in sorted((REPO_ROOT / "crds").glob("*.yaml"))]
+    assert [c["metadata"]["name"] for c in crds] == [s["metadata"]["name"] for s in source]
+    for crd, src in zip(crds, source, strict=True):
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["spec"] == src["spec"]
+    assert by_kind(documents(helm_template("--set", "crds.create=false")), "CustomResourceDefinition") == []
+
+
+def test_chart_crd_copy_has_not_drifted() -> None:
+    proc = subprocess.run([str(REPO_ROOT / "hack" / "update-chart-crds.sh"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_metrics_service_and_optional_service_monitor() -> None:
+    docs = documents(helm_template())
+    service = by_kind(docs, "Service")[0]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert by_kind(docs, "ServiceMonitor") == []
+    monitor = by_kind(documents(helm_template(*CASES["no-crds-servicemonitor"])), "ServiceMonitor")[0]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert by_kind(documents(helm_template("--set", "metrics.enabled=false")), "Service") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--set", "watch.mode=everything"],
+        ["--set", "securityContext.allowPrivilegeEscalation=true"],
+        ["--set", "podSecurityContext.runAsNonRoot=false"],
+        ["--set", "image.pullPolicy=Sometimes"],
+        ["--set", "metrics.port=70000"],
+        ["--set", "unknownKey=1"],
+        ["--set", "watch.namespaces={Not_A_Namespace}"],
+    ],
+    ids=lambda a: a[1].split("=")[0],
+)
+def test_values_schema_rejects_bad_values(bad: list[str]) -> None:
+    with pytest.raises(RenderError, match="values don't meet the specifications of the schema"):
+        helm_template(*bad)
+
+
+def test_plain_manifests_match_the_chart() -> None:
+    # manifests/base is the chart's default install written out for kustomize; the parts that matter must agree.
+    docs = documents(helm_template())
+    base = REPO_ROOT / "manifests" / "base"
+    base_rbac = [d for d in yaml.safe_load_all((base / "rbac.yaml").read_text()) if d]
+    chart_rules = {r["metadata"]["name"].removeprefix("lh-"): r["rules"] for r in by_kind(docs, "ClusterRole")}
+    assert {r["metadata"]["name"]: r["rules"] for r in by_kind(base_rbac, "ClusterRole")} == chart_rules
+    chart_pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    base_pod = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    assert base_pod["securityContext"] == chart_pod["securityContext"]
+    for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+        assert base_pod["containers"][0][field] == chart_pod["containers"][0][field], field
+    assert base_pod["volumes"] == chart_pod["volumes"]
