@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     sub.add_parser("config", help="list every LIGHTHOUSE_* setting").set_defaults(func=cmd_config)
     # Subcommands owned by other packages plug in when present.
-    for module in ("lighthouse_bridge.fs.cli", "lighthouse_bridge.backup.cli", "lighthouse_bridge.agents.cli"):
+    for module in ("lighthouse_bridge.fs.cli", "lighthouse_bridge.backup.cli", "lighthouse_bridge.agents.cli",
+                   "lighthouse_bridge.health_check"):
         try:
             mod = __import__(module, fromlist=["add_subcommands"])
         except ImportError:
