@@ -144,3 +144,27 @@ async def deployment_event(body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_FILTER)
 async def statefulset_event(body: kopf.Body, **_: Any) -> None:
     await _child_event(body, "statefulset")
+
+
+# The health gate reads pod status (CrashLoopBackOff, ErrImagePull, Unschedulable rarely change the Deployment's
+# own status), so pods of our workloads wake their LighthouseBridge at once instead of on the next resync.
+@kopf.on.event("", "v1", "pods", labels=CHILD_FILTER)
+async def pod_event(body: kopf.Body, **_: Any) -> None:
+    await _child_event(body, "pod")
+
+
+async def _referenced(namespace: str | None, kind: str, name: str) -> None:
+    # Only Secrets/ConfigMaps a bridge's pods read (gate.Gate.watched): a content change means a new revision.
+    for parent in sorted(reconciler().gate.parents_of(namespace or "", kind, name)):
+        if (namespace or "", parent) in reconciler().known:
+            await _run(namespace or "", parent, kind.lower())
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(namespace: str | None, name: str, **_: Any) -> None:
+    await _referenced(namespace, "Secret", name)
+
+
+@kopf.on.event("", "v1", "configmaps")
+async def configmap_event(namespace: str | None, name: str, **_: Any) -> None:
+    await _referenced(namespace, "ConfigMap", name)

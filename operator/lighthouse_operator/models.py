@@ -367,6 +367,21 @@ class Revisions(Model):
     last_good: str | None = None
 
 
+class RolloutRecord(Model):
+    """The health gate's record of one workload's rollout, so that a restarted operator judges it the same way."""
+
+    revision: str | None = Field(None, description="The revision the current (or last) rollout targets.")
+    started_at: str | None = Field(None, description="When that rollout started; the progress deadline counts from "
+                                                    "here and is not reset when the ready count flaps.",
+                                   json_schema_extra=DATE_TIME)
+    phase: Literal["Progressing", "Complete", "Failed"] | None = None
+    last_good: str | None = Field(None, description="The newest revision that completed a rollout healthily.")
+    failed_revision: str | None = Field(None, description="Not retried until the desired revision changes.")
+    reason: str | None = None
+    message: str | None = None
+    detected_at: str | None = Field(None, json_schema_extra=DATE_TIME)
+
+
 class ComponentStatus(Model):
     ready: int = 0
     desired: int = 0
@@ -405,6 +420,8 @@ class LighthouseBridgeStatus(Model):
     selector: str | None = None
     replica_summary: str | None = Field(None, description="ready/desired bridge replicas, for kubectl get.")
     revisions: Revisions | None = None
+    rollout: dict[str, RolloutRecord] | None = Field(
+        None, description="Rollout records by workload (bridge, postgres, redis).")
     components: Components | None = None
     endpoints: Endpoints | None = None
     last_backup: LastBackup | None = None

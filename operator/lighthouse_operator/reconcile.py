@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import kopf
 
-from . import builders, metrics, naming
+from . import builders, gate, metrics, naming
 from . import status as st
 from .applier import Applier, ApplyReport
 from .builders import monitoring
@@ -108,6 +108,9 @@ class Reconciler:
     def __init__(self, kube: Kube, applier: Applier | None = None):
         self.kube = kube
         self.applier = applier or Applier(kube)
+        self.gate = gate.Gate(kube)
+        self._wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: set[tuple[str, str]] = set()
         self._own_rv: dict[tuple[str, str], str] = {}
@@ -121,6 +124,9 @@ class Reconciler:
         self.known.discard((namespace, name))
         self._own_rv.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
+        self.gate.forget(namespace, name)
+        if (handle := self._wakeups.pop((namespace, name), None)) is not None:
+            handle.cancel()
 
     # ------------------------------------------------------------------------------------------------ entry points
 
@@ -221,13 +227,18 @@ class Reconciler:
 
         observed = await self.applier.observe(lhb)
         if decision.action == "pause":
-            new = st.build(lhb, st.Assessment(paused=True, components=st.assess_children(lhb, observed)))
+            revision = (lhb.status.get("revisions") or {}).get("desired")  # the gate's, as of the last pass
+            new = st.build(lhb, st.Assessment(paused=True, components=st.assess_children(lhb, observed, revision),
+                                              revision=revision))
             writes += await self._write_status(body, new)
             return Outcome("paused", writes)
 
         try:
             secrets = await self.applier.ensure_secrets(lhb)
-            desired = builders.desired_children(lhb)
+            # The health gate stamps revisions into the workloads and swaps in the last-good template after a
+            # failed rollout (rollout.py decides, gate.py reads and records).
+            gated = await self.gate.prepare(lhb, builders.desired_children(lhb))
+            desired = gated.manifests
             report = await self.applier.apply(lhb, desired, observed)
             await self.applier.prune(lhb, desired, report)
             await self.applier.apply_optional(
@@ -247,12 +258,38 @@ class Reconciler:
             # Transient or environmental (quota, exhausted Service IPs, webhooks): say so, and retry on the timer.
             await self._write_status(body, error_status(lhb.status, generation, f"{e.status} {e.reason}: {e.message}"))
             raise
-        writes += len(secrets.created) + len(secrets.adopted) + report.writes
+        writes += len(secrets.created) + len(secrets.adopted) + report.writes + gated.writes
         await self._announce(body, report, secrets.created, secrets.adopted)
+        writes += await self.gate.finish(body, gated)
+        if gated.wake_in is not None:
+            self._wake_at_deadline(namespace, name, gated.wake_in)
 
-        new = st.build(lhb, st.Assessment(components=st.assess_children(lhb, report.objects), warnings=report.warnings))
+        bridge_rev = gated.revision(naming.BRIDGE)
+        new = st.build(lhb, st.Assessment(components=st.assess_children(lhb, report.objects, bridge_rev),
+                                          warnings=report.warnings, revision=bridge_rev))
+        new = gate.overlay(new, gated, generation, lhb.status)
         writes += await self._write_status(body, new)
         return Outcome("applied" if writes else "unchanged", writes)
+
+    def _wake_at_deadline(self, namespace: str, name: str, delay: float) -> None:
+        """A rollout's progress deadline must be judged on time even when no pod or Deployment event comes."""
+        k = (namespace, name)
+        if (old := self._wakeups.pop(k, None)) is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._wakeups.pop(k, None)
+            task = asyncio.ensure_future(self._deadline_pass(namespace, name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._wakeups[k] = asyncio.get_running_loop().call_later(delay + 1.0, fire)
+
+    async def _deadline_pass(self, namespace: str, name: str) -> None:
+        try:
+            await self.trigger(namespace, name, "deadline")
+        except Exception as e:  # the resync timer tries again
+            log.warning("Reconcile failed name=%s namespace=%s trigger=deadline error=%s", name, namespace, e)
 
     async def missing_references(self, lhb: LighthouseBridge) -> list[str]:
         """Objects the spec names but the operator does not create. Reads only."""

@@ -106,12 +106,15 @@ class Assessment:
     deleting: str | None = None  # message while deletion waits
     components: dict[str, Health] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    revision: str | None = None  # the bridge revision the health gate computed (gate.py); None: from the spec
 
 
-def assess_children(lhb: LighthouseBridge, children: dict[tuple[str, str], Obj]) -> dict[str, Health]:
+def assess_children(lhb: LighthouseBridge, children: dict[tuple[str, str], Obj],
+                    bridge_revision: str | None = None) -> dict[str, Health]:
     s, n = lhb.spec, naming.Names(lhb.name)
+    want = bridge_revision or bridge_builder.revision(lhb)  # the health gate's revision when it ran
     out = {
-        "bridge": deployment_health(children.get(("Deployment", n.bridge)), bridge_builder.revision(lhb), s.replicas)
+        "bridge": deployment_health(children.get(("Deployment", n.bridge)), want, s.replicas)
     }
     for comp, spec, sts_name in (("postgres", s.postgres, n.postgres), ("redis", s.redis, n.redis)):
         if spec.mode == "external" and spec.external and spec.external.secret_ref:
@@ -237,7 +240,7 @@ def build(lhb: LighthouseBridge, a: Assessment, when: str | None = None) -> dict
     else:
         conds.append(_condition("Degraded", False, "Healthy", "", gen))
 
-    desired_rev = bridge_builder.revision(lhb)
+    desired_rev = a.revision or bridge_builder.revision(lhb)
     old_rev = old.get("revisions") or {}
     serving, last_good = old_rev.get("serving"), old_rev.get("lastGood")
     if bridge is not None and bridge.healthy:
@@ -261,7 +264,7 @@ def build(lhb: LighthouseBridge, a: Assessment, when: str | None = None) -> dict
         },
         "endpoints": bridge_builder.endpoints(lhb),
     }
-    for carried in ("lastBackup", "lastSuccessfulBackupTime"):
+    for carried in ("lastBackup", "lastSuccessfulBackupTime", "rollout"):
         if carried in old:
             status[carried] = old[carried]
     return status

@@ -52,7 +52,8 @@ What the operator does with each kind, and nothing more:
 - LighthouseBridges: watch them, patch status and finalizers; it never creates or deletes them.
 - Children it applies (server-side apply) and prunes: full verbs on exactly those kinds.
 - Secrets: create the generated ones (fixed names), read the ones a LighthouseBridge references, and patch or
-  delete them on deletion (deletionPolicy). No list or watch: the operator never caches or enumerates Secrets.
+  delete them on deletion (deletionPolicy). List/watch so that a change in a referenced Secret's content rolls the
+  bridge; the operator hashes referenced Secrets and keeps no cache of Secret bodies.
 - PersistentVolumeClaims: created by StatefulSets; the operator only reads them and patches or deletes them on
   deletion (deletionPolicy Retain or Delete).
 - Pods and ReplicaSets: read for rollout judgement; Pods also deleted when the health gate replaces a stuck one.
