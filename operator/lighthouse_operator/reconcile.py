@@ -347,7 +347,9 @@ class Reconciler:
             return None
 
         md = body["metadata"]
-        if c := flipped("Stalled", "True"):
+        # The health gate announces its own outcomes (Warning RolloutFailed, Normal RolledBack, Warning RolloutFrozen).
+        gate_reasons = {"RolledBack", "RolloutFrozen"}
+        if (c := flipped("Stalled", "True")) and c["reason"] not in gate_reasons:
             log.warning(
                 "Stalled name=%s namespace=%s reason=%s message=%s",
                 md["name"],
@@ -364,7 +366,7 @@ class Reconciler:
             await self.kube.event(body, "Normal", "Ready", f"generation {gen}: {c['message']}")
         if (c := flipped("Reconciling", "True")) and c["reason"] == "ReconcileError":
             await self.kube.event(body, "Warning", "ReconcileError", c["message"])
-        if c := flipped("Degraded", "True"):
+        if (c := flipped("Degraded", "True")) and c["reason"] not in gate_reasons:
             await self.kube.event(body, "Warning", "Degraded", c["message"])
 
     async def _announce(self, body: Obj, report: ApplyReport, created_secrets: list[str], adopted: list[str]) -> None:

@@ -137,6 +137,7 @@ def test_broken_image_is_rolled_back_while_the_old_pods_keep_serving(k: Kubectl,
     assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] == good
     reasons = [(t, r) for t, r, _ in events(k)]
     assert ("Warning", "RolloutFailed") in reasons and ("Normal", "RolledBack") in reasons
+    assert ("Warning", "RolledBack") not in reasons  # announced once, by the gate
     assert rollbacks(operator) == before + 1
     # A fixed spec rolls out normally and clears the rollback.
     k.apply(lhb("demo", spec(GOOD2, rollout={"crashLoopRestarts": 2})))
