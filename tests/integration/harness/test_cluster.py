@@ -1,7 +1,8 @@
 """The local control plane is real: each test asserts on what the API server reports.
 
 Pod fates come from the kwok stages in hack/cluster/stages/pod.yaml: image tags containing `broken` crash-loop (or
-fail, for Job pods), tags containing `pullfail` never pull, anything else runs and becomes Ready.
+fail, for Job pods), tags containing `pullfail` never pull, tags containing `flapping` turn Ready and NotReady again
+and again, anything else runs and becomes Ready.
 """
 
 from __future__ import annotations
@@ -361,6 +362,26 @@ def test_crashloop_restart_count_grows(cluster: Cluster, namespace: str) -> None
     assert condition(p, "Ready").status == "False"
     last = p.status.container_statuses[0].last_state.terminated
     assert last.exit_code == 1
+
+
+def test_flapping_pod_turns_ready_and_not_ready_again_and_again(cluster: Cluster, namespace: str) -> None:
+    core = client.CoreV1Api(cluster.api)
+    core.create_namespaced_pod(namespace, pod("flap", "registry.example/web:1.0-flapping"))
+    seen: list[bool] = []  # Ready, each time it changed
+
+    def flapped() -> bool:
+        p = core.read_namespaced_pod("flap", namespace)
+        ready = condition(p, "Ready")
+        if ready is not None and (not seen or seen[-1] != (ready.status == "True")):
+            seen.append(ready.status == "True")
+            # The container keeps running: a flapping readiness check, not a crash.
+            status = p.status.container_statuses[0]
+            assert p.status.phase == "Running" and status.restart_count == 0 and status.state.running, p.status
+            assert status.ready == seen[-1]
+        return seen.count(True) >= 2 and seen.count(False) >= 2
+
+    wait_for(flapped, timeout=60, interval=0.2, message="Ready twice and NotReady twice")
+    assert seen[0] is True
 
 
 def run_pytest_with_existing_provider(tmp_path: Path, kubeconfig: Path) -> str:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 STAGES = Path(__file__).resolve().parents[3] / "hack" / "cluster" / "stages"
-FATES = {"ready", "crashloop", "pullfail", "job-succeed", "job-fail"}
+FATES = {"ready", "crashloop", "pullfail", "flapping", "job-succeed", "job-fail"}
 PHASES = {"Pending", "Running", "Succeeded", "Failed"}
 
 
@@ -55,27 +55,32 @@ def test_only_pod_delete_handles_terminating_pods() -> None:
 
 
 def test_live_stages_never_overlap() -> None:
-    """For any fate and phase, at most one stage matches (the pull stages split further on the waiting reason)."""
+    """For any fate and phase, at most one stage matches (the pull stages split further on the waiting reason, the
+    flapping ones on the Ready condition)."""
     reasons = {"ErrImagePull", "ImagePullBackOff", "other"}
-    slots: dict[str, set[tuple[str, str, str]]] = {}
+    readiness = {"True", "other"}
+    slots: dict[str, set[tuple[str, str, str, str]]] = {}
     for stage in live():
         fates = allowed(selector(stage, r"tagged\("), FATES)
         phases = allowed(selector(stage, r"^\.status\.phase$"), PHASES)
         waiting = allowed(selector(stage, r"waiting\.reason"), reasons)
+        ready = allowed(selector(stage, r'select\(\.type == "Ready"\)'), readiness)
         assert fates <= FATES and phases <= PHASES
-        slots[stage["metadata"]["name"]] = set(itertools.product(fates, phases, waiting))
+        slots[stage["metadata"]["name"]] = set(itertools.product(fates, phases, waiting, ready))
     for (a, sa), (b, sb) in itertools.combinations(slots.items(), 2):
         assert not sa & sb, f"stages {a} and {b} both match {sorted(sa & sb)[:3]}"
     covered = set().union(*slots.values())
     # Every fate has a way out of Pending.
-    assert {f for f, p, w in covered if p == "Pending" and w == "other"} == FATES
+    assert {f for f, p, w, r in covered if p == "Pending" and w == "other" and r == "other"} == FATES
+    # A flapping pod always has a next step: Ready -> NotReady -> Ready ...
+    assert {r for f, p, w, r in covered if f == "flapping" and p == "Running" and w == "other"} == readiness
 
 
 def test_templates_use_the_selector_tag_pattern() -> None:
     """The Go templates decide per container with the same regexp the selectors use per pod."""
     text = (STAGES / "pod.yaml").read_text()
     assert '":[^:/@]*" + w + "[^:/@]*(@|$)"' in fate_expression()
-    for word in ("broken", "pullfail"):
+    for word in ("broken", "pullfail", "flapping"):
         for found in re.findall(r'\{\{ \$\w+ := "(:[^"]*)" \}\}', text):
             if word in found:
                 assert found == f":[^:/@]*{word}[^:/@]*(@|$)"
@@ -97,6 +102,12 @@ def test_templates_use_the_selector_tag_pattern() -> None:
         (["task:1.0-broken"], "Job", "job-fail"),
         (["task:1.0-broken"], "ReplicaSet", "crashloop"),
         (["task:pullfail"], "Job", "pullfail"),
+        (["registry.example/web:2.0-flapping"], None, "flapping"),
+        (["web:flapping", "sidecar:1.0"], None, "flapping"),
+        (["web:flapping-broken"], None, "crashloop"),
+        (["web:flapping", "db:pullfail"], None, "pullfail"),
+        (["registry:5000/flapping/web:1.0"], None, "ready"),  # a path, not a tag
+        (["task:flapping"], "Job", "job-succeed"),
     ],
 )
 def test_fate_of_a_pod(images: list[str], owner: str | None, fate: str) -> None:
