@@ -13,37 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-OPERATOR = REPO / ".venv" / "bin" / "lighthouse-operator"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _operator_harness import GROUP, OPERATOR, PLURAL, VERSION, OperatorBench, record, stop_on_sigterm
+
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-GROUP, VERSION, PLURAL = "lighthouse.dev", "v1alpha1", "lighthousebridges"
-
-
-def sh(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), cwd=REPO, text=True, capture_output=True, check=check, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -52,72 +35,12 @@ def pct(values: list[float], p: float) -> float:
     return s[k]
 
 
-class Bench:
+class Bench(OperatorBench):
     def __init__(self, args: argparse.Namespace):
-        from kubernetes import client, config
-
+        super().__init__("lh-bench", args.operator)
         self.args = args
-        self.kubeconfig = Path(sh("hack/cluster.sh", "kubeconfig").stdout.strip().splitlines()[-1])
-        self.audit_log = self.kubeconfig.parent / "logs" / "audit.log"
-        self.kubectl = [
-            str(
-                Path(sh("bash", "-c", 'source hack/lib/common.sh && echo "$(tools_dir)/bin"').stdout.strip())
-                / "kubectl"
-            ),
-            "--kubeconfig",
-            str(self.kubeconfig),
-        ]
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.ns = f"lh-bench-{uuid.uuid4().hex[:6]}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port = free_port()
-        self.liveness_port = free_port()
-        self.log = REPO / ".state" / "bench" / f"operator-{self.ns}.log"
 
     # ---- plumbing
-
-    def k(self, *args: str, input: str | None = None) -> str:
-        return subprocess.run(self.kubectl + list(args), text=True, capture_output=True, check=True, input=input).stdout
-
-    def start_operator(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
-        self.proc = subprocess.Popen(
-            [
-                str(self.args.operator),
-                "--namespace",
-                self.ns,
-                "--metrics-port",
-                str(self.metrics_port),
-                "--liveness-port",
-                str(self.liveness_port),
-            ],
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    sys.exit(f"operator exited; see {self.log}")
-                time.sleep(0.5)
-        sys.exit("operator did not become live")
-
-    def stop_operator(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
     def rss_mib(self) -> float:
         assert self.proc is not None
@@ -251,12 +174,7 @@ class Bench:
         return count, after - before, by_verb
 
     def cleanup(self) -> None:
-        try:
-            self.k("delete", "lighthousebridges", "--all", "-n", self.ns, "--wait=true", "--timeout=300s")
-        except subprocess.CalledProcessError as e:
-            print(f"warning: cleanup: {e.stderr}", file=sys.stderr)
-        self.stop_operator()
-        subprocess.run([*self.kubectl, "delete", "namespace", self.ns, "--wait=false"], capture_output=True)
+        super().cleanup(timeout="300s")
 
 
 def main() -> int:
@@ -276,23 +194,9 @@ def main() -> int:
     p.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = p.parse_args()
 
-    def interrupted(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    # A background run ignores SIGINT; SIGTERM must still clean the namespace up.
-    signal.signal(signal.SIGTERM, interrupted)
+    stop_on_sigterm()
     b = Bench(args)
-    sh(
-        *b.kubectl,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=lighthouse-install",
-        "-f",
-        "crds/lighthouse.dev_lighthousebridges.yaml",
-    )
-    b.k("create", "namespace", b.ns)
-    b.start_operator()
+    b.setup()
     try:
         time.sleep(5)
         rss_idle = b.rss_mib()
@@ -300,7 +204,7 @@ def main() -> int:
             line = f"operator RSS idle (0 bridges, {args.operator}): {rss_idle:.1f} MiB"
             print(line)
             if not args.no_record:
-                record([line])
+                record_core([line])
             return 0
         children, ready, not_ready = b.latency(args.crs, args.ready_timeout)
         b.fill(args.scale_crs)
@@ -326,19 +230,13 @@ def main() -> int:
     ]
     print("\n".join(lines))
     if not args.no_record:
-        record(lines)
+        record_core(lines)
     return 0
 
 
-def record(lines: list[str]) -> None:
-    with RESULTS.open("a") as f:
-        f.write(
-            f"\n## Operator core ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{platform.node()}, {os.cpu_count()} CPUs)\n\n"
-        )
-        f.write(f"Command: `.venv/bin/python benchmarks/operator_bench.py {' '.join(sys.argv[1:])}`\n\n")
-        f.write("Local control plane (kwok nodes, all on this machine), the operator as a subprocess.\n\n")
-        f.writelines(f"- {line}\n" for line in lines)
+def record_core(lines: list[str]) -> None:
+    record("Operator core", "operator_bench.py",
+           "Local control plane (kwok nodes, all on this machine), the operator as a subprocess.", lines)
 
 
 if __name__ == "__main__":

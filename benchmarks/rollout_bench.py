@@ -21,41 +21,22 @@ namespace that is deleted at the end; the operator is a real subprocess scoped t
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _operator_harness import GROUP, OPERATOR, PLURAL, REPO, VERSION, OperatorBench, record, stop_on_sigterm
+
 sys.path.insert(0, str(REPO / "operator"))
+from lighthouse_operator import naming, rollout
 
-from lighthouse_operator import naming, rollout  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-OPERATOR = REPO / ".venv" / "bin" / "lighthouse-operator"
-GROUP, VERSION, PLURAL = "lighthouse.dev", "v1alpha1", "lighthousebridges"
 GOOD = "localhost/lighthouse-bridge:0.1.0"
 BAD = {"broken": "localhost/lighthouse-bridge:0.2.0-broken", "pullfail": "localhost/lighthouse-bridge:0.2.0-pullfail"}
 REPLICAS = 2
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), cwd=REPO, text=True, capture_output=True, check=check)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -75,53 +56,11 @@ class Run:
         return None if self.signal_at is None or self.restored_at is None else self.restored_at - self.signal_at
 
 
-class Bench:
+class Bench(OperatorBench):
     def __init__(self, args: argparse.Namespace):
-        from kubernetes import client, config
-
+        super().__init__("lh-rollout-bench", args.operator)
         self.args = args
-        self.kubeconfig = Path(sh("hack/cluster.sh", "kubeconfig").stdout.strip().splitlines()[-1])
-        self.kubectl = [str(Path(sh("bash", "-c", 'source hack/lib/common.sh && echo "$(tools_dir)/bin"')
-                                 .stdout.strip()) / "kubectl"), "--kubeconfig", str(self.kubeconfig)]
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
-        self.core, self.apps, self.custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-        self.ns = f"lh-rollout-bench-{uuid.uuid4().hex[:6]}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.liveness_port = free_port()
-        self.log = REPO / ".state" / "bench" / f"operator-{self.ns}.log"
         self.policy = rollout.Policy()
-
-    def k(self, *args: str) -> str:
-        return subprocess.run(self.kubectl + list(args), text=True, capture_output=True, check=True).stdout
-
-    def start_operator(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [str(self.args.operator), "--namespace", self.ns, "--metrics-port", str(free_port()),
-             "--liveness-port", str(self.liveness_port)],
-            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)), stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    sys.exit(f"operator exited; see {self.log}")
-                time.sleep(0.5)
-        sys.exit("operator did not become live")
-
-    def cleanup(self) -> None:
-        subprocess.run([*self.kubectl, "delete", "lhb", "--all", "-n", self.ns, "--wait=true", "--timeout=60s"],
-                       capture_output=True)
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        subprocess.run([*self.kubectl, "delete", "namespace", self.ns, "--wait=false"], capture_output=True)
 
     # ---- observation
 
@@ -242,15 +181,9 @@ def main() -> int:
     p.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = p.parse_args()
 
-    def interrupted(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
+    stop_on_sigterm()
     b = Bench(args)
-    sh(*b.kubectl, "apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-install",
-       "-f", "crds/lighthouse.dev_lighthousebridges.yaml")
-    b.k("create", "namespace", b.ns)
-    b.start_operator()
+    b.setup()
     results: dict[str, list[Run]] = {}
     plain: dict[str, Run] = {}
     try:
@@ -277,14 +210,10 @@ def main() -> int:
         ]
     print("\n".join(lines))
     if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(f"\n## Rollout gate ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                    f"{platform.node()}, {os.cpu_count()} CPUs)\n\n")
-            f.write(f"Command: `.venv/bin/python benchmarks/rollout_bench.py {' '.join(sys.argv[1:])}`\n\n")
-            f.write(f"Local control plane (kwok), operator as a subprocess, {REPLICAS} replicas, polled every "
-                    f"{args.interval} s (the resolution of these figures). Targets: detection <= 5 s, "
-                    "restore <= 15 s.\n\n")
-            f.writelines(f"- {line}\n" for line in lines)
+        record("Rollout gate", "rollout_bench.py",
+               f"Local control plane (kwok), operator as a subprocess, {REPLICAS} replicas, polled every "
+               f"{args.interval} s (the resolution of these figures). Targets: detection <= 5 s, restore <= 15 s.",
+               lines)
     return 0
 
 
