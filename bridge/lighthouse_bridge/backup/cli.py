@@ -76,6 +76,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     r.add_argument("--from", dest="source", required=True, metavar="ID|latest",
                    help="backup id (a UTC timestamp such as 20260102T030405Z) or 'latest'")
     r.add_argument("--replace", action="store_true", help="drop the database's current contents (same transaction)")
+    r.add_argument("--wait-for-database", dest="wait_for_database", type=int, default=S, metavar="SECONDS",
+                   help="wait up to SECONDS for PostgreSQL to accept connections (env "
+                        "LIGHTHOUSE_DATABASE_WAIT_SECONDS, default 0)")
     _s3_flags(r)
     _db_flag(r)
     r.set_defaults(func=_run(cmd_restore), handler=_run(cmd_restore))
@@ -120,6 +123,20 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
+def _write_result(backup_id: str, completed_at: str, size: int) -> None:
+    """The operator reads which backup a Job made from its pod's termination message: the CronJob sets
+    LIGHTHOUSE_BACKUP_RESULT_FILE=/dev/termination-log. A small JSON object, far below the kubelet's 4 KiB cap."""
+    path = os.environ.get("LIGHTHOUSE_BACKUP_RESULT_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"id": backup_id, "time": completed_at, "size": size}, f, separators=(",", ":"))
+    except OSError as exc:  # the backup itself is complete: only its report is lost
+        logging.getLogger("lighthouse_bridge.backup").warning("Could not write the result file path=%s error=%s",
+                                                              path, exc)
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     if getattr(args, "backup_command", None):  # pragma: no cover - subparsers dispatch their own func
         return 2
@@ -127,6 +144,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .settings import resolve
 
     manifest = create_backup(resolve(args))
+    _write_result(manifest.id, manifest.completed_at, manifest.total_size)
     _emit(args, json.loads(manifest.to_json()),
           f"{manifest.id} complete size={manifest.total_size} high_water={manifest.database.high_water} "
           f"duration={manifest.duration_seconds:.1f}s")
@@ -181,8 +199,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     result = restore_backup(resolve(args), args.source, replace=args.replace)
     m = result.manifest
-    _emit(args, {"id": m.id, "replaced": result.replaced, "high_water": m.database.high_water,
-                 "tables": m.database.tables, "duration_seconds": round(result.duration_seconds, 3)},
+    summary = {"id": m.id, "replaced": result.replaced, "high_water": m.database.high_water,
+               "tables": m.database.tables, "duration_seconds": round(result.duration_seconds, 3)}
+    _write_restore_result(summary)
+    _emit(args, summary,
           f"restored {m.id} high_water={m.database.high_water} tables={len(m.database.tables)} "
           f"rows={m.database.total_rows} duration={result.duration_seconds:.1f}s")
     return 0
+
+
+def _write_restore_result(summary: dict[str, Any]) -> None:
+    """LIGHTHOUSE_RESTORE_RESULT_FILE (the operator's restore Job sets /dev/termination-log): the result as one JSON
+    line, so the operator learns which backup `latest` resolved to from the pod status, without reading logs."""
+    path = os.environ.get("LIGHTHOUSE_RESTORE_RESULT_FILE")
+    if not path:
+        return
+    brief = {k: summary[k] for k in ("id", "replaced", "high_water", "duration_seconds")}
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(brief, sort_keys=True) + "\n")
+    except OSError as exc:  # the restore itself succeeded: do not fail it over a report
+        logging.getLogger("lighthouse_bridge.backup").warning("Could not write the result file path=%s error=%s",
+                                                              path, exc)

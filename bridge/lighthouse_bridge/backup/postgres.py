@@ -8,6 +8,7 @@ be checked against them exactly even while the bridge keeps writing.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import logging
 import os
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -105,6 +107,36 @@ async def _connect(target: PgTarget) -> Any:
         return await asyncpg.connect(target.url, timeout=15)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise BackupError(f"cannot connect to PostgreSQL {target.safe_url}: {exc}") from None
+
+
+async def wait_ready(target: PgTarget, wait_seconds: float, interval: float = 2.0) -> int:
+    """Retry connecting until PostgreSQL accepts connections or ``wait_seconds`` pass, for a database that is
+    still starting (a new StatefulSet initialising, a failover). Returns the number of failed attempts. Errors that
+    waiting cannot fix (wrong password, no such database) fail at once."""
+    import asyncpg
+
+    transient = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+                 asyncpg.ConnectionDoesNotExistError)
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    failures = 0
+    while True:
+        try:
+            conn = await asyncpg.connect(target.url, timeout=15)
+        except transient as exc:
+            failures += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BackupError(f"PostgreSQL {target.safe_url} did not accept connections within {wait_seconds:g}s "
+                                  f"(last error: {type(exc).__name__}: {exc})") from None
+            log.info("Waiting for PostgreSQL url=%s attempt=%d error=%s", target.safe_url, failures, exc)
+            await asyncio.sleep(min(interval, left))
+            continue
+        except asyncpg.PostgresError as exc:
+            raise BackupError(f"cannot connect to PostgreSQL {target.safe_url}: {exc}") from None
+        await conn.close()
+        if failures:
+            log.info("PostgreSQL is ready url=%s after_attempts=%d", target.safe_url, failures)
+        return failures
 
 
 async def collect_stats(conn: Any, dbname: str) -> DatabaseStats:

@@ -228,6 +228,8 @@ def restore_backup(settings: BackupSettings, source: str, replace: bool = False)
                           f"{manifest.pg_dump_version}: install a newer PostgreSQL client")
     t0 = time.monotonic()
 
+    if settings.database_wait > 0:  # a database that is still starting (the operator's restore Job)
+        asyncio.run(postgres.wait_ready(target, settings.database_wait))
     names, version_num = asyncio.run(postgres.user_objects(target))
     postgres.check_empty(names, replace, target.dbname)
     log.info("Verifying backup id=%s objects=%d size=%d", bid, len(manifest.objects), manifest.total_size)

@@ -31,6 +31,7 @@ class BackupSettings:
     include_cache: bool = False
     part_size: int = 8 * MiB
     compress: int | None = None
+    database_wait: float = 0.0  # seconds to wait for PostgreSQL to accept connections (restore into a new database)
 
     def require_database(self) -> str:
         if not self.database_url:
@@ -122,6 +123,8 @@ def resolve(args: Any, environ: Mapping[str, str] | None = None) -> BackupSettin
     compress = _int("compress (LIGHTHOUSE_BACKUP_COMPRESS)", pick("compress", "LIGHTHOUSE_BACKUP_COMPRESS"), 0)
     if compress is not None and compress > 9:
         raise ConfigError("compress must be between 0 and 9")
+    wait_raw = pick("wait_for_database", "LIGHTHOUSE_DATABASE_WAIT_SECONDS")
+    database_wait = _int("wait-for-database (LIGHTHOUSE_DATABASE_WAIT_SECONDS)", wait_raw, 0) or 0
     return BackupSettings(
         s3=s3,
         layout=layout,
@@ -133,4 +136,5 @@ def resolve(args: Any, environ: Mapping[str, str] | None = None) -> BackupSettin
         include_cache=include_cache,
         part_size=(part_mib or 8) * MiB,
         compress=compress,
+        database_wait=float(database_wait),
     )
