@@ -111,8 +111,11 @@ class Gate:
         return rollout.view_statefulset(sts, pods, policy)
 
     async def prepare(self, lhb: LighthouseBridge, desired: list[Manifest],
-                      now: datetime.datetime | None = None) -> GateResult:
+                      now: datetime.datetime | None = None, hold: Mapping[str, str] | None = None) -> GateResult:
+        """`hold`: components deliberately not started yet (component -> why; the bridge while a restore runs).
+        Their rollout is not judged and no progress deadline counts until the hold ends."""
         now = now or datetime.datetime.now(datetime.UTC)
+        hold = hold or {}
         policy = rollout.Policy.from_spec(lhb.spec.rollout)
         records = (lhb.status or {}).get("rollout") or {}
         known = referenced_objects(desired)
@@ -135,7 +138,12 @@ class Gate:
                 self.kube.list("apps/v1", "ControllerRevision", lhb.namespace,
                                revision.history_selector(lhb.name, comp)))
             record = rollout.Record.from_status(records.get(comp))
-            decision = rollout.judge(rev, view, record, policy, now)
+            if comp in hold:
+                # Scaled to 0 on purpose: "complete" would make an untried revision lastGood, and a deadline
+                # counted from now could expire before the bridge is even allowed to start.
+                decision = rollout.RolloutDecision("wait", "Held", hold[comp], rev, record)
+            else:
+                decision = rollout.judge(rev, view, record, policy, now)
             restore = None
             if decision.action == "rollback":
                 restore = revision.stored_template(revision.find(history, decision.restore))

@@ -146,6 +146,13 @@ async def statefulset_event(body: kopf.Body, **_: Any) -> None:
     await _child_event(body, "statefulset")
 
 
+# Backup Jobs (the CronJob's, on-demand and final ones) carry the managed-by and instance labels: a finished Job
+# updates status.lastBackup and BackupSucceeded at once instead of on the next resync.
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
+async def job_event(body: kopf.Body, **_: Any) -> None:
+    await _child_event(body, "job")
+
+
 # The health gate reads pod status (CrashLoopBackOff, ErrImagePull, Unschedulable rarely change the Deployment's
 # own status), so pods of our workloads wake their LighthouseBridge at once instead of on the next resync.
 @kopf.on.event("", "v1", "pods", labels=CHILD_FILTER)

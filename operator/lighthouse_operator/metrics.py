@@ -18,3 +18,13 @@ API_REQUESTS = Counter("lighthouse_operator_api_requests_total", "Requests to th
 MANAGED = Gauge("lighthouse_operator_managed_bridges", "LighthouseBridges seen by this operator")
 ROLLBACKS = Counter("lighthouse_operator_rollbacks_total", "Rollouts ended by the health gate, by component, action "
                     "(rollback or freeze) and reason", ["component", "action", "reason"])
+# Backups, per LighthouseBridge (series are removed when the bridge goes). Alert on BACKUP_MISSED == 1, or on
+# time() - BACKUP_LAST_SUCCESS for a fixed threshold.
+BACKUP_MISSED = Gauge("lighthouse_operator_backup_missed", "1 when no backup succeeded within two schedule "
+                      "intervals (BackupSucceeded=False, reason BackupMissed)", ["namespace", "name"])
+BACKUP_LAST_SUCCESS = Gauge("lighthouse_operator_backup_last_success_timestamp_seconds",
+                            "Completion time of the newest successful backup (Unix seconds)", ["namespace", "name"])
+BACKUP_MISSES = Counter("lighthouse_operator_backup_misses_total", "Transitions into a missed backup schedule",
+                        ["namespace", "name"])
+BACKUP_JOBS = Counter("lighthouse_operator_backup_jobs_created_total", "Backup Jobs the operator created, by trigger "
+                      "(request: lighthouse.dev/backup-now, final: deletionPolicy Snapshot)", ["trigger"])

@@ -275,16 +275,36 @@ class BackupSpec(Model):
 
 
 class RolloutSpec(Model):
+    # The Deployment API refuses minReadySeconds >= progressDeadlineSeconds; say so at admission, not at apply.
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.minReadySeconds) || self.minReadySeconds < "
+                "(has(self.progressDeadlineSeconds) ? self.progressDeadlineSeconds : 600)",
+                "rollout.minReadySeconds must be less than rollout.progressDeadlineSeconds (default 600)",
+            )
+        )
+    )
+
     on_failure: Literal["Rollback", "Freeze"] = "Rollback"
     crash_loop_restarts: int = Field(3, ge=1)
     progress_deadline_seconds: int = Field(600, ge=1)
+    min_ready_seconds: int = Field(
+        0, ge=0, description="Seconds a new bridge pod must stay Ready before it counts as available, so before an "
+        "old pod is removed (the Deployment's minReadySeconds). A revision whose readiness flaps faster than this "
+        "never replaces the pods already serving. 0 (the Kubernetes default): Ready is enough.")
 
 
 class RestoreSpec(Model):
-    """Seed a new bridge from a backup before it starts."""
+    """Seed a new bridge from a backup before it starts (only at creation: see docs/restore.md)."""
 
     from_: str = Field("latest", alias="from", min_length=1, description="A backup name, or latest.")
     s3: S3Location | None = Field(None, description="Where the backup lives (default: this bridge's backup.s3).")
+    source_name: str | None = Field(
+        None, min_length=1, description="Name of the bridge that made the backup (default: this bridge's name).")
+    source_namespace: str | None = Field(
+        None, min_length=1, description="Namespace of the bridge that made the backup (default: this namespace).")
+    resources: ResourceRequirements = ResourceRequirements()
 
 
 class MonitoringSpec(Model):
@@ -401,9 +421,35 @@ class Endpoints(Model):
 
 
 class LastBackup(Model):
+    """The newest successful backup: its id in the bucket (what `restore --from` takes), time and size in bytes."""
+
     name: str | None = None
     time: str | None = Field(None, json_schema_extra=DATE_TIME)
     size: int | None = None
+
+
+class BackupRecord(Model):
+    """The operator's memory for backups, so that a restarted operator decides the same way."""
+
+    last_request: str | None = Field(None, description="The lighthouse.dev/backup-now value already handled.")
+    request_job: str | None = Field(None, description="The Job that value started.")
+    schedule: str | None = Field(None, description="The schedule judged for missed backups.")
+    schedule_since: str | None = Field(None, description="When that schedule started counting (created, changed "
+                                                         "or un-suspended).", json_schema_extra=DATE_TIME)
+
+
+class RestoreStatus(Model):
+    """The restore of spec.restore, recorded once: a Succeeded (or Skipped) restore is never run again."""
+
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+    from_: str | None = Field(None, alias="from", description="spec.restore.from at the time.")
+    source: str | None = Field(None, description="Where the backup was read: s3://bucket/prefix/namespace/name.")
+    backup: str | None = Field(None, description="The backup restored (what latest resolved to).")
+    job: str | None = None
+    attempts: int | None = None
+    started_at: str | None = Field(None, json_schema_extra=DATE_TIME)
+    completed_at: str | None = Field(None, json_schema_extra=DATE_TIME)
+    message: str | None = None
 
 
 class LighthouseBridgeStatus(Model):
@@ -426,6 +472,8 @@ class LighthouseBridgeStatus(Model):
     endpoints: Endpoints | None = None
     last_backup: LastBackup | None = None
     last_successful_backup_time: str | None = Field(None, json_schema_extra=DATE_TIME)
+    backup: BackupRecord | None = None
+    restore: RestoreStatus | None = None
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)

@@ -83,6 +83,10 @@ class Names:
         return f"{self.instance}-backup"
 
     @property
+    def restore(self) -> str:
+        return f"{self.instance}-restore"
+
+    @property
     def postgres_secret(self) -> str:
         return f"{self.instance}-postgres-credentials"
 

@@ -10,6 +10,7 @@ server-side applied). Triggers for one resource are serialised and coalesced.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from typing import Any, Literal
 
 import kopf
 
-from . import builders, gate, metrics, naming
+from . import backup as backups
+from . import builders, gate, metrics, naming, restore
 from . import status as st
 from .applier import Applier, ApplyReport
+from .builders import backup as backup_builder
 from .builders import monitoring
 from .k8s import ApiError, Invalid, Kube, Obj
 from .models import API_VERSION, KIND, LighthouseBridge
@@ -28,6 +31,7 @@ from .validation import InvalidSpec, parse
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_SECONDS = 30
+SNAPSHOT_POLL_SECONDS = 5  # while the final backup Job runs
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,11 @@ class Reconciler:
         self._own_rv.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
         self.gate.forget(namespace, name)
+        for gauge in (metrics.BACKUP_MISSED, metrics.BACKUP_LAST_SUCCESS, metrics.BACKUP_MISSES):
+            try:
+                gauge.remove(namespace, name)
+            except KeyError:
+                pass
         if (handle := self._wakeups.pop((namespace, name), None)) is not None:
             handle.cancel()
 
@@ -166,15 +175,14 @@ class Reconciler:
             except ValueError:
                 # An unparseable spec must not block deletion forever: keep the data (the safe default).
                 lhb = LighthouseBridge.from_body({"metadata": body["metadata"], "status": body.get("status")})
+            released = lhb
             if lhb.spec.deletion_policy == "Snapshot":
-                message = (
-                    "deletionPolicy is Snapshot: a final backup must exist before deletion, and this operator "
-                    "cannot take one yet. Set spec.deletionPolicy to Retain (keep data) or Delete to proceed."
-                )
-                new = st.build(lhb, st.Assessment(stalled=("SnapshotUnavailable", message), deleting=message))
-                await self._write_status(body, new)
-                raise kopf.TemporaryError(message, delay=SNAPSHOT_RETRY_SECONDS)
-            done = await self.applier.release(lhb)
+                final = await self._final_backup(body, lhb)  # raises kopf.TemporaryError until it succeeded
+                # Then as Delete: the data is in the final backup.
+                released = lhb.model_copy(update={"spec": lhb.spec.model_copy(update={"deletion_policy": "Delete"})})
+                await self.kube.event(body, "Normal", "Snapshotted", f"final backup taken by Job {final}",
+                                      action="Delete")
+            done = await self.applier.release(released)
             verb = "Retained" if lhb.spec.deletion_policy == "Retain" else "Deleted"
             if done:
                 await self.kube.event(
@@ -233,14 +241,28 @@ class Reconciler:
             writes += await self._write_status(body, new)
             return Outcome("paused", writes)
 
+        # spec.restore: a Job seeds the database while the bridge Deployment is held at 0 replicas (restore.py).
+        restoring = await restore.plan(self.kube, lhb, observed, st.now())
+        if restoring.persist_first:
+            # Recorded before anything is created: a crash now must not make this bridge look as if it had run.
+            first = {**(lhb.status or {}), "restore": restoring.record}
+            writes += await self._write_status(body, first)
+            lhb.status = first
+
         try:
             secrets = await self.applier.ensure_secrets(lhb)
+            children = builders.desired_children(lhb)
+            hold = None
+            if restoring.hold:
+                children = restore.hold_bridge(children, lhb)
+                hold = {naming.BRIDGE: restoring.restoring or restoring.failed or "waiting for the restore"}
             # The health gate stamps revisions into the workloads and swaps in the last-good template after a
             # failed rollout (rollout.py decides, gate.py reads and records).
-            gated = await self.gate.prepare(lhb, builders.desired_children(lhb))
+            gated = await self.gate.prepare(lhb, children, hold=hold)
             desired = gated.manifests
             report = await self.applier.apply(lhb, desired, observed)
             await self.applier.prune(lhb, desired, report)
+            restore_done = await restore.act(self.kube, lhb, restoring)
             await self.applier.apply_optional(
                 lhb,
                 "monitoring.coreos.com/v1",
@@ -258,18 +280,135 @@ class Reconciler:
             # Transient or environmental (quota, exhausted Service IPs, webhooks): say so, and retry on the timer.
             await self._write_status(body, error_status(lhb.status, generation, f"{e.status} {e.reason}: {e.message}"))
             raise
-        writes += len(secrets.created) + len(secrets.adopted) + report.writes + gated.writes
+        writes += len(secrets.created) + len(secrets.adopted) + report.writes + gated.writes + len(restore_done)
         await self._announce(body, report, secrets.created, secrets.adopted)
+        await self._restore_events(body, restoring, restore_done)
         writes += await self.gate.finish(body, gated)
         if gated.wake_in is not None:
             self._wake_at_deadline(namespace, name, gated.wake_in)
 
         bridge_rev = gated.revision(naming.BRIDGE)
-        new = st.build(lhb, st.Assessment(components=st.assess_children(lhb, report.objects, bridge_rev),
-                                          warnings=report.warnings, revision=bridge_rev))
+        components = st.assess_children(lhb, report.objects, bridge_rev)
+        if restoring.hold:
+            why = "the restore failed" if restoring.failed else "waiting for the restore"
+            components[naming.BRIDGE] = st.Health(0, lhb.spec.replicas, False, False, f"held at 0 replicas: {why}")
+        new = st.build(lhb, st.Assessment(components=components,
+                                          warnings=report.warnings + ([restoring.warning] if restoring.warning else []),
+                                          revision=bridge_rev, restoring=restoring.restoring,
+                                          stalled=("RestoreFailed", restoring.failed) if restoring.failed else None))
         new = gate.overlay(new, gated, generation, lhb.status)
+        if restoring.record is not None:
+            new["restore"] = restoring.record
+        new, backup_writes = await self._backups(body, lhb, report.objects, new)
+        writes += backup_writes
         writes += await self._write_status(body, new)
         return Outcome("applied" if writes else "unchanged", writes)
+
+    # ------------------------------------------------------------------------------------------------------ backups
+
+    async def _backups(self, body: Obj, lhb: LighthouseBridge, children: dict[tuple[str, str], Obj],
+                       status: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Backup Jobs -> status.lastBackup and BackupSucceeded (backup.py decides); a new lighthouse.dev/backup-now
+        value -> one Job. Reads the Jobs, and their pods only while a finished Job is newer than the last success."""
+        ns, old = lhb.namespace, lhb.status or {}
+        request = (lhb.metadata.annotations.get(backups.A_BACKUP_NOW) or "").strip() or None
+        b = lhb.spec.backup
+        if b is None and request is None and not old.get("backup") and not st.condition(old, backups.CONDITION):
+            return status, 0
+        sel = backups.job_selector(lhb.name)
+        jobs = await self.kube.list("batch/v1", "Job", ns, sel)
+        last = backups.parse_time(old.get("lastSuccessfulBackupTime"))
+        views = [backups.view_job(j, []) for j in jobs]
+        if any(v.finished and (last is None or v.finished > last) for v in views):
+            pods = await self.kube.list("v1", "Pod", ns, sel)
+            views = [backups.view_job(j, pods) for j in jobs]
+        cronjob = children.get(("CronJob", naming.Names(lhb.name).backup))
+        d = backups.decide(
+            backups.Inputs(
+                configured=b is not None,
+                schedule=b.schedule if b else None,
+                suspended=bool(b and b.suspend),
+                jobs=views,
+                old=old,
+                now=datetime.datetime.now(datetime.UTC),
+                request=request,
+                request_job=backup_builder.request_job_name(lhb, request) if request and b else None,
+                cronjob_created=backups.parse_time(((cronjob or {}).get("metadata") or {}).get("creationTimestamp")),
+            ),
+            lhb.metadata.generation,
+        )
+        writes = 0
+        if d.create_request_job:
+            manifest = backup_builder.job(lhb, d.create_request_job, "request", request)
+            if manifest is not None and await self.kube.create(manifest) is not None:
+                writes += 1
+                metrics.BACKUP_JOBS.labels(trigger="request").inc()
+                log.info("Created Job name=%s namespace=%s reason=BackupRequested", d.create_request_job, ns)
+                await self.kube.event(body, "Normal", "BackupRequested",
+                                      f"Created Job {d.create_request_job} for {backups.A_BACKUP_NOW}={request}")
+        if d.request_refused:
+            await self.kube.event(body, "Warning", "BackupNotConfigured",
+                                  f"{backups.A_BACKUP_NOW}={d.request_refused} was not run: spec.backup is not set")
+        if b is not None:
+            metrics.BACKUP_MISSED.labels(namespace=ns, name=lhb.name).set(1 if d.missed else 0)
+        if d.last_success and (t := backups.parse_time(d.last_success)):
+            metrics.BACKUP_LAST_SUCCESS.labels(namespace=ns, name=lhb.name).set(t.timestamp())
+        was = st.condition(old, backups.CONDITION)
+        if d.missed and not (was and was.get("reason") == "BackupMissed"):
+            metrics.BACKUP_MISSES.labels(namespace=ns, name=lhb.name).inc()
+        return backups.overlay(status, d, old), writes
+
+    async def _final_backup(self, body: Obj, lhb: LighthouseBridge) -> str:
+        """deletionPolicy Snapshot: a Job from the CronJob's template must succeed before anything is deleted (the
+        CronJob, Secrets and database stay: garbage collection waits for this finalizer). Returns the Job's name;
+        raises kopf.TemporaryError while it runs, after it failed, and without spec.backup."""
+        ns = lhb.namespace
+        if lhb.spec.backup is None:
+            message = (
+                "deletionPolicy is Snapshot but spec.backup is not set, so no final backup can be taken. "
+                "Set spec.deletionPolicy to Retain (keep data) or Delete to proceed, or set spec.backup."
+            )
+            await self._write_status(body, st.build(lhb, st.Assessment(stalled=("SnapshotUnavailable", message),
+                                                                         deleting=message)))
+            raise kopf.TemporaryError(message, delay=SNAPSHOT_RETRY_SECONDS)
+        name = backup_builder.final_job_name(lhb)
+        job = await self.kube.get("batch/v1", "Job", ns, name)
+        view = None
+        if job is None:
+            manifest = backup_builder.job(lhb, name, "final")
+            assert manifest is not None
+            if await self.kube.create(manifest) is not None:
+                metrics.BACKUP_JOBS.labels(trigger="final").inc()
+                log.info("Created Job name=%s namespace=%s reason=FinalBackup", name, ns)
+                await self.kube.event(body, "Normal", "Snapshotting",
+                                      f"Created Job {name}: the final backup before deletion", action="Delete")
+        else:
+            view = backups.view_job(job, await self.kube.list("v1", "Pod", ns, backups.job_selector(lhb.name)))
+        state = backups.final_state(view) if job is not None else "wait"
+        if state == "done":
+            return name
+        if state == "failed":
+            assert view is not None
+            message = (
+                f"the final backup Job {name} failed: {view.reason}. Fix the cause and delete Job {name} to try "
+                "again, or set spec.deletionPolicy to Retain (keep data) or Delete (no final backup) to proceed."
+            )
+            await self._write_status(body, st.build(lhb, st.Assessment(stalled=("SnapshotFailed", message),
+                                                                         deleting=message)))
+            raise kopf.TemporaryError(message, delay=SNAPSHOT_RETRY_SECONDS)
+        message = f"deletionPolicy Snapshot: waiting for the final backup (Job {name}) before deleting"
+        await self._write_status(body, st.build(lhb, st.Assessment(deleting=message, deleting_reason="Snapshotting")))
+        raise kopf.TemporaryError(message, delay=SNAPSHOT_POLL_SECONDS)
+
+    async def _restore_events(self, body: Obj, p: restore.Plan, done: list[str]) -> None:
+        """Normal Restoring when the Job was created, Normal Restored once; RestoreFailed is the Stalled Event."""
+        if p.event is None:
+            return
+        before = ((body.get("status") or {}).get("restore") or {}).get("phase")
+        after = (p.record or {}).get("phase")
+        if (p.create_job and any(d.startswith("Created") for d in done)) or (not p.create_job and before != after):
+            type_, reason, message = p.event
+            await self.kube.event(body, type_, reason, message, action="Restore")
 
     def _wake_at_deadline(self, namespace: str, name: str, delay: float) -> None:
         """A rollout's progress deadline must be judged on time even when no pod or Deployment event comes."""
@@ -302,6 +441,10 @@ class Reconciler:
         if s.backup and s.backup.s3.credentials_secret:
             checks.append(
                 ("Secret", s.backup.s3.credentials_secret, "backup.s3.credentialsSecret", "AWS_ACCESS_KEY_ID")
+            )
+        if s.restore and s.restore.s3 and s.restore.s3.credentials_secret:
+            checks.append(
+                ("Secret", s.restore.s3.credentials_secret, "restore.s3.credentialsSecret", "AWS_ACCESS_KEY_ID")
             )
         if s.project.pvc:
             checks.append(("PersistentVolumeClaim", s.project.pvc.claim_name, "project.pvc.claimName", None))
@@ -368,6 +511,8 @@ class Reconciler:
             await self.kube.event(body, "Warning", "ReconcileError", c["message"])
         if (c := flipped("Degraded", "True")) and c["reason"] not in gate_reasons:
             await self.kube.event(body, "Warning", "Degraded", c["message"])
+        for type_, reason, message in backups.events(old, new):  # BackupFailed, BackupMissed, recovery
+            await self.kube.event(body, type_, reason, message)
 
     async def _announce(self, body: Obj, report: ApplyReport, created_secrets: list[str], adopted: list[str]) -> None:
         for reason, items in (

@@ -104,9 +104,11 @@ class Assessment:
     stalled: tuple[str, str] | None = None  # (reason, message)
     paused: bool = False
     deleting: str | None = None  # message while deletion waits
+    deleting_reason: str = "Deleting"  # e.g. Snapshotting while the final backup runs
     components: dict[str, Health] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     revision: str | None = None  # the bridge revision the health gate computed (gate.py); None: from the spec
+    restoring: str | None = None  # message while spec.restore seeds the database (restore.py); the bridge waits
 
 
 def assess_children(lhb: LighthouseBridge, children: dict[tuple[str, str], Obj],
@@ -165,12 +167,12 @@ def build(lhb: LighthouseBridge, a: Assessment, when: str | None = None) -> dict
     if a.deleting:
         phase = "Deleting"
         conds += [
-            _condition("Ready", False, "Deleting", a.deleting, gen),
-            _condition("Reconciling", True, "Deleting", a.deleting, gen),
+            _condition("Ready", False, a.deleting_reason, a.deleting, gen),
+            _condition("Reconciling", True, a.deleting_reason, a.deleting, gen),
             _condition(
                 "Stalled",
                 a.stalled is not None,
-                a.stalled[0] if a.stalled else "Deleting",
+                a.stalled[0] if a.stalled else a.deleting_reason,
                 a.stalled[1] if a.stalled else "",
                 gen,
             ),
@@ -196,6 +198,13 @@ def build(lhb: LighthouseBridge, a: Assessment, when: str | None = None) -> dict
             ),
             _condition("Reconciling", False, "Paused", msg, gen),
             _condition("Stalled", False, "Paused", "", gen),
+        ]
+    elif a.restoring:
+        phase = "Restoring"
+        conds += [
+            _condition("Ready", False, "Restoring", a.restoring, gen),
+            _condition("Reconciling", True, "Restoring", a.restoring, gen),
+            _condition("Stalled", False, "Restoring", "", gen),
         ]
     elif all_ready:
         phase = "Ready"
@@ -264,7 +273,7 @@ def build(lhb: LighthouseBridge, a: Assessment, when: str | None = None) -> dict
         },
         "endpoints": bridge_builder.endpoints(lhb),
     }
-    for carried in ("lastBackup", "lastSuccessfulBackupTime", "rollout"):
+    for carried in ("lastBackup", "lastSuccessfulBackupTime", "backup", "rollout", "restore"):
         if carried in old:
             status[carried] = old[carried]
     return status

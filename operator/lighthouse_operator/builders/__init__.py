@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models import LighthouseBridge
-from . import backup, bridge, network, secrets, stores
+from . import backup, bridge, network, restore, secrets, stores
 from .common import Manifest, digest
 
 # Kinds the operator owns and prunes when the spec no longer wants them, in apply order (dependencies first).
@@ -33,4 +33,5 @@ def desired_children(lhb: LighthouseBridge) -> list[Manifest]:
     return [m for m in out if m is not None]
 
 
-__all__ = ["PRUNABLE", "Manifest", "backup", "bridge", "desired_children", "digest", "network", "secrets", "stores"]
+__all__ = ["PRUNABLE", "Manifest", "backup", "bridge", "desired_children", "digest", "network", "restore", "secrets",
+           "stores"]

@@ -1,11 +1,19 @@
-"""The scheduled backup: a CronJob running `lighthouse-bridge backup` from the bridge image."""
+"""The scheduled backup: a CronJob running `lighthouse-bridge backup` from the bridge image, and the one-off Jobs
+(on-demand, final) made from the same jobTemplate."""
 
 from __future__ import annotations
+
+import copy
 
 from .. import naming
 from ..models import LighthouseBridge
 from .bridge import database_url_env, service_account_name
-from .common import Manifest, meta, restricted_container_security, secret_env
+from .common import Manifest, digest, meta, restricted_container_security, s3_env
+
+# Kept in step with lighthouse_operator.backup (which imports status code; builders stay free of it).
+L_TRIGGER = "lighthouse.dev/backup-trigger"
+A_REQUEST = "lighthouse.dev/backup-request"
+RESULT_FILE = "/dev/termination-log"
 
 
 def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
@@ -16,22 +24,15 @@ def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
         # The names `lighthouse-bridge backup` reads (docs/backup-tool.md): <prefix>/<namespace>/<name>/<time>/.
         {"name": "LIGHTHOUSE_NAME", "value": lhb.name},
         {"name": "LIGHTHOUSE_NAMESPACE", "value": lhb.namespace},
-        {"name": "LIGHTHOUSE_S3_BUCKET", "value": s3.bucket},
-        {"name": "LIGHTHOUSE_S3_PREFIX", "value": s3.prefix},
-        {"name": "LIGHTHOUSE_S3_PATH_STYLE", "value": "true" if s3.path_style else "false"},
+        *s3_env(s3),  # shared with the restore Job (builders/restore.py)
     ]
-    if s3.endpoint:
-        env.append({"name": "LIGHTHOUSE_S3_ENDPOINT", "value": s3.endpoint})
-    if s3.region:
-        env.append({"name": "LIGHTHOUSE_S3_REGION", "value": s3.region})
-    if s3.credentials_secret:
-        env.append(secret_env("AWS_ACCESS_KEY_ID", s3.credentials_secret, "AWS_ACCESS_KEY_ID"))
-        env.append(secret_env("AWS_SECRET_ACCESS_KEY", s3.credentials_secret, "AWS_SECRET_ACCESS_KEY"))
     if b.retention.keep_last is not None:
         env.append({"name": "LIGHTHOUSE_BACKUP_KEEP_LAST", "value": str(b.retention.keep_last)})
     if b.retention.max_age:
         env.append({"name": "LIGHTHOUSE_BACKUP_MAX_AGE", "value": b.retention.max_age})
     env.append(database_url_env(lhb))
+    # The tool reports the backup's id, time and size here; the operator reads it from the pod's status.
+    env.append({"name": "LIGHTHOUSE_BACKUP_RESULT_FILE", "value": RESULT_FILE})
     return env
 
 
@@ -47,6 +48,9 @@ def cronjob(lhb: LighthouseBridge) -> Manifest | None:
         "env": backup_env(lhb),
         "securityContext": restricted_container_security() | {"runAsNonRoot": True, "runAsUser": 10001},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "terminationMessagePath": RESULT_FILE,
+        # A failed run leaves no result: the log tail then explains the failure in BackupSucceeded's message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     resources = b.resources.to_k8s()
     if resources:
@@ -84,3 +88,29 @@ def cronjob(lhb: LighthouseBridge) -> Manifest | None:
             },
         },
     }
+
+
+def request_job_name(lhb: LighthouseBridge, value: str) -> str:
+    """One Job per (bridge, lighthouse.dev/backup-now value): a repeated trigger finds it instead of a second one."""
+    return f"{lhb.name}-backup-now-{digest([lhb.metadata.uid, value], length=10)}"
+
+
+def final_job_name(lhb: LighthouseBridge) -> str:
+    """The uid keeps a successor of the same name from mistaking this bridge's final backup for its own."""
+    return f"{lhb.name}-backup-final-{digest(lhb.metadata.uid, length=8)}"
+
+
+def job(lhb: LighthouseBridge, name: str, trigger: str, request: str | None = None) -> Manifest | None:
+    """A Job from the CronJob's jobTemplate, as `kubectl create job --from=cronjob/...` makes one.
+
+    trigger "request": owned by the LighthouseBridge (collected with it). trigger "final": no owner, so the
+    final backup's Job and logs outlive the bridge until ttlSecondsAfterFinished."""
+    cj = cronjob(lhb)
+    if cj is None:
+        return None
+    template = copy.deepcopy(cj["spec"]["jobTemplate"])
+    md = meta(lhb, name, naming.BACKUP, {A_REQUEST: request} if request is not None else None)
+    md["labels"][L_TRIGGER] = trigger
+    if trigger == "final":
+        del md["ownerReferences"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": md, "spec": template["spec"]}

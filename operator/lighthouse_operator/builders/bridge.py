@@ -213,19 +213,18 @@ def deployment(lhb: LighthouseBridge) -> Manifest:
         **template["metadata"].get("annotations", {}),
         naming.A_REVISION: revision(lhb),
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(lhb, n.bridge, naming.BRIDGE),
-        "spec": {
-            "replicas": s.replicas,
-            "selector": {"matchLabels": naming.selector(lhb.name, naming.BRIDGE)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "progressDeadlineSeconds": s.rollout.progress_deadline_seconds,
-            "revisionHistoryLimit": 10,
-            "template": template,
-        },
+    spec: Manifest = {
+        "replicas": s.replicas,
+        "selector": {"matchLabels": naming.selector(lhb.name, naming.BRIDGE)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "progressDeadlineSeconds": s.rollout.progress_deadline_seconds,
+        "revisionHistoryLimit": 10,
+        "template": template,
     }
+    if s.rollout.min_ready_seconds:
+        # Set only when asked for: 0 is the server's default, and leaving it out keeps existing manifests as they were.
+        spec["minReadySeconds"] = s.rollout.min_ready_seconds
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(lhb, n.bridge, naming.BRIDGE), "spec": spec}
 
 
 def _service(lhb: LighthouseBridge, name: str, port_name: str, port: int, headless: bool) -> Manifest:

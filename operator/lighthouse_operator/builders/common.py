@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .. import naming
-from ..models import LighthouseBridge
+from ..models import LighthouseBridge, S3Location
 
 Manifest = dict[str, Any]
 
@@ -32,6 +32,23 @@ def digest(obj: Any, length: int = 12) -> str:
 
 def secret_env(name: str, secret: str, key: str) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def s3_env(s3: S3Location) -> list[Manifest]:
+    """Where a backup lives, in the variables `lighthouse-bridge backup|restore` reads (docs/backup-tool.md)."""
+    env: list[Manifest] = [
+        {"name": "LIGHTHOUSE_S3_BUCKET", "value": s3.bucket},
+        {"name": "LIGHTHOUSE_S3_PREFIX", "value": s3.prefix},
+        {"name": "LIGHTHOUSE_S3_PATH_STYLE", "value": "true" if s3.path_style else "false"},
+    ]
+    if s3.endpoint:
+        env.append({"name": "LIGHTHOUSE_S3_ENDPOINT", "value": s3.endpoint})
+    if s3.region:
+        env.append({"name": "LIGHTHOUSE_S3_REGION", "value": s3.region})
+    if s3.credentials_secret:
+        env.append(secret_env("AWS_ACCESS_KEY_ID", s3.credentials_secret, "AWS_ACCESS_KEY_ID"))
+        env.append(secret_env("AWS_SECRET_ACCESS_KEY", s3.credentials_secret, "AWS_SECRET_ACCESS_KEY"))
+    return env
 
 
 def restricted_container_security() -> Manifest:

@@ -1,7 +1,8 @@
 """Health-gated rollouts and automatic rollback on the real control plane (kwok plays the kubelet).
 
 Image tags pick a pod's fate (hack/cluster/stages/pod.yaml): `broken` crash-loops (restartCount grows every few
-seconds), `pullfail` goes ErrImagePull -> ImagePullBackOff, anything else is Ready after ~1 s.
+seconds), `pullfail` goes ErrImagePull -> ImagePullBackOff, `flapping` is Ready for ~1 s then NotReady for ~3 s, for
+ever; anything else is Ready after ~1 s.
 Every wait is bounded and polls; nothing asserts on elapsed time.
 """
 
@@ -11,9 +12,9 @@ import json
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
-from lighthouse_operator import naming, revision
+from lighthouse_operator import naming, revision, rollout
 
 from tests.harness.cluster import wait_for
 
@@ -23,6 +24,7 @@ GOOD = "localhost/lighthouse-bridge:0.1.0"
 GOOD2 = "localhost/lighthouse-bridge:0.2.0"
 BROKEN = "localhost/lighthouse-bridge:0.2.0-broken"
 PULLFAIL = "localhost/lighthouse-bridge:0.2.0-pullfail"
+FLAPPING = "localhost/lighthouse-bridge:0.2.0-flapping"
 TIMEOUT = 120
 
 
@@ -57,28 +59,79 @@ def events(k: Kubectl) -> list[tuple[str, str, str]]:
             if e["involvedObject"].get("kind") == "LighthouseBridge" and e["involvedObject"].get("name") == "demo"]
 
 
-class ReadySampler:
-    """Polls the bridge Deployment's readyReplicas in the background: the lowest value seen is what a client of
-    the Service would have lived through."""
+class Sampler:
+    """Calls sample() every 0.2 s in a background thread for the duration of a `with` block."""
 
-    def __init__(self, k: Kubectl):
-        self.k, self.samples, self._stop = k, [], threading.Event()
+    def __init__(self) -> None:
+        self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            dep = self.k.get("deployment", "demo-bridge")
-            if dep is not None:
-                self.samples.append((dep.get("status") or {}).get("readyReplicas") or 0)
+            try:
+                self.sample()
+            except Exception:  # the namespace is young or going, or the API server busy: the next sample counts
+                pass
             time.sleep(0.2)
 
-    def __enter__(self) -> ReadySampler:
+    def __enter__(self) -> Self:
         self._t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join(timeout=10)
+
+
+class ReadySampler(Sampler):
+    """The bridge Deployment's readyReplicas: the lowest value seen is what a client of the Service would have lived
+    through."""
+
+    def __init__(self, k: Kubectl):
+        super().__init__()
+        self.k, self.samples = k, []
+
+    def sample(self) -> None:
+        dep = self.k.get("deployment", "demo-bridge")
+        if dep is not None:
+            self.samples.append((dep.get("status") or {}).get("readyReplicas") or 0)
+
+
+class FlapSampler(Sampler):
+    """The bridge Deployment and the pods of one image, through the official client (no kubectl per sample):
+    readyReplicas, the Deployment controller's Progressing reasons, and every Ready transition of those pods as
+    (pod, Ready, the condition's lastTransitionTime)."""
+
+    def __init__(self, k: Kubectl, image: str):
+        from kubernetes import client
+
+        super().__init__()
+        self.apps, self.core = client.AppsV1Api(k.cluster.api), client.CoreV1Api(k.cluster.api)
+        self.ns, self.image = k.ns, image
+        self.ready_replicas: list[int] = []
+        self.progressing: set[str] = set()
+        self.transitions: list[tuple[str, bool, str]] = []
+
+    def sample(self) -> None:
+        dep = self.apps.read_namespaced_deployment("demo-bridge", self.ns)
+        self.ready_replicas.append(dep.status.ready_replicas or 0)
+        self.progressing |= {c.reason for c in dep.status.conditions or [] if c.type == "Progressing"}
+        seen = {pod: ready for pod, ready, _ in self.transitions}  # the last state recorded per pod
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=naming.selector_string("demo", naming.BRIDGE))
+        for p in pods.items:
+            if p.spec.containers[0].image != self.image or p.status.conditions is None:
+                continue
+            cond = next((c for c in p.status.conditions if c.type == "Ready"), None)
+            if cond is not None and seen.get(p.metadata.name) != (cond.status == "True"):
+                self.transitions.append((p.metadata.name, cond.status == "True",
+                                         rollout.format_time(cond.last_transition_time)))
+
+    def rises(self) -> list[str]:
+        """When a pod of the image turned Ready (the ready count went up): lastTransitionTime, in order."""
+        return [at for _, ready, at in self.transitions if ready]
 
 
 def rollbacks(operator: Operator) -> float:
@@ -262,3 +315,54 @@ def test_statefulset_rollback_deletes_the_stuck_pod(k: Kubectl, operator: Operat
                                                                    ["image"]]
     reasons = {r for _, r, _ in events(k)}
     assert {"RolloutFailed", "RolledBack", "DeletedStuckPod"} <= reasons
+
+
+def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kubectl, operator: Operator) -> None:
+    # The flapping pod is Ready for ~1 s every ~4 s: never for minReadySeconds, so it never counts as available and
+    # the Deployment never scales an old pod away for it. Each time it turns Ready the ready count rises, which is
+    # progress to a reset-on-flap clock such as the Deployment controller's own progressDeadlineSeconds (same 20 s
+    # here): that clock never runs out. Only a deadline counted from the rollout's start fails this rollout.
+    deadline = 20
+    rollout_spec = {"progressDeadlineSeconds": deadline, "minReadySeconds": 10}
+    k.apply(lhb("demo", spec(rollout=rollout_spec)))
+    good = wait_ready(k)["status"]["revisions"]["lastGood"]
+    old_pods = sorted(p["metadata"]["name"] for p in bridge_pods(k))
+    assert len(old_pods) == 2
+    before = rollbacks(operator)
+    with FlapSampler(k, FLAPPING) as sampler:
+        k.apply(lhb("demo", spec(FLAPPING, rollout=rollout_spec)))
+        started = wait_for(lambda: (r := (k.get("lhb", "demo")["status"].get("rollout") or {}).get("bridge"))
+                           and r.get("revision") != good and r.get("startedAt"), timeout=30, message="rollout start")
+        obj = wait_condition(k, "RolledBack", timeout=deadline + 60)
+        wait_for(lambda: not [p for p in bridge_pods(k) if p["spec"]["containers"][0]["image"] == FLAPPING],
+                 timeout=60, message="no flapping pods left")
+    rec = obj["status"]["rollout"]["bridge"]
+    assert rec["startedAt"] == started, "the start of the rollout was moved"
+    assert rec["reason"] == "ProgressDeadlineExceeded" and rec["failedRevision"] == obj["status"]["revisions"][
+        "desired"]
+    detected = rollout.parse_time(rec["detectedAt"])
+    assert (detected - rollout.parse_time(started)).total_seconds() >= deadline  # not before the deadline
+    # The revision really flapped: its ready count rose again and again, the last time less than a deadline before
+    # the failure was detected, so a clock reset by each rise would not have run out yet.
+    rises = [rollout.parse_time(at) for at in sampler.rises() if rollout.parse_time(at) <= detected]
+    assert len(rises) >= 3, sampler.transitions
+    assert any(not ready for _, ready, _ in sampler.transitions), sampler.transitions
+    assert (detected - rises[-1]).total_seconds() < deadline, (rises, detected)
+    assert "ProgressDeadlineExceeded" not in sampler.progressing, sampler.progressing  # Kubernetes had not given up
+    # Rolled back; the status says so, naming the failed revision and the deadline.
+    rolled = condition(obj, "RolledBack")
+    assert rolled["reason"] == "ProgressDeadlineExceeded"
+    assert rec["failedRevision"] in rolled["message"]
+    assert f"progressDeadlineSeconds {deadline}, counted from {started}" in rolled["message"]
+    assert [condition(obj, t)["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded")] == \
+        ["False", "True", "True", "True"]
+    revs = k.get("lhb", "demo")["status"]["revisions"]
+    assert revs["desired"] != revs["serving"] and revs["serving"] == revs["lastGood"] == good
+    dep = k.get("deployment", "demo-bridge")
+    assert template_image(dep) == GOOD
+    assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] == good
+    assert rollbacks(operator) == before + 1
+    assert ("Warning", "RolloutFailed") in [(t, r) for t, r, _ in events(k)]
+    # The old pods served throughout: never fewer Ready than spec.replicas, and the very same pods.
+    assert sampler.ready_replicas and min(sampler.ready_replicas) >= 2, sampler.ready_replicas
+    assert sorted(p["metadata"]["name"] for p in bridge_pods(k)) == old_pods

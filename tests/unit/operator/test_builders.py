@@ -150,6 +150,15 @@ def test_deployment_probes_ports_and_surge_only_rollout() -> None:
     assert spec["selector"]["matchLabels"] == naming.selector("demo", "bridge")
 
 
+def test_min_ready_seconds_only_when_asked_and_not_a_new_revision() -> None:
+    plain = bridge.deployment(make({}))
+    assert "minReadySeconds" not in plain["spec"]  # the server's default (0) stays implicit
+    slow = bridge.deployment(make({"rollout": {"minReadySeconds": 10}}))
+    assert slow["spec"]["minReadySeconds"] == 10
+    # A Deployment setting, not a pod one: changing it rolls no pod.
+    assert slow["spec"]["template"] == plain["spec"]["template"]
+
+
 def test_user_env_overrides_in_place_without_duplicates() -> None:
     c = bridge.deployment(make(CASES["full"]))["spec"]["template"]["spec"]["containers"][0]
     names = [e["name"] for e in c["env"]]

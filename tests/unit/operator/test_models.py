@@ -88,6 +88,12 @@ def test_semantic_problems_collected() -> None:
     assert any("devicePluginResource" in p for p in e.value.problems)
 
 
+def test_min_ready_seconds_must_stay_below_the_progress_deadline() -> None:
+    assert parse(body({"rollout": {"minReadySeconds": 10, "progressDeadlineSeconds": 30}}))
+    with pytest.raises(InvalidSpec, match=r"rollout.minReadySeconds \(600\) must be less than"):
+        parse(body({"rollout": {"minReadySeconds": 600}}))  # the default deadline is 600
+
+
 def test_restore_needs_a_location() -> None:
     with pytest.raises(InvalidSpec, match="restore needs"):
         parse(body({"restore": {"from": "latest"}}))
