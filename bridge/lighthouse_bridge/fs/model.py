@@ -24,8 +24,8 @@ from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-from .cache import BlobCache
-from .nodes import MAX_NAME, Attr, FsError, Handle, Invalidation, OpenResult, Stats, validate_name
+from .cache import Blob, BlobCache
+from .nodes import BLOB_FH, MAX_NAME, Attr, FsError, Handle, Invalidation, OpenResult, Stats, validate_name
 from .source import FileMeta, NotFoundError, Source, SourceError, parse_time_ns
 from .streams import STREAM_NAMES, StreamBuffer, stream_names_for
 from .tree import ROOT_INO, ROOT_KEY, Inodes, Key, Tree, join, split
@@ -435,6 +435,26 @@ class FsModel(WritePath):
 
     # ------------------------------------------------------------------ listing
 
+    def listing_stamp(self, ino: int) -> tuple[int, int] | None:
+        """A value that changes whenever the listing of directory `ino` (names, attributes, inode numbers) may
+        change, so the adapter can reuse it across opendir calls; None when it must be built every time. Only
+        read-only mounts: there a listing of current/ changes only through events (which bump the generation)."""
+        if self.writable:
+            return None
+        key = self.inodes.key(ino)
+        if key is None:
+            return None
+        area, view, _ = key
+        if area == "current":
+            return (self.generation, self.inodes.epoch)
+        if area == "history" and view:
+            try:
+                settled = self._history_at(view)[1] == IMMUTABLE_TIMEOUT
+            except FsError:
+                return None
+            return (0, self.inodes.epoch) if settled else None
+        return None
+
     async def readdir(self, ino: int) -> list[tuple[str, Attr]]:
         key = self.key_of(ino)
         area, view, rel = key
@@ -563,10 +583,12 @@ class FsModel(WritePath):
     async def open(self, ino: int, flags: int) -> OpenResult:
         key = self.key_of(ino)
         area, _, rel = key
+        wants_write = flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC)
+        if not wants_write and area == "current" and rel in self.live.files:
+            return OpenResult(BLOB_FH | ino, direct_io=False, keep_cache=True)  # the hot path of grep -r
         attr = await self._attr(key)
         if attr.is_dir:
             raise FsError(errno.EISDIR)
-        wants_write = flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC)
         if wants_write:
             self._require_writable(key)
             meta = self.live.files[rel]
@@ -582,8 +604,8 @@ class FsModel(WritePath):
             self.writers[rel] = h
             return OpenResult(h.fh, direct_io=False, keep_cache=False)
         if area in ("current", "history"):
-            h = self._new_handle(ino, key, "blob")
-            return OpenResult(h.fh, direct_io=False, keep_cache=True)
+            # No per-handle state: the handle is the inode (marked), so open/release allocate nothing.
+            return OpenResult(BLOB_FH | ino, direct_io=False, keep_cache=True)
         if area == "streams":
             h = self._new_handle(ino, key, "stream")
             return OpenResult(h.fh, direct_io=True, keep_cache=False)
@@ -596,7 +618,7 @@ class FsModel(WritePath):
         h = self._new_handle(ino, key, "snapshot", content=content)
         return OpenResult(h.fh, direct_io=True, keep_cache=False)
 
-    async def _blob(self, sha256: str) -> bytes:
+    async def _blob(self, sha256: str) -> Blob:
         try:
             return await self.blobs.get(sha256)
         except NotFoundError as exc:
@@ -613,6 +635,8 @@ class FsModel(WritePath):
         return h
 
     async def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        if fh & BLOB_FH:
+            return await self._read_blob(self.key_of(fh & ~BLOB_FH), offset, size)
         h = self._handle(fh)
         if h.kind == "write":
             assert h.buf is not None
@@ -621,7 +645,10 @@ class FsModel(WritePath):
             return h.content[offset : offset + size]
         if h.kind == "stream":
             return self.streams[h.key[2][: -len(".ndjson")]].read(offset, size)
-        area, view, rel = h.key
+        return await self._read_blob(h.key, offset, size)
+
+    async def _read_blob(self, key: Key, offset: int, size: int) -> bytes | memoryview:
+        area, view, rel = key
         # Reads follow the inode's current content so the kernel page cache never mixes versions.
         tree = self.live if area == "current" else await self.history_tree(view)
         meta = tree.files.get(rel)

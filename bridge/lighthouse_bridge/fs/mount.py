@@ -48,10 +48,15 @@ async def follow_events(client: BridgeClient, model: FsModel, from_position: int
         backoff = min(backoff * 2, 5.0)
 
 
-def tune_readahead(mountpoint: str, kib: int = 1024) -> None:
-    """Raise the mount's readahead from 128 KiB so sequential reads arrive as 1 MiB FUSE requests (best effort:
-    needs a writable /sys). `mountpoint` must be a real path: stat() on the new mount would wait for our own loop,
-    so the device comes from mountinfo."""
+READAHEAD_KIB = 4096
+
+
+def tune_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
+    """Raise the mount's readahead from 128 KiB (best effort: needs a writable /sys). FUSE INIT can only lower it.
+    With it, sequential reads arrive as 1 MiB READ requests (the kernel's max_pages limit) instead of 128 KiB ones,
+    and a 4 MiB window keeps several in flight, so this loop fills the next while the reader copies the last
+    (measured: 128 KiB -> ~1.0 GB/s, 1 MiB -> ~1.7, 4 MiB -> ~2.2; benchmarks/RESULTS.md). `mountpoint` must be a
+    real path: stat() on the new mount would wait for our own loop, so the device comes from mountinfo."""
     target = mountpoint
     try:
         with open("/proc/self/mountinfo") as f:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from .tree import Key
 
 MAX_NAME = 255
+# Read-only handles of project files carry no state: fh = BLOB_FH | inode (handles with state count up from 1).
+BLOB_FH = 1 << 63
 
 
 class FsError(OSError):

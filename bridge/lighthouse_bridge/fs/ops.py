@@ -18,6 +18,7 @@ from .model import Attr, FsError, FsModel, Invalidation
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+LISTING_CACHE = 4096  # directories whose encoded listing is kept
 BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
 
 
@@ -112,8 +113,10 @@ class Operations(pyfuse3.Operations):
     def __init__(self, model: FsModel) -> None:
         super().__init__()
         self.model = model
-        self._dirs: dict[int, tuple[int, list[tuple[str, Attr]] | None]] = {}
+        self._dirs: dict[int, tuple[int, list[tuple[bytes, pyfuse3.EntryAttributes]] | None]] = {}
         self._next_dir = 1
+        # Encoded listings reused across opendir calls while the model's stamp for the directory holds.
+        self._listings: dict[int, tuple[tuple[int, int], list[tuple[bytes, pyfuse3.EntryAttributes]]]] = {}
 
     @counted("lookup")
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
@@ -145,13 +148,26 @@ class Operations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         ino, entries = self._dirs[fh]
         if entries is None or start_id == 0:
-            entries = await self.model.readdir(ino)  # one listing per open directory: stable offsets
+            entries = await self._listing(ino)  # one listing per open directory: stable offsets
             self._dirs[fh] = (ino, entries)
         for i in range(start_id, len(entries)):
             name, attr = entries[i]
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), entry_attributes(attr), i + 1):
+            if not pyfuse3.readdir_reply(token, name, attr, i + 1):
                 break
-            self.model.inodes.ref(attr.ino)
+            self.model.inodes.ref(attr.st_ino)
+
+    async def _listing(self, ino: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
+        stamp = self.model.listing_stamp(ino)
+        if stamp is not None:
+            cached = self._listings.get(ino)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        entries = [(os.fsencode(name), entry_attributes(attr)) for name, attr in await self.model.readdir(ino)]
+        if stamp is not None:
+            if len(self._listings) >= LISTING_CACHE:
+                self._listings.clear()  # stamps go stale together on every change: no finer eviction needed
+            self._listings[ino] = (stamp, entries)
+        return entries
 
     @counted("releasedir")
     async def releasedir(self, fh: int) -> None:

@@ -113,6 +113,7 @@ class Inodes:
         self._keys: dict[int, Key] = {ROOT_INO: ROOT_KEY}
         self._lookups: dict[int, int] = {}
         self._next = ROOT_INO + 1
+        self.epoch = 0  # bumped whenever a key loses its inode number: listings cached with numbers go stale
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -145,6 +146,7 @@ class Inodes:
             key = self._keys.pop(ino, None)
             if key is not None and self._by_key.get(key) == ino:
                 del self._by_key[key]
+                self.epoch += 1
 
     def rekey(self, old: Key, new: Key) -> None:
         """A local rename keeps the kernel's inode: move the mapping (and everything under a directory)."""
@@ -155,6 +157,7 @@ class Inodes:
             for k in self._by_key
             if k[0] == area and k[1] == view and (k[2] == rel or k[2].startswith(prefix))
         ]
+        self.epoch += 1
         for k in moves:
             ino = self._by_key.pop(k)
             nk = (new[0], new[1], new[2] + k[2][len(rel):])

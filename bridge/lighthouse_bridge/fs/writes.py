@@ -11,12 +11,12 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .nodes import Attr, FsError, Handle, Invalidation, OpenResult, validate_name
+from .nodes import BLOB_FH, Attr, FsError, Handle, Invalidation, OpenResult, validate_name
 from .source import ConflictError, FileMeta, NotFoundError, SourceError, TooLargeError
 from .tree import Inodes, Key, Tree, join
 
 if TYPE_CHECKING:
-    from .cache import BlobCache
+    from .cache import Blob, BlobCache
     from .source import Source
 
 log = logging.getLogger("lighthouse_bridge.fs.model")
@@ -44,7 +44,7 @@ class WritePath:
         def _changed(self) -> None: ...
         def _entry_invalidations(self, path: str) -> list[Invalidation]: ...
         async def _attr(self, key: Key) -> Attr: ...
-        async def _blob(self, sha256: str) -> bytes: ...
+        async def _blob(self, sha256: str) -> Blob: ...
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         h = self._handle(fh)
@@ -62,6 +62,8 @@ class WritePath:
         # close() of any descriptor of the handle. Data written so far is sent now, so a conflict reaches close()
         # as EIO. A handle that was only created or truncated (O_TRUNC) waits for release: shells open, dup2 and
         # close the first descriptor before writing, and that close must not send an empty file.
+        if fh & BLOB_FH:
+            return  # a read-only handle: nothing buffered
         h = self._handle(fh)
         if h.kind == "write" and h.written:
             await self._commit(h)

@@ -128,6 +128,32 @@ def test_api_changes_reach_the_mount_within_a_second(bridge: Bridge, mount_facto
                what="moved file")
 
 
+def test_listings_and_debug_files_stay_fresh(bridge: Bridge, mount_factory: Callable[..., Mount]) -> None:
+    # A read-only mount reuses directory listings across opendir calls: every change must still show within 1 s.
+    seed(bridge)
+    m = mount_factory()
+    src = m / "current/src"
+    assert sorted(os.listdir(src)) == sorted(os.listdir(src)) == ["app.py", "util"]
+
+    def sizes() -> dict[str, int]:
+        return {e.name: e.stat().st_size for e in os.scandir(src) if e.is_file()}
+
+    bridge.update("create", "src/new.py", b"0123456789")
+    wait_until(lambda: sizes() == {"app.py": len(SEED["src/app.py"]), "new.py": 10}, 1.0, what="created file listed")
+    assert (src / "new.py").read_bytes() == b"0123456789"
+    bridge.update("modify", "src/new.py", b"0123")
+    wait_until(lambda: sizes().get("new.py") == 4 and (src / "new.py").read_bytes() == b"0123", 1.0,
+               what="new size in the listing and new content")
+    bridge.update("delete", "src/new.py")
+    wait_until(lambda: sorted(os.listdir(src)) == ["app.py", "util"], 1.0, what="deleted file unlisted")
+    # debug files are generated on every open: no cached page or size survives to the next read.
+    perf = m / "debug/performance.json"
+    first = json.loads(perf.read_bytes())["requests"].get("readdir", 0)
+    os.listdir(m / "current")
+    os.listdir(m / "current/docs")
+    assert json.loads(perf.read_bytes())["requests"].get("readdir", 0) > first
+
+
 def test_writes_through_the_mount_reach_the_api(bridge: Bridge, mount_factory: Callable[..., Mount]) -> None:
     seed(bridge)
     m = mount_factory(writable=True)

@@ -9,6 +9,7 @@ import stat
 import pyfuse3
 import pytest
 from lighthouse_bridge.fs.model import ROOT_INO, Attr, FsModel
+from lighthouse_bridge.fs.nodes import BLOB_FH
 from lighthouse_bridge.fs.ops import Operations, entry_attributes
 
 from tests.unit.fs.fake_source import FakeSource
@@ -59,3 +60,97 @@ async def test_generated_files_bypass_the_page_cache() -> None:
     assert health.attr_timeout == 0
     fi = await ops.open(health.st_ino, os.O_RDONLY, None)
     assert fi.direct_io
+
+
+async def test_read_only_opens_of_project_files_carry_no_state() -> None:
+    ops, src = await make_ops()
+    current = await ops.lookup(ROOT_INO, b"current")
+    entry = await ops.lookup(current.st_ino, b"a.txt")
+    fi = await ops.open(entry.st_ino, os.O_RDONLY, None)
+    assert fi.fh & BLOB_FH and fi.keep_cache and not fi.direct_io
+    assert ops.model.handles == {}  # nothing to allocate on open or to free on release
+    assert bytes(await ops.read(fi.fh, 0, 100)) == b"hello"
+    # A change from the event stream: reads of the same inode follow its current content and size.
+    ops.model.apply_event(src.put("a.txt", b"hello, world"))
+    assert bytes(await ops.read(fi.fh, 0, 100)) == b"hello, world"
+    assert (await ops.getattr(entry.st_ino)).st_size == 12
+    await ops.release(fi.fh)
+    with pytest.raises(pyfuse3.FUSEError) as exc:
+        await ops.write(fi.fh, 0, b"x")
+    assert exc.value.errno == errno.EBADF
+
+
+async def test_read_only_handles_close_cleanly_in_a_writable_mount() -> None:
+    ops, _ = await make_ops(writable=True)
+    current = await ops.lookup(ROOT_INO, b"current")
+    entry = await ops.lookup(current.st_ino, b"a.txt")
+    fi = await ops.open(entry.st_ino, os.O_RDONLY, None)
+    await ops.flush(fi.fh)  # close(): no EBADF, nothing sent
+    await ops.fsync(fi.fh, False)
+    await ops.release(fi.fh)
+    assert ops.model.source.updates == []  # type: ignore[attr-defined]
+    wfi = await ops.open(entry.st_ino, os.O_WRONLY, None)
+    assert not wfi.fh & BLOB_FH and wfi.fh in ops.model.handles  # writes keep their per-handle buffer
+    await ops.release(wfi.fh)
+
+
+def _collect_replies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, int, int]]:
+    replies: list[tuple[bytes, int, int]] = []
+
+    def reply(token: object, name: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        replies.append((name, attr.st_ino, attr.st_size))
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    return replies
+
+
+async def _ls(ops: Operations, replies: list[tuple[bytes, int, int]], ino: int) -> dict[bytes, tuple[int, int]]:
+    replies.clear()
+    fh = await ops.opendir(ino, None)
+    await ops.readdir(fh, 0, None)
+    await ops.releasedir(fh)
+    return {name: (i, size) for name, i, size in replies}
+
+
+async def test_listings_are_reused_until_the_tree_or_inode_numbers_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    replies = _collect_replies(monkeypatch)
+    ops, src = await make_ops()
+    built = 0
+    real_readdir = ops.model.readdir
+
+    async def counting_readdir(ino: int) -> list[tuple[str, Attr]]:
+        nonlocal built
+        built += 1
+        return await real_readdir(ino)
+
+    monkeypatch.setattr(ops.model, "readdir", counting_readdir)
+    current = await ops.lookup(ROOT_INO, b"current")
+    first = await _ls(ops, replies, current.st_ino)
+    assert await _ls(ops, replies, current.st_ino) == first == {b"a.txt": (first[b"a.txt"][0], 5)}
+    assert built == 1  # the second opendir reused the encoded listing
+    ops.model.apply_event(src.put("b.txt", b"bee"))
+    ops.model.apply_event(src.put("a.txt", b"longer content"))
+    after = await _ls(ops, replies, current.st_ino)
+    assert built == 2 and {n: s for n, (_, s) in after.items()} == {b"a.txt": 14, b"b.txt": 3}
+    # The kernel forgets a listed inode: the next listing must not hand out its old number.
+    old_ino = after[b"b.txt"][0]
+    await ops.forget([(old_ino, 1)])  # the lookup count the listing gave it
+    again = await _ls(ops, replies, current.st_ino)
+    assert built == 3 and again[b"b.txt"][0] != old_ino
+    assert ops.model.inodes.key(again[b"b.txt"][0]) == ("current", "", "b.txt")
+
+
+async def test_writable_mounts_and_volatile_areas_always_build_listings(monkeypatch: pytest.MonkeyPatch) -> None:
+    replies = _collect_replies(monkeypatch)
+    ops, _ = await make_ops(writable=True)
+    current = await ops.lookup(ROOT_INO, b"current")
+    assert ops.model.listing_stamp(current.st_ino) is None
+    ro, _ = await make_ops()
+    for area in (b"streams", b"debug", b"context", b"shadows", b"history"):
+        assert ro.model.listing_stamp((await ro.lookup(ROOT_INO, area)).st_ino) is None, area
+    assert ro.model.listing_stamp((await ro.lookup(ROOT_INO, b"current")).st_ino) is not None
+    history = await ro.lookup(ROOT_INO, b"history")
+    settled = await ro.lookup(history.st_ino, b"1")
+    assert ro.model.listing_stamp(settled.st_ino) is not None
+    assert await _ls(ro, replies, settled.st_ino) == {b"a.txt": (replies[0][1], 5)}

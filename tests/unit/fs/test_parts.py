@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
-from lighthouse_bridge.fs.cache import BlobCache
+from lighthouse_bridge.fs.cache import HUGE_BLOB, BlobCache
 from lighthouse_bridge.fs.client import make_http_client
+from lighthouse_bridge.fs.model import FsModel
 from lighthouse_bridge.fs.source import FileMeta
 from lighthouse_bridge.fs.status import usable_status_file, write_status
 from lighthouse_bridge.fs.streams import StreamBuffer, stream_names_for
 from lighthouse_bridge.fs.supervisor import fuse_unavailable_reason
 from lighthouse_bridge.fs.tree import Inodes, Tree
+
+from tests.unit.fs.fake_source import FakeSource
 
 
 def sha(b: bytes) -> str:
@@ -43,6 +47,27 @@ async def test_blob_cache_evicts_by_bytes_and_verifies_checksums(tmp_path: Path)
     fetched.clear()
     assert await again.get(sha(b"a" * 10)) == b"a" * 10
     assert fetched == [] and again.stats()["disk_hits"] == 1
+
+
+async def test_big_blobs_are_cached_in_huge_pages_and_read_back_exactly(tmp_path: Path) -> None:
+    big = bytes(range(256)) * ((HUGE_BLOB + 4096) // 256)
+    src = FakeSource()
+    src.put("big.bin", big)
+    model = FsModel(src, writable=True, blobs=BlobCache(src.read_blob, disk_dir=tmp_path))
+    await model.load()
+    blob = await model.blobs.get(sha(big))
+    assert isinstance(blob, memoryview) and blob.readonly  # an mmap advised MADV_HUGEPAGE, not the bytes
+    assert bytes(blob) == big and model.blobs.stats()["bytes"] == len(big)
+    assert await model.blobs.get(sha(big)) is blob and src.blob_fetches == 1
+    assert (tmp_path / sha(big)[:2] / sha(big)).read_bytes() == big  # the disk cache got the same bytes
+    current = await model.lookup(1, "current")
+    ino = (await model.lookup(current.ino, "big.bin")).ino
+    fh = (await model.open(ino, os.O_RDONLY)).fh
+    assert bytes(await model.read(fh, HUGE_BLOB - 10, 1 << 20)) == big[HUGE_BLOB - 10 :]
+    wfh = (await model.open(ino, os.O_RDWR)).fh  # a write handle copies it into its own buffer
+    await model.write(wfh, 0, b"X")
+    assert bytes(await model.read(wfh, 0, 3)) == b"X" + big[1:3]
+    assert bytes(await model.read(fh, 0, 3)) == big[:3]  # the cached blob is untouched
 
 
 def test_stream_buffer_appends_lines_and_rotates() -> None:
