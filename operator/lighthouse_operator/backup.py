@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from cronsim import CronSim, CronSimError
 from . import naming
 from . import status as st
 from .builders.backup import L_TRIGGER  # Job label request|final (the CronJob's Jobs: none)
+from .models import BACKUP_CLIENT_MAJOR, LighthouseBridgeSpec
 
 CONDITION = "BackupSucceeded"
 A_BACKUP_NOW = "lighthouse.dev/backup-now"  # on-demand backup: any new value runs exactly one backup
@@ -356,6 +358,24 @@ def final_state(job: JobView | None) -> Literal["create", "wait", "done", "faile
     if job is None:
         return "create"
     return {"Active": "wait", "Succeeded": "done", "Failed": "failed"}[job.state]  # type: ignore[return-value]
+
+
+def client_mismatch(spec: LighthouseBridgeSpec) -> str | None:
+    """A managed PostgreSQL newer than the bridge image's pg_dump/pg_restore: every backup and restore would fail
+    (pg_dump refuses newer servers), so say so up front. External servers' versions are unknown here."""
+    if spec.backup is None and spec.restore is None:
+        return None
+    if spec.postgres.mode != "managed" or spec.postgres.managed is None or not spec.postgres.managed.image:
+        return None
+    tag = spec.postgres.managed.image.rsplit("/", 1)[-1].partition(":")[2].partition("@")[0]
+    m = re.match(r"(\d+)", tag)
+    if m is None or int(m.group(1)) <= BACKUP_CLIENT_MAJOR:
+        return None
+    return (
+        f"postgres.managed.image is PostgreSQL {m.group(1)} but the bridge image's pg_dump/pg_restore are "
+        f"{BACKUP_CLIENT_MAJOR}: backups and restores will fail; use a PostgreSQL {BACKUP_CLIENT_MAJOR} image or a "
+        "bridge image with a newer client"
+    )
 
 
 def job_selector(instance: str) -> str:

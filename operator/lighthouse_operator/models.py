@@ -24,7 +24,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 DEFAULT_BRIDGE_IMAGE = "localhost/lighthouse-bridge:0.1.0"
 DEFAULT_REDIS_IMAGE = "docker.io/library/redis:7.4-alpine"
-DEFAULT_POSTGRES_IMAGE = "docker.io/library/postgres:16-alpine"
+# The bridge image's pg_dump/pg_restore are PostgreSQL 15 (Debian bookworm), and pg_dump refuses newer servers:
+# the default server matches it, so backups and restores of a default bridge work.
+DEFAULT_POSTGRES_IMAGE = "docker.io/library/postgres:15-alpine"
+BACKUP_CLIENT_MAJOR = 15
 DEFAULT_FUSE_DEVICE_RESOURCE = "smarter-devices/fuse"
 
 # The Kubernetes quantity grammar (resource.Quantity); the same pattern controller-gen puts into CRDs.

@@ -289,11 +289,12 @@ class Reconciler:
 
         bridge_rev = gated.revision(naming.BRIDGE)
         components = st.assess_children(lhb, report.objects, bridge_rev)
+        extra_warnings = [w for w in (restoring.warning, backups.client_mismatch(lhb.spec)) if w]
         if restoring.hold:
             why = "the restore failed" if restoring.failed else "waiting for the restore"
             components[naming.BRIDGE] = st.Health(0, lhb.spec.replicas, False, False, f"held at 0 replicas: {why}")
         new = st.build(lhb, st.Assessment(components=components,
-                                          warnings=report.warnings + ([restoring.warning] if restoring.warning else []),
+                                          warnings=report.warnings + extra_warnings,
                                           revision=bridge_rev, restoring=restoring.restoring,
                                           stalled=("RestoreFailed", restoring.failed) if restoring.failed else None))
         new = gate.overlay(new, gated, generation, lhb.status)

@@ -1,5 +1,7 @@
 """The operator container with the chart's own ServiceAccount token (no admin credentials): the RBAC the chart grants
-is enough to reconcile a LighthouseBridge to Ready and to delete it again."""
+is enough to reconcile a LighthouseBridge to Ready and to delete it again, and for backups: the on-demand backup Job
+(lighthouse.dev/backup-now) and its status, the restore Job of spec.restore, and the Snapshot final backup on deletion.
+kwok plays the Jobs' pods (they succeed after about a second); the real Job controller runs the Jobs."""
 
 from __future__ import annotations
 
@@ -123,4 +125,101 @@ def test_chart_rbac_is_enough_to_delete_a_bridge(
         timeout=90,
         what="the LighthouseBridge to be gone (finalizer released)",
     )
+    assert forbidden_lines(operator) == [], json.dumps(forbidden_lines(operator))
+
+
+# ------------------------------------------------------------------------------------------------------------ backups
+YEARLY = "0 0 1 1 *"  # never fires during a test: only the Jobs the operator creates run
+S3 = {"bucket": "lighthouse-rbac", "prefix": "e2e", "endpoint": "http://127.0.0.1:59000", "pathStyle": True}
+
+
+def condition(obj: dict | None, type_: str) -> dict | None:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}.get(type_)
+
+
+def backup_jobs(cluster: Cluster, namespace: str, name: str) -> list[dict]:
+    selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=backup"
+    return (get_json(cluster, "-n", namespace, "jobs", "-l", selector) or {}).get("items", [])
+
+
+def wait_or_explain(operator: Container, cluster: Cluster, namespace: str, name: str, predicate, *, timeout: float,
+                    what: str):
+    """wait_for, failing with the bridge's status and the operator's log tail (a 403 shows up there)."""
+    def check():
+        assert operator.running(), f"operator exited:\n{operator.logs()}"
+        return predicate()
+
+    try:
+        return wait_for(check, timeout=timeout, what=what)
+    except AssertionError as exc:
+        status = (get_json(cluster, "-n", namespace, "lighthousebridge", name) or {}).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}\noperator log:\n{operator.logs()[-6000:]}") from None
+
+
+def apply_bridge(cluster: Cluster, namespace: str, name: str, spec: dict) -> None:
+    lhb = {"apiVersion": "lighthouse.dev/v1alpha1", "kind": "LighthouseBridge",
+           "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(lhb))
+
+
+def test_chart_rbac_is_enough_for_on_demand_backups_and_the_snapshot_on_deletion(
+    operator_as_its_service_account: tuple[Container, str], cluster: Cluster
+) -> None:
+    operator, namespace = operator_as_its_service_account
+    name = "rbac-backup"
+    apply_bridge(cluster, namespace, name, {"backup": {"schedule": YEARLY, "s3": S3}, "deletionPolicy": "Snapshot"})
+    wait_or_explain(operator, cluster, namespace, name,
+                    lambda: (ready_condition(get_json(cluster, "-n", namespace, "lighthousebridge", name)) or {})
+                    .get("status") == "True",
+                    timeout=180, what="Ready=True")  # fmt: skip
+    assert get_json(cluster, "-n", namespace, "cronjob", f"{name}-backup") is not None
+
+    # (a) The on-demand backup: a Job from the annotation, and status from that Job and its pod.
+    cluster.kubectl("annotate", "--overwrite", "-n", namespace, "lighthousebridge", name,
+                    "lighthouse.dev/backup-now=rbac-1")  # fmt: skip
+
+    def backed_up() -> dict | None:
+        obj = get_json(cluster, "-n", namespace, "lighthousebridge", name)
+        c = condition(obj, "BackupSucceeded")
+        return obj if c and c["status"] == "True" and obj["status"].get("lastBackup") else None
+
+    obj = wait_or_explain(operator, cluster, namespace, name, backed_up, timeout=120, what="BackupSucceeded=True")
+    (job,) = backup_jobs(cluster, namespace, name)
+    assert job["metadata"]["labels"]["lighthouse.dev/backup-trigger"] == "request"
+    assert job["status"].get("succeeded") == 1
+    assert obj["status"]["lastBackup"]["name"] == job["metadata"]["name"]
+    assert obj["status"]["backup"]["lastRequest"] == "rbac-1"
+    assert obj["status"]["lastSuccessfulBackupTime"]
+
+    # (c) deletionPolicy Snapshot: a final backup Job, waited for, then the bridge goes.
+    cluster.kubectl("delete", "-n", namespace, "lighthousebridge", name, "--wait=false")
+    wait_or_explain(operator, cluster, namespace, name,
+                    lambda: get_json(cluster, "-n", namespace, "lighthousebridge", name) is None,
+                    timeout=120, what="the LighthouseBridge to be gone after its final backup")  # fmt: skip
+    finals = [j for j in backup_jobs(cluster, namespace, name)
+              if j["metadata"]["labels"].get("lighthouse.dev/backup-trigger") == "final"]  # fmt: skip
+    assert len(finals) == 1, [j["metadata"]["name"] for j in backup_jobs(cluster, namespace, name)]
+    assert finals[0]["status"].get("succeeded") == 1, "deleted before the final backup succeeded"
+    assert forbidden_lines(operator) == [], json.dumps(forbidden_lines(operator))
+
+
+def test_chart_rbac_is_enough_to_restore_before_the_bridge_starts(
+    operator_as_its_service_account: tuple[Container, str], cluster: Cluster
+) -> None:
+    operator, namespace = operator_as_its_service_account
+    name = "rbac-restore"
+    apply_bridge(cluster, namespace, name, {"backup": {"schedule": YEARLY, "s3": S3}, "restore": {"from": "latest"}})
+
+    def restored_and_ready() -> dict | None:
+        obj = get_json(cluster, "-n", namespace, "lighthousebridge", name)
+        restore = ((obj or {}).get("status") or {}).get("restore") or {}
+        ready = (ready_condition(obj) or {}).get("status") == "True"
+        return obj if restore.get("phase") == "Succeeded" and ready else None
+
+    obj = wait_or_explain(operator, cluster, namespace, name, restored_and_ready, timeout=240,
+                          what="status.restore Succeeded and Ready=True")  # fmt: skip
+    job = get_json(cluster, "-n", namespace, "job", f"{name}-restore")
+    assert job is not None and job["status"].get("succeeded") == 1
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["restore", "--from", "latest"]
+    assert obj["status"]["restore"]["job"] == f"{name}-restore"
     assert forbidden_lines(operator) == [], json.dumps(forbidden_lines(operator))

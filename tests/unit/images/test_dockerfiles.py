@@ -75,3 +75,5 @@ def test_only_the_bridge_installs_debian_packages_and_pins_them() -> None:
     bridge_runs = " ".join(a for w, a in instructions(DOCKERFILES[1]) if w == "RUN")
     assert "apt-get" not in operator_runs
     assert re.search(r"fuse3=\S+", bridge_runs) and re.search(r"libfuse3-3=\S+", bridge_runs)
+    # `lighthouse-bridge backup|restore` (the operator's backup and restore Jobs) run pg_dump/pg_restore/psql.
+    assert re.search(r"postgresql-client-\d+=\S+", bridge_runs)

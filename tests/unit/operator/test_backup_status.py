@@ -341,3 +341,24 @@ def test_job_names_are_stable_short_and_per_value_and_uid() -> None:
     long = LighthouseBridge.from_body({"metadata": {"name": "x" * 40, "uid": "u"}, "spec": CASES["full"]})
     for name in (builder.request_job_name(long, "v" * 300), builder.final_job_name(long)):
         assert len(name) <= 63, name  # Job names become a pod label value
+
+
+BACKUP = {"schedule": "0 3 * * *", "s3": {"bucket": "backups"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "warned"),
+    [
+        ({"backup": BACKUP}, False),  # the default server matches the image's client
+        ({"backup": BACKUP, "postgres": {"managed": {"image": "docker.io/library/postgres:15.8-alpine"}}}, False),
+        ({"backup": BACKUP, "postgres": {"managed": {"image": "registry:5000/postgres:16-alpine"}}}, True),
+        ({"backup": BACKUP, "postgres": {"managed": {"image": "postgres:17@sha256:" + "a" * 64}}}, True),
+        ({"postgres": {"managed": {"image": "postgres:17"}}}, False),  # no backups, nothing to warn about
+        ({"backup": BACKUP, "postgres": {"managed": {"image": "postgres:latest"}}}, False),  # unknown version
+    ],
+)
+def test_a_managed_postgres_newer_than_the_backup_client_is_warned_about(spec: dict[str, Any], warned: bool) -> None:
+    message = bk.client_mismatch(make(spec).spec)
+    assert (message is not None) == warned
+    if warned:
+        assert "pg_dump" in (message or "") and "15" in (message or "")
