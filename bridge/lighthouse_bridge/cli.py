@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -49,9 +50,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
         logging.getLogger("lighthouse_bridge").info("Serving metrics port=%d", settings.metrics_port)
     app = create_app(settings)
-    # Event streams never end on their own; without a bound, SIGTERM would wait for every stream client forever.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=settings.log_level == "debug", lifespan="on", timeout_graceful_shutdown=5)
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Open event streams end themselves (complete responses) while uvicorn waits for them to finish.
+            if (runtime := getattr(app.state, "runtime", None)) is not None:
+                runtime.drain()
+            super().handle_exit(sig, frame)
+
+    # timeout_graceful_shutdown bounds the wait for any response that does not end on its own.
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            access_log=settings.log_level == "debug", lifespan="on", timeout_graceful_shutdown=5)
+    DrainingServer(config).run()
     return 0
 
 

@@ -49,6 +49,27 @@ class Runtime:
         self.redis = DependencyState(status=cache.status)
         self.fuse = DependencyState(status="disabled")
         self._monitor: asyncio.Task[None] | None = None
+        # Set on SIGTERM (before uvicorn waits for open responses): event streams end with a complete response, so
+        # followers see a clean end and reconnect elsewhere instead of a torn chunked body.
+        self.draining = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def drain(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self.loop.call_soon_threadsafe(self.draining.set)
+
+    async def wait_beyond(self, position: int, wait_seconds: float) -> bool:
+        """The projection's wait_beyond, cut short by draining: True only when the head moved beyond `position`."""
+        if self.draining.is_set():
+            return False
+        advanced = asyncio.ensure_future(self.projection.wait_beyond(position, wait_seconds))
+        drained = asyncio.ensure_future(self.draining.wait())
+        try:
+            done, _ = await asyncio.wait({advanced, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (advanced, drained):
+                task.cancel()
+        return advanced in done and advanced.result()
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod

@@ -190,17 +190,24 @@ def test_kill9_during_acknowledged_writes(tmp_path: Path, bridge_env: dict[str, 
 
 
 def test_sigterm_ends_serve_while_a_stream_client_is_connected(tmp_path: Path, bridge_env: dict[str, str]) -> None:
-    """An open /events/stream must not keep `serve` alive after SIGTERM (it did before the graceful-shutdown bound)."""
+    """An open /events/stream must not keep `serve` alive after SIGTERM, and its client sees a complete response
+    (a clean end it can reconnect after), not a torn chunked body."""
     bridge = BridgeProcess(bridge_env, tmp_path / "bridge.log").start()
     assert bridge.proc is not None
     done = threading.Event()
+    outcome: list[str] = []
 
     def follow() -> None:
-        with httpx.stream("GET", bridge.url + "/events/stream?from_position=0", timeout=None) as r:
-            assert r.status_code == 200
-            for _ in r.iter_lines():
-                if done.is_set():
-                    return
+        try:
+            with httpx.stream("GET", bridge.url + "/events/stream?from_position=0", timeout=None) as r:
+                assert r.status_code == 200
+                for _ in r.iter_lines():
+                    if done.is_set():
+                        outcome.append("still streaming after the bridge stopped")
+                        return
+            outcome.append("ended")
+        except httpx.HTTPError as e:
+            outcome.append(f"{type(e).__name__}: {e}")
 
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
@@ -215,3 +222,5 @@ def test_sigterm_ends_serve_while_a_stream_client_is_connected(tmp_path: Path, b
     # uvicorn re-raises the signal after a clean shutdown, so the exit status is -SIGTERM.
     assert rc in (0, -signal.SIGTERM), log[-2000:]
     assert "Application shutdown complete" in log, log[-2000:]
+    reader.join(10)
+    assert outcome == ["ended"], log[-2000:]

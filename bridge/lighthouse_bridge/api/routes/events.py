@@ -138,7 +138,7 @@ async def _stream(rt: Runtime, cursor: int, idle_timeout: float | None) -> Async
     metrics.STREAM_CLIENTS.inc()
     idle_since = time.monotonic()
     try:
-        while True:
+        while not rt.draining.is_set():
             try:
                 rows = await events.query(rt.pool, from_position=cursor, limit=500)
             except Exception as exc:
@@ -156,7 +156,7 @@ async def _stream(rt: Runtime, cursor: int, idle_timeout: float | None) -> Async
             wait = rt.settings.stream_heartbeat
             if idle_timeout is not None:
                 wait = min(wait, max(0.01, idle_timeout - (time.monotonic() - idle_since)))
-            if not await rt.projection.wait_beyond(cursor - 1, wait):
+            if not await rt.wait_beyond(cursor - 1, wait) and not rt.draining.is_set():
                 yield (json.dumps({"heartbeat": rt.projection.head}) + "\n").encode()
     finally:
         metrics.STREAM_CLIENTS.dec()
