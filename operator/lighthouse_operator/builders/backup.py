@@ -36,25 +36,47 @@ def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
     return env
 
 
+def tool_container(lhb: LighthouseBridge, name: str, args: list[str], env: list[Manifest],
+                   resources: Manifest | None) -> Manifest:
+    """`lighthouse-bridge <args>` from the bridge image, as the backup and restore Jobs run it: restricted, a
+    writable /tmp only, and its JSON result (or, on failure, the log tail) in the termination message."""
+    container: Manifest = {
+        "name": name,
+        "image": lhb.spec.bridge_image,
+        "args": args,
+        "env": env,
+        "securityContext": restricted_container_security() | {"runAsNonRoot": True, "runAsUser": 10001},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "terminationMessagePath": RESULT_FILE,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def tool_pod_template(lhb: LighthouseBridge, labels: dict[str, str], container: Manifest) -> Manifest:
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": service_account_name(lhb),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        },
+    }
+
+
 def cronjob(lhb: LighthouseBridge) -> Manifest | None:
     b = lhb.spec.backup
     if b is None:
         return None
     labels = naming.labels(lhb.name, naming.BACKUP)
-    container: Manifest = {
-        "name": "backup",
-        "image": lhb.spec.bridge_image,
-        "args": ["backup"],
-        "env": backup_env(lhb),
-        "securityContext": restricted_container_security() | {"runAsNonRoot": True, "runAsUser": 10001},
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "terminationMessagePath": RESULT_FILE,
-        # A failed run leaves no result: the log tail then explains the failure in BackupSucceeded's message.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    resources = b.resources.to_k8s()
-    if resources:
-        container["resources"] = resources
+    # A failed run leaves no result: the log tail then explains the failure in BackupSucceeded's message.
+    container = tool_container(lhb, "backup", ["backup"], backup_env(lhb), b.resources.to_k8s())
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -72,18 +94,7 @@ def cronjob(lhb: LighthouseBridge) -> Manifest | None:
                     "backoffLimit": 2,
                     "activeDeadlineSeconds": 6 * 3600,
                     "ttlSecondsAfterFinished": 7 * 24 * 3600,
-                    "template": {
-                        "metadata": {"labels": dict(labels)},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "serviceAccountName": service_account_name(lhb),
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                            "containers": [container],
-                            "volumes": [{"name": "tmp", "emptyDir": {}}],
-                        },
-                    },
+                    "template": tool_pod_template(lhb, labels, container),
                 },
             },
         },

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from .. import naming
 from ..models import LighthouseBridge, S3Location
-from .bridge import database_url_env, service_account_name
-from .common import Manifest, digest, meta, restricted_container_security, s3_env
+from .backup import RESULT_FILE, tool_container, tool_pod_template
+from .bridge import database_url_env
+from .common import Manifest, digest, meta, s3_env
 
 A_SPEC = "lighthouse.dev/restore-spec"
-RESULT_FILE = "/dev/termination-log"
 # A new PostgreSQL StatefulSet takes a while to initialise; the tool waits for it (bounded) instead of failing.
 DATABASE_WAIT_SECONDS = 600
 BACKOFF_LIMIT = 2
@@ -66,21 +66,8 @@ def job(lhb: LighthouseBridge) -> Manifest | None:
     if r is None or source_location(lhb) is None:
         return None
     labels = naming.labels(lhb.name, naming.RESTORE)
-    container: Manifest = {
-        "name": "restore",
-        "image": lhb.spec.bridge_image,
-        # Never --replace: the tool refuses a database that is not empty, so a restore can never wipe data.
-        "args": ["restore", "--from", r.from_],
-        "env": restore_env(lhb),
-        "securityContext": restricted_container_security() | {"runAsNonRoot": True, "runAsUser": 10001},
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "terminationMessagePath": RESULT_FILE,
-        # Success leaves the tool's JSON result; a failure the log tail, whose last line says why.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    resources = r.resources.to_k8s()
-    if resources:
-        container["resources"] = resources
+    # Never --replace: the tool refuses a database that is not empty, so a restore can never wipe data.
+    container = tool_container(lhb, "restore", ["restore", "--from", r.from_], restore_env(lhb), r.resources.to_k8s())
     spec: Manifest = {
         "backoffLimit": BACKOFF_LIMIT,
         "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
@@ -94,18 +81,7 @@ def job(lhb: LighthouseBridge) -> Manifest | None:
                 }
             ]
         },
-        "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": {
-                "restartPolicy": "Never",
-                "serviceAccountName": service_account_name(lhb),
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [container],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
-            },
-        },
+        "template": tool_pod_template(lhb, labels, container),
     }
     return {
         "apiVersion": "batch/v1",
