@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/cluster.py [--shared] [--settle SECONDS]
 
 By default the cluster under test is a separate one (its own workdir under .state/bench-kwok and apiserver port
-56543), so the benchmark never stops the cluster other sessions use; --shared measures the default cluster
-(.state/kwok, port 56443) instead, stopping it first. Figures are printed and appended to benchmarks/RESULTS.md.
+26543), so the benchmark never stops the cluster other sessions use; --shared measures the default cluster
+(.state/kwok, port 26443) instead, stopping it first. Figures are printed and appended to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> int:
     env = dict(os.environ)
     if not args.shared:
         env["LIGHTHOUSE_CLUSTER_WORKDIR"] = str(STATE / "bench-kwok")
-        env["LIGHTHOUSE_CLUSTER_PORT"] = "56543"
+        env["LIGHTHOUSE_CLUSTER_PORT"] = "26543"
     workdir = Path(env.get("LIGHTHOUSE_CLUSTER_WORKDIR", STATE / "kwok"))
     cluster_dir = workdir / "clusters" / "lighthouse"
     overrides = " ".join(

@@ -9,7 +9,7 @@
 #   hack/cluster.sh kubeconfig  print the kubeconfig path
 #   hack/cluster.sh env         print `export KUBECONFIG=...` and a PATH with our kubectl first
 #
-# Settings (environment): LIGHTHOUSE_CLUSTER_PORT (apiserver port, default 56443), LIGHTHOUSE_CLUSTER_NODES (fake
+# Settings (environment): LIGHTHOUSE_CLUSTER_PORT (apiserver port, default 26443), LIGHTHOUSE_CLUSTER_NODES (fake
 # nodes, default 2), LIGHTHOUSE_CLUSTER_WORKDIR (default $LIGHTHOUSE_STATE/kwok, i.e. .state/kwok in the checkout).
 # The cluster lives in $LIGHTHOUSE_CLUSTER_WORKDIR/clusters/lighthouse: kubeconfig.yaml, logs/ (one log per
 # component, audit.log for the apiserver's write requests), pids/.
@@ -17,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 NAME=lighthouse
-PORT="${LIGHTHOUSE_CLUSTER_PORT:-56443}"
+PORT="${LIGHTHOUSE_CLUSTER_PORT:-26443}"
 NODES="${LIGHTHOUSE_CLUSTER_NODES:-2}"
 WORKDIR="${LIGHTHOUSE_CLUSTER_WORKDIR:-$LIGHTHOUSE_STATE/kwok}"
 CLUSTER_DIR="$WORKDIR/clusters/$NAME"
@@ -229,7 +229,7 @@ lock() {
 }
 
 case "${1:-}" in
-  up) lock; do_up ;;
+  up) check_fixed_port "$PORT" kube-apiserver; lock; do_up ;;
   down) lock; do_down ;;
   status) do_status ;;
   kubeconfig)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Real data services for development and the integration tier, on loopback only, with data under .state/services:
-#   PostgreSQL (Debian)   127.0.0.1:${LIGHTHOUSE_PG_PORT:-55432}     superuser lighthouse / lighthouse, database lighthouse
-#   Redis (Debian)        127.0.0.1:${LIGHTHOUSE_REDIS_PORT:-56379}  password lighthouse, appendonly
-#   S3 (moto server)      127.0.0.1:${LIGHTHOUSE_S3_PORT:-59000}     bucket lighthouse created on up
-# The ports differ from the defaults so that a system instance (5432/6379) is never touched.
+#   PostgreSQL (Debian)   127.0.0.1:${LIGHTHOUSE_PG_PORT:-25432}     superuser lighthouse / lighthouse, database lighthouse
+#   Redis (Debian)        127.0.0.1:${LIGHTHOUSE_REDIS_PORT:-26379}  password lighthouse, appendonly
+#   S3 (moto server)      127.0.0.1:${LIGHTHOUSE_S3_PORT:-29000}     bucket lighthouse created on up
+# The ports differ from the defaults so that a system instance (5432/6379) is never touched, and lie below the
+# kernel's ephemeral range (32768-60999), from which outgoing connections take their local ports at random.
 #   hack/services.sh up       start what is not running (idempotent), wait until each answers
 #   hack/services.sh down     stop all three; nothing is left listening on their ports
 #   hack/services.sh status   what runs
@@ -12,9 +13,9 @@ set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-PG_PORT=${LIGHTHOUSE_PG_PORT:-55432}
-REDIS_PORT=${LIGHTHOUSE_REDIS_PORT:-56379}
-S3_PORT=${LIGHTHOUSE_S3_PORT:-59000}
+PG_PORT=${LIGHTHOUSE_PG_PORT:-25432}
+REDIS_PORT=${LIGHTHOUSE_REDIS_PORT:-26379}
+S3_PORT=${LIGHTHOUSE_S3_PORT:-29000}
 PASSWORD=lighthouse
 S3_BUCKET=${LIGHTHOUSE_S3_DEFAULT_BUCKET:-lighthouse}
 AWS_KEY=lighthouse
@@ -266,7 +267,9 @@ EOF
 }
 
 case "${1:-}" in
-  up) with_lock do_up ;;
+  up)
+    check_fixed_port "$PG_PORT" PostgreSQL; check_fixed_port "$REDIS_PORT" Redis; check_fixed_port "$S3_PORT" S3
+    with_lock do_up ;;
   down) with_lock do_down ;;
   status) do_status ;;
   env) do_env ;;

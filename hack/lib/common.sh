@@ -33,3 +33,14 @@ tools_key() {
     | sha256sum | cut -c1-16
 }
 tools_dir() { echo "$LIGHTHOUSE_CACHE/tools/$(tools_key)"; }
+
+# check_fixed_port PORT WHAT: a fixed listening port must lie outside the kernel's ephemeral range (outgoing
+# connections take local ports from it at random, so a fixed port there is sometimes already taken), unless reserved.
+check_fixed_port() {
+  local port=$1 what=$2 lo hi
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+  if [ "$port" -ge "$lo" ] && [ "$port" -le "$hi" ] &&
+    ! grep -qE "(^|,)$port(,|$)" /proc/sys/net/ipv4/ip_local_reserved_ports; then
+    die "$what port $port lies in the ephemeral range $lo-$hi; choose a port below $lo"
+  fi
+}

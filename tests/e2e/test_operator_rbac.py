@@ -140,7 +140,7 @@ def test_chart_rbac_is_enough_to_delete_a_bridge(
 
 # ------------------------------------------------------------------------------------------------------------ backups
 YEARLY = "0 0 1 1 *"  # never fires during a test: only the Jobs the operator creates run
-S3 = {"bucket": "lighthouse-rbac", "prefix": "e2e", "endpoint": "http://127.0.0.1:59000", "pathStyle": True}
+S3 = {"bucket": "lighthouse-rbac", "prefix": "e2e", "endpoint": "http://127.0.0.1:29000", "pathStyle": True}
 
 
 def condition(obj: dict | None, type_: str) -> dict | None:

@@ -15,7 +15,7 @@ from .test_operator import events, wait_ready
 
 BACKUP_NOW = "lighthouse.dev/backup-now"
 YEARLY = "0 0 1 1 *"  # never fires during a test: only on-demand Jobs run
-S3 = {"bucket": "lighthouse-backups", "prefix": "it", "endpoint": "http://127.0.0.1:59000", "pathStyle": True}
+S3 = {"bucket": "lighthouse-backups", "prefix": "it", "endpoint": "http://127.0.0.1:29000", "pathStyle": True}
 
 
 def spec(schedule: str = YEARLY, image: str | None = None, **extra: Any) -> dict[str, Any]:

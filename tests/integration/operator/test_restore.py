@@ -24,7 +24,7 @@ from .test_operator import events
 
 PULLFAIL = "localhost/lighthouse-bridge:0.2.0-pullfail"
 BROKEN = "localhost/lighthouse-bridge:0.2.0-broken"
-S3 = {"bucket": "lighthouse-restore-test", "prefix": "backups", "endpoint": "http://127.0.0.1:59000",
+S3 = {"bucket": "lighthouse-restore-test", "prefix": "backups", "endpoint": "http://127.0.0.1:29000",
       "pathStyle": True}
 JOB_FAIL_TIMEOUT = 150  # backoffLimit 2: three pods, with the Job controller's 10 s and 20 s back-off between them
 

@@ -7,7 +7,7 @@ from lighthouse_bridge.backup.settings import resolve
 
 ENV = {
     "LIGHTHOUSE_S3_BUCKET": "bkt",
-    "LIGHTHOUSE_S3_ENDPOINT": "http://127.0.0.1:59000",
+    "LIGHTHOUSE_S3_ENDPOINT": "http://127.0.0.1:29000",
     "LIGHTHOUSE_S3_PREFIX": "backups",
     "LIGHTHOUSE_NAMESPACE": "team-a",
     "LIGHTHOUSE_NAME": "bridge-1",
@@ -18,7 +18,7 @@ ENV = {
 
 def test_from_environment() -> None:
     s = resolve(Namespace(), ENV)
-    assert s.s3.bucket == "bkt" and s.s3.endpoint == "http://127.0.0.1:59000"
+    assert s.s3.bucket == "bkt" and s.s3.endpoint == "http://127.0.0.1:29000"
     assert s.s3.path_style is True  # custom endpoint: path-style by default
     assert s.s3.region == "eu-west-1"
     assert s.layout.root == "backups/team-a/bridge-1/"
