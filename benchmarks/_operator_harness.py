@@ -66,18 +66,35 @@ class OperatorBench:
 
     def setup(self) -> None:
         """Install the CRD, create the namespace, start the operator."""
-        sh(*self.kubectl, "apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-install",
-           "-f", CRD)
+        sh(
+            *self.kubectl,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=lighthouse-install",
+            "-f",
+            CRD,
+        )
         self.k("create", "namespace", self.ns)
         self.start_operator()
 
     def start_operator(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [str(self.operator), "--namespace", self.ns, "--metrics-port", str(self.metrics_port),
-             "--liveness-port", str(self.liveness_port)],
-            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)), stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT, cwd=REPO)
+            [
+                str(self.operator),
+                "--namespace",
+                self.ns,
+                "--metrics-port",
+                str(self.metrics_port),
+                "--liveness-port",
+                str(self.liveness_port),
+            ],
+            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)),
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -99,8 +116,20 @@ class OperatorBench:
 
     def cleanup(self, timeout: str = "60s") -> None:
         """Delete the LighthouseBridges while the operator still runs (their finalizer), then the namespace."""
-        proc = subprocess.run([*self.kubectl, "delete", "lighthousebridges", "--all", "-n", self.ns, "--wait=true",
-                               f"--timeout={timeout}"], text=True, capture_output=True)
+        proc = subprocess.run(
+            [
+                *self.kubectl,
+                "delete",
+                "lighthousebridges",
+                "--all",
+                "-n",
+                self.ns,
+                "--wait=true",
+                f"--timeout={timeout}",
+            ],
+            text=True,
+            capture_output=True,
+        )
         if proc.returncode != 0:
             print(f"warning: cleanup: {proc.stderr.strip()}", file=sys.stderr)
         self.stop_operator()
@@ -110,8 +139,10 @@ class OperatorBench:
 def record(title: str, script: str, note: str, lines: list[str]) -> None:
     """Append a section to RESULTS.md: the figures with the command line that produced them."""
     with RESULTS.open("a") as f:
-        f.write(f"\n## {title} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                f"{platform.node()}, {os.cpu_count()} CPUs)\n\n")
+        f.write(
+            f"\n## {title} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{platform.node()}, {os.cpu_count()} CPUs)\n\n"
+        )
         f.write(f"Command: `.venv/bin/python benchmarks/{script} {' '.join(sys.argv[1:])}`\n\n")
         f.write(f"{note}\n\n")
         f.writelines(f"- {line}\n" for line in lines)

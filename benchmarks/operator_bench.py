@@ -235,8 +235,12 @@ def main() -> int:
 
 
 def record_core(lines: list[str]) -> None:
-    record("Operator core", "operator_bench.py",
-           "Local control plane (kwok nodes, all on this machine), the operator as a subprocess.", lines)
+    record(
+        "Operator core",
+        "operator_bench.py",
+        "Local control plane (kwok nodes, all on this machine), the operator as a subprocess.",
+        lines,
+    )
 
 
 if __name__ == "__main__":

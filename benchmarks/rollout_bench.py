@@ -66,7 +66,8 @@ class Bench(OperatorBench):
 
     def pods(self, selector: str) -> list[dict[str, Any]]:
         return self.core.api_client.sanitize_for_serialization(
-            self.core.list_namespaced_pod(self.ns, label_selector=selector))["items"]
+            self.core.list_namespaced_pod(self.ns, label_selector=selector)
+        )["items"]
 
     def deployment(self, name: str) -> dict[str, Any]:
         return self.apps.api_client.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, self.ns))
@@ -92,9 +93,12 @@ class Bench(OperatorBench):
 
     def operator_case(self, kind: str, i: int) -> Run:
         name, image = f"{kind}-{i}", BAD[kind]
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LighthouseBridge",
-                "metadata": {"name": name, "namespace": self.ns},
-                "spec": {"image": GOOD, "replicas": REPLICAS, "deletionPolicy": "Delete"}}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LighthouseBridge",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"image": GOOD, "replicas": REPLICAS, "deletionPolicy": "Delete"},
+        }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
         self.wait(f"{name} Ready", lambda: _ready(self.lhb(name)))
         dep_name, selector = naming.Names(name).bridge, naming.selector_string(name, naming.BRIDGE)
@@ -112,8 +116,12 @@ class Bench(OperatorBench):
                 run.detected_at = now
                 # Signal and detection within one polling interval: the bad pod may be gone before a poll saw it.
                 run.signal_at = now if run.signal_at is None else run.signal_at
-            if (run.detected_at is not None and not self.bad_pods(pods, image) and ready >= REPLICAS
-                    and dep["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD):
+            if (
+                run.detected_at is not None
+                and not self.bad_pods(pods, image)
+                and ready >= REPLICAS
+                and dep["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD
+            ):
                 run.restored_at = now
                 break
             time.sleep(self.args.interval)
@@ -122,18 +130,29 @@ class Bench(OperatorBench):
     def plain_case(self, kind: str) -> Run:
         name, image = f"plain-{kind}", BAD[kind]
         labels = {"app": name}
-        dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": self.ns},
-               "spec": {"replicas": REPLICAS, "selector": {"matchLabels": labels},
-                        "progressDeadlineSeconds": self.args.plain_deadline,
-                        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                        "template": {"metadata": {"labels": labels},
-                                     "spec": {"containers": [{"name": "bridge", "image": GOOD}]}}}}
+        dep = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {
+                "replicas": REPLICAS,
+                "selector": {"matchLabels": labels},
+                "progressDeadlineSeconds": self.args.plain_deadline,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "bridge", "image": GOOD}]},
+                },
+            },
+        }
         self.apps.create_namespaced_deployment(self.ns, dep)
-        self.wait(f"{name} available", lambda: (self.deployment(name).get("status") or {}).get("readyReplicas")
-                  == REPLICAS)
+        self.wait(
+            f"{name} available", lambda: (self.deployment(name).get("status") or {}).get("readyReplicas") == REPLICAS
+        )
         run = Run("plain")
-        self.apps.patch_namespaced_deployment(name, self.ns, {"spec": {"template": {"spec": {"containers": [
-            {"name": "bridge", "image": image}]}}}})
+        self.apps.patch_namespaced_deployment(
+            name, self.ns, {"spec": {"template": {"spec": {"containers": [{"name": "bridge", "image": image}]}}}}
+        )
         end = time.monotonic() + self.args.plain_window
         pods: list[dict[str, Any]] = []
         while time.monotonic() < end:
@@ -143,8 +162,9 @@ class Bench(OperatorBench):
             run.min_ready = ready if run.min_ready is None else min(run.min_ready, ready)
             if run.signal_at is None and self.signalled(pods, image):
                 run.signal_at = now
-            if run.k8s_flag_at is None and any(c.get("reason") == "ProgressDeadlineExceeded"
-                                               for c in (d.get("status") or {}).get("conditions") or []):
+            if run.k8s_flag_at is None and any(
+                c.get("reason") == "ProgressDeadlineExceeded" for c in (d.get("status") or {}).get("conditions") or []
+            ):
                 run.k8s_flag_at = now
             time.sleep(self.args.interval)
         run.degraded_until_end = bool(self.bad_pods(pods, image))
@@ -174,8 +194,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3, help="operator runs per bad image (default 3)")
     p.add_argument("--interval", type=float, default=0.2, help="polling interval, seconds (default 0.2)")
     p.add_argument("--timeout", type=float, default=120, help="give up on one operator run after this (default 120)")
-    p.add_argument("--plain-deadline", type=int, default=30,
-                   help="progressDeadlineSeconds of the plain Deployment (default 30)")
+    p.add_argument(
+        "--plain-deadline", type=int, default=30, help="progressDeadlineSeconds of the plain Deployment (default 30)"
+    )
     p.add_argument("--plain-window", type=float, default=60, help="how long to watch the plain Deployment")
     p.add_argument("--operator", type=Path, default=OPERATOR)
     p.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
@@ -203,17 +224,23 @@ def main() -> int:
             f"Ready): {fmt([r.restore() for r in runs])}; lowest readyReplicas seen: "
             f"{min(r.min_ready for r in runs if r.min_ready is not None)}",
             f"{kind}, plain Deployment (progressDeadlineSeconds {args.plain_deadline}): "
-            + (f"ProgressDeadlineExceeded {pl.k8s_flag_at - pl.signal_at:.1f} s after the first signal"
-               if pl.k8s_flag_at and pl.signal_at else "no ProgressDeadlineExceeded")
+            + (
+                f"ProgressDeadlineExceeded {pl.k8s_flag_at - pl.signal_at:.1f} s after the first signal"
+                if pl.k8s_flag_at and pl.signal_at
+                else "no ProgressDeadlineExceeded"
+            )
             + f"; never rolled back: bad pods still present after the {args.plain_window:.0f} s window: "
             f"{'yes' if pl.degraded_until_end else 'no'}; lowest readyReplicas seen: {pl.min_ready}",
         ]
     print("\n".join(lines))
     if not args.no_record:
-        record("Rollout gate", "rollout_bench.py",
-               f"Local control plane (kwok), operator as a subprocess, {REPLICAS} replicas, polled every "
-               f"{args.interval} s (the resolution of these figures). Targets: detection <= 5 s, restore <= 15 s.",
-               lines)
+        record(
+            "Rollout gate",
+            "rollout_bench.py",
+            f"Local control plane (kwok), operator as a subprocess, {REPLICAS} replicas, polled every "
+            f"{args.interval} s (the resolution of these figures). Targets: detection <= 5 s, restore <= 15 s.",
+            lines,
+        )
     return 0
 
 

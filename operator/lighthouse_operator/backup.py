@@ -146,8 +146,11 @@ def view_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
     """One backup Job and its pods (any order) -> what matters for status."""
     md, status = job["metadata"], job.get("status") or {}
     labels = md.get("labels") or {}
-    trigger: Trigger = "request" if labels.get(L_TRIGGER) == "request" else (
-        "final" if labels.get(L_TRIGGER) == "final" else "schedule")
+    trigger: Trigger = (
+        "request"
+        if labels.get(L_TRIGGER) == "request"
+        else ("final" if labels.get(L_TRIGGER) == "final" else "schedule")
+    )
     created = parse_time(md.get("creationTimestamp")) or datetime.datetime.fromtimestamp(0, UTC)
     conds = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
     mine = sorted(
@@ -157,10 +160,14 @@ def view_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
     last = _terminated(mine[-1]) if mine else None
     if "Complete" in conds:
         finished = parse_time(status.get("completionTime")) or parse_time(conds["Complete"].get("lastTransitionTime"))
-        results = [r for p in mine if (t := _terminated(p)) and t.get("exitCode") == 0
-                   and (r := parse_result(t.get("message")))]
-        return JobView(md["name"], trigger, created, "Succeeded", finished or created,
-                       result=results[-1] if results else None)
+        results = [
+            r
+            for p in mine
+            if (t := _terminated(p)) and t.get("exitCode") == 0 and (r := parse_result(t.get("message")))
+        ]
+        return JobView(
+            md["name"], trigger, created, "Succeeded", finished or created, result=results[-1] if results else None
+        )
     if "Failed" in conds:
         c = conds["Failed"]
         finished = parse_time(c.get("lastTransitionTime")) or created
@@ -211,8 +218,7 @@ def _end(j: JobView) -> datetime.datetime:
 
 
 def _cond(status: str, reason: str, message: str, generation: int) -> dict[str, Any]:
-    return {"type": CONDITION, "status": status, "reason": reason, "message": message,
-            "observedGeneration": generation}
+    return {"type": CONDITION, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
 
 
 def _describe(last_backup: dict[str, Any] | None, last_success: str | None) -> str:
@@ -235,8 +241,10 @@ def decide(i: Inputs, generation: int) -> Decision:
         known = parse_time(last_success)
         if known is None or _end(j) > known:
             last_success = fmt(_end(j))
-            last_backup = {"name": j.result.id if j.result else j.name, "time": (j.result and j.result.time)
-                           or last_success}
+            last_backup = {
+                "name": j.result.id if j.result else j.name,
+                "time": (j.result and j.result.time) or last_success,
+            }
             if j.result and j.result.size is not None:
                 last_backup["size"] = j.result.size
 
@@ -256,9 +264,12 @@ def decide(i: Inputs, generation: int) -> Decision:
         record.pop("scheduleSince", None)
         refusal = None
         if record.get("lastRequest") and "requestJob" not in record:
-            refusal = _cond("Unknown", "BackupNotConfigured",
-                             f"{A_BACKUP_NOW}={record['lastRequest']} was not run: spec.backup is not set",
-                             generation)
+            refusal = _cond(
+                "Unknown",
+                "BackupNotConfigured",
+                f"{A_BACKUP_NOW}={record['lastRequest']} was not run: spec.backup is not set",
+                generation,
+            )
         return Decision(last_backup, last_success, record, refusal, create, refused)
 
     # When the current schedule started counting: a new, changed or un-suspended schedule is not judged by
@@ -272,16 +283,26 @@ def decide(i: Inputs, generation: int) -> Decision:
 
     finished = sorted((j for j in i.jobs if j.state != "Active"), key=_end)
     newest = finished[-1] if finished else None
-    failed = newest if newest and newest.state == "Failed" and (
-        (t := parse_time(last_success)) is None or _end(newest) > t) else None
+    failed = (
+        newest
+        if newest and newest.state == "Failed" and ((t := parse_time(last_success)) is None or _end(newest) > t)
+        else None
+    )
     failure = f"the newest backup Job {failed.name} failed: {failed.reason}" if failed else ""
 
     missed, deadline = False, None
     cond: dict[str, Any]
     if i.suspended:
-        cond = (_cond("False", "BackupFailed", failure, generation) if failed else
-                _cond("Unknown", "BackupSuspended", "spec.backup.suspend is true: no scheduled backups are taken; "
-                      + _describe(last_backup, last_success), generation))
+        cond = (
+            _cond("False", "BackupFailed", failure, generation)
+            if failed
+            else _cond(
+                "Unknown",
+                "BackupSuspended",
+                "spec.backup.suspend is true: no scheduled backups are taken; " + _describe(last_backup, last_success),
+                generation,
+            )
+        )
         return Decision(last_backup, last_success, record, cond, create, refused)
 
     anchors = [t for t in (parse_time(last_success), parse_time(record.get("scheduleSince")), i.cronjob_created) if t]
@@ -293,28 +314,38 @@ def decide(i: Inputs, generation: int) -> Decision:
         return Decision(last_backup, last_success, record, cond, create, refused)
     missed = i.now >= deadline
     if missed:
-        since = (f"since the last success at {last_success}" if last_success and parse_time(last_success) == anchor
-                 else f"since the schedule started at {fmt(anchor)}")
-        msg = (f"no backup succeeded {since}: schedule {i.schedule!r} wanted one by {fmt(deadline)} "
-               "(two intervals)")
+        since = (
+            f"since the last success at {last_success}"
+            if last_success and parse_time(last_success) == anchor
+            else f"since the schedule started at {fmt(anchor)}"
+        )
+        msg = f"no backup succeeded {since}: schedule {i.schedule!r} wanted one by {fmt(deadline)} (two intervals)"
         cond = _cond("False", "BackupMissed", f"{msg}; {failure}" if failure else msg, generation)
     elif failed:
         cond = _cond("False", "BackupFailed", failure, generation)
     elif last_success:
         cond = _cond("True", "BackupSucceeded", _describe(last_backup, last_success), generation)
     else:
-        cond = _cond("Unknown", "NoBackupYet", f"no backup yet: schedule {i.schedule!r}; missed if none succeeds "
-                     f"by {fmt(deadline)}", generation)
+        cond = _cond(
+            "Unknown",
+            "NoBackupYet",
+            f"no backup yet: schedule {i.schedule!r}; missed if none succeeds by {fmt(deadline)}",
+            generation,
+        )
     return Decision(last_backup, last_success, record, cond, create, refused, missed, deadline)
 
 
-def overlay(status: dict[str, Any], d: Decision, old: dict[str, Any] | None = None,
-            when: str | None = None) -> dict[str, Any]:
+def overlay(
+    status: dict[str, Any], d: Decision, old: dict[str, Any] | None = None, when: str | None = None
+) -> dict[str, Any]:
     """The backup part of the status on top of st.build's roll-up. BackupSucceeded keeps its place in the list
     and its lastTransitionTime unless its status flips."""
     out = dict(status)
-    for key, value in (("lastBackup", d.last_backup), ("lastSuccessfulBackupTime", d.last_success),
-                       ("backup", d.record or None)):
+    for key, value in (
+        ("lastBackup", d.last_backup),
+        ("lastSuccessfulBackupTime", d.last_success),
+        ("backup", d.record or None),
+    ):
         if value:
             out[key] = value
         else:

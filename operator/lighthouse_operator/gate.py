@@ -84,13 +84,15 @@ class Gate:
             users.discard(name)
         self.watched = {k: v for k, v in self.watched.items() if v or k[0] != namespace}
 
-    async def _objects(self, lhb: LighthouseBridge, template: Manifest,
-                       known: dict[tuple[str, str], Mapping[str, Any]]) -> dict[tuple[str, str], Any]:
+    async def _objects(
+        self, lhb: LighthouseBridge, template: Manifest, known: dict[tuple[str, str], Mapping[str, Any]]
+    ) -> dict[tuple[str, str], Any]:
         refs = revision.references(template)
         missing = [r for r in refs if (r.kind, r.name) not in known]
         got = await asyncio.gather(*(self.kube.get("v1", r.kind, lhb.namespace, r.name) for r in missing))
-        out: dict[tuple[str, str], Any] = {(r.kind, r.name): known[(r.kind, r.name)] for r in refs
-                                           if (r.kind, r.name) in known}
+        out: dict[tuple[str, str], Any] = {
+            (r.kind, r.name): known[(r.kind, r.name)] for r in refs if (r.kind, r.name) in known
+        }
         for r, obj in zip(missing, got, strict=True):
             out[(r.kind, r.name)] = obj
             known[(r.kind, r.name)] = obj  # type: ignore[assignment]
@@ -98,20 +100,29 @@ class Gate:
             self.watched.setdefault((lhb.namespace, r.kind, r.name), set()).add(lhb.name)
         return out
 
-    async def _view(self, lhb: LighthouseBridge, component: str, name: str,
-                    policy: rollout.Policy) -> rollout.View | None:
+    async def _view(
+        self, lhb: LighthouseBridge, component: str, name: str, policy: rollout.Policy
+    ) -> rollout.View | None:
         ns, sel = lhb.namespace, naming.selector_string(lhb.name, component)
         if WORKLOADS[component] == "Deployment":
-            dep, rss, pods = await asyncio.gather(self.kube.get("apps/v1", "Deployment", ns, name),
-                                                  self.kube.list("apps/v1", "ReplicaSet", ns, sel),
-                                                  self.kube.list("v1", "Pod", ns, sel))
+            dep, rss, pods = await asyncio.gather(
+                self.kube.get("apps/v1", "Deployment", ns, name),
+                self.kube.list("apps/v1", "ReplicaSet", ns, sel),
+                self.kube.list("v1", "Pod", ns, sel),
+            )
             return rollout.view_deployment(dep, rss, pods, policy)
-        sts, pods = await asyncio.gather(self.kube.get("apps/v1", "StatefulSet", ns, name),
-                                         self.kube.list("v1", "Pod", ns, sel))
+        sts, pods = await asyncio.gather(
+            self.kube.get("apps/v1", "StatefulSet", ns, name), self.kube.list("v1", "Pod", ns, sel)
+        )
         return rollout.view_statefulset(sts, pods, policy)
 
-    async def prepare(self, lhb: LighthouseBridge, desired: list[Manifest],
-                      now: datetime.datetime | None = None, hold: Mapping[str, str] | None = None) -> GateResult:
+    async def prepare(
+        self,
+        lhb: LighthouseBridge,
+        desired: list[Manifest],
+        now: datetime.datetime | None = None,
+        hold: Mapping[str, str] | None = None,
+    ) -> GateResult:
         """`hold`: components deliberately not started yet (component -> why; the bridge while a restore runs).
         Their rollout is not judged and no progress deadline counts until the hold ends."""
         now = now or datetime.datetime.now(datetime.UTC)
@@ -135,8 +146,10 @@ class Gate:
             name = manifest["metadata"]["name"]
             view, history = await asyncio.gather(
                 self._view(lhb, comp, name, policy),
-                self.kube.list("apps/v1", "ControllerRevision", lhb.namespace,
-                               revision.history_selector(lhb.name, comp)))
+                self.kube.list(
+                    "apps/v1", "ControllerRevision", lhb.namespace, revision.history_selector(lhb.name, comp)
+                ),
+            )
             record = rollout.Record.from_status(records.get(comp))
             if comp in hold:
                 # Scaled to 0 on purpose: "complete" would make an untried revision lastGood, and a deadline
@@ -149,14 +162,20 @@ class Gate:
                 restore = revision.stored_template(revision.find(history, decision.restore))
                 if restore is None:
                     # The stored last-good template is gone (deleted by hand): stop where we are instead.
-                    decision = replace(decision, action="freeze", restore=None, delete_pods=(),
-                                       message=f"{decision.message} (but the ControllerRevision of revision "
-                                               f"{decision.restore} is missing, so the rollout is frozen instead)")
+                    decision = replace(
+                        decision,
+                        action="freeze",
+                        restore=None,
+                        delete_pods=(),
+                        message=f"{decision.message} (but the ControllerRevision of revision "
+                        f"{decision.restore} is missing, so the rollout is frozen instead)",
+                    )
             result.manifests.append(rollout.shape_workload(stamped, decision, restore))
             if decision.applies_desired:
                 serving = view.serving if view else None
-                plan = revision.plan_history(lhb, comp, rev, stamped["spec"]["template"], history,
-                                             protect=[decision.record.last_good, serving])
+                plan = revision.plan_history(
+                    lhb, comp, rev, stamped["spec"]["template"], history, protect=[decision.record.last_good, serving]
+                )
                 result.writes += await self._record(lhb, plan)
             result.judged[comp] = Judged(comp, manifest["kind"], name, rev, decision, view)
             due = rollout.seconds_until_deadline(decision.record, policy, now)
@@ -169,8 +188,12 @@ class Gate:
         if plan.create is not None:
             if await self.kube.create(plan.create) is not None:
                 writes += 1
-                log.info("Created ControllerRevision name=%s namespace=%s revision=%s",
-                         plan.create["metadata"]["name"], lhb.namespace, plan.create["revision"])
+                log.info(
+                    "Created ControllerRevision name=%s namespace=%s revision=%s",
+                    plan.create["metadata"]["name"],
+                    lhb.namespace,
+                    plan.create["revision"],
+                )
         if plan.renumber is not None:
             name, number = plan.renumber
             await self.kube.patch("apps/v1", "ControllerRevision", lhb.namespace, name, {"revision": number})
@@ -190,33 +213,55 @@ class Gate:
             for pod in d.delete_pods:
                 if await self.kube.delete("v1", "Pod", md["namespace"], pod):
                     writes += 1
-                    log.info("Deleted Pod name=%s namespace=%s reason=StuckOnFailedRevision revision=%s",
-                             pod, md["namespace"], d.failed_revision)
-                    await self.kube.event(body, "Normal", "DeletedStuckPod",
-                                          f"{j.component}: deleted pod {pod}, stuck on failed revision "
-                                          f"{d.failed_revision}", action="Rollback")
+                    log.info(
+                        "Deleted Pod name=%s namespace=%s reason=StuckOnFailedRevision revision=%s",
+                        pod,
+                        md["namespace"],
+                        d.failed_revision,
+                    )
+                    await self.kube.event(
+                        body,
+                        "Normal",
+                        "DeletedStuckPod",
+                        f"{j.component}: deleted pod {pod}, stuck on failed revision {d.failed_revision}",
+                        action="Rollback",
+                    )
             for type_, reason, message in rollout.event(d, j.component):
                 await self.kube.event(body, type_, reason, message, action="Rollout")
             if d.fresh and d.action in ("rollback", "freeze"):
-                log.warning("RolloutFailed name=%s namespace=%s component=%s revision=%s reason=%s action=%s",
-                            md["name"], md["namespace"], j.component, d.desired, d.reason, d.action)
+                log.warning(
+                    "RolloutFailed name=%s namespace=%s component=%s revision=%s reason=%s action=%s",
+                    md["name"],
+                    md["namespace"],
+                    j.component,
+                    d.desired,
+                    d.reason,
+                    d.action,
+                )
             rollout.count(d, j.component)
         return writes
 
 
-def components(lhb: LighthouseBridge, result: GateResult, objects: Mapping[tuple[str, str], Obj]
-               ) -> dict[str, st.Health]:
+def components(
+    lhb: LighthouseBridge, result: GateResult, objects: Mapping[tuple[str, str], Obj]
+) -> dict[str, st.Health]:
     """st.assess_children, with the bridge judged against the gate's revision (content of Secrets included)."""
     comps = st.assess_children(lhb, dict(objects))
     rev = result.revision(naming.BRIDGE)
     if rev is not None:
-        comps[naming.BRIDGE] = st.deployment_health(objects.get(("Deployment", naming.Names(lhb.name).bridge)),
-                                                    rev, lhb.spec.replicas)
+        comps[naming.BRIDGE] = st.deployment_health(
+            objects.get(("Deployment", naming.Names(lhb.name).bridge)), rev, lhb.spec.replicas
+        )
     return comps
 
 
-def overlay(status: dict[str, Any], result: GateResult, generation: int, old: Mapping[str, Any] | None = None,
-            when: str | None = None) -> dict[str, Any]:
+def overlay(
+    status: dict[str, Any],
+    result: GateResult,
+    generation: int,
+    old: Mapping[str, Any] | None = None,
+    when: str | None = None,
+) -> dict[str, Any]:
     """The rollout's part of the status on top of st.build's roll-up: status.rollout records, status.revisions,
     and after a failure Ready=False, Stalled=True, RolledBack (True after a rollback), Degraded=True.
     `old` is the status before this pass: lastTransitionTime moves only when a condition really flips, not
@@ -232,8 +277,10 @@ def overlay(status: dict[str, Any], result: GateResult, generation: int, old: Ma
         conds = rollout.conditions(first.decision, generation)
         if len(failed) > 1:
             more = "; ".join(f"{j.component}: {j.decision.message}" for j in failed if j is not first)
-            conds = [{**c, "message": f"{c['message']}; {more}"} if c["status"] == "True" or c["type"] == "Ready"
-                     else c for c in conds]
+            conds = [
+                {**c, "message": f"{c['message']}; {more}"} if c["status"] == "True" or c["type"] == "Ready" else c
+                for c in conds
+            ]
         conds = [{**c, "message": f"{first.component}: {c['message']}"} if c["message"] else c for c in conds]
         out["phase"] = rollout.phase(first.decision) or out.get("phase")
     else:
@@ -249,5 +296,4 @@ def overlay(status: dict[str, Any], result: GateResult, generation: int, old: Ma
     return out
 
 
-__all__ = ["WORKLOADS", "Gate", "GateResult", "Judged", "component_of", "components", "overlay",
-           "referenced_objects"]
+__all__ = ["WORKLOADS", "Gate", "GateResult", "Judged", "component_of", "components", "overlay", "referenced_objects"]

@@ -293,9 +293,12 @@ class RolloutSpec(Model):
     crash_loop_restarts: int = Field(3, ge=1)
     progress_deadline_seconds: int = Field(600, ge=1)
     min_ready_seconds: int = Field(
-        0, ge=0, description="Seconds a new bridge pod must stay Ready before it counts as available, so before an "
+        0,
+        ge=0,
+        description="Seconds a new bridge pod must stay Ready before it counts as available, so before an "
         "old pod is removed (the Deployment's minReadySeconds). A revision whose readiness flaps faster than this "
-        "never replaces the pods already serving. 0 (the Kubernetes default): Ready is enough.")
+        "never replaces the pods already serving. 0 (the Kubernetes default): Ready is enough.",
+    )
 
 
 class RestoreSpec(Model):
@@ -304,9 +307,11 @@ class RestoreSpec(Model):
     from_: str = Field("latest", alias="from", min_length=1, description="A backup name, or latest.")
     s3: S3Location | None = Field(None, description="Where the backup lives (default: this bridge's backup.s3).")
     source_name: str | None = Field(
-        None, min_length=1, description="Name of the bridge that made the backup (default: this bridge's name).")
+        None, min_length=1, description="Name of the bridge that made the backup (default: this bridge's name)."
+    )
     source_namespace: str | None = Field(
-        None, min_length=1, description="Namespace of the bridge that made the backup (default: this namespace).")
+        None, min_length=1, description="Namespace of the bridge that made the backup (default: this namespace)."
+    )
     resources: ResourceRequirements = ResourceRequirements()
 
 
@@ -394,9 +399,12 @@ class RolloutRecord(Model):
     """The health gate's record of one workload's rollout, so that a restarted operator judges it the same way."""
 
     revision: str | None = Field(None, description="The revision the current (or last) rollout targets.")
-    started_at: str | None = Field(None, description="When that rollout started; the progress deadline counts from "
-                                                    "here and is not reset when the ready count flaps.",
-                                   json_schema_extra=DATE_TIME)
+    started_at: str | None = Field(
+        None,
+        description="When that rollout started; the progress deadline counts from "
+        "here and is not reset when the ready count flaps.",
+        json_schema_extra=DATE_TIME,
+    )
     phase: Literal["Progressing", "Complete", "Failed"] | None = None
     last_good: str | None = Field(None, description="The newest revision that completed a rollout healthily.")
     failed_revision: str | None = Field(None, description="Not retried until the desired revision changes.")
@@ -437,8 +445,11 @@ class BackupRecord(Model):
     last_request: str | None = Field(None, description="The lighthouse.dev/backup-now value already handled.")
     request_job: str | None = Field(None, description="The Job that value started.")
     schedule: str | None = Field(None, description="The schedule judged for missed backups.")
-    schedule_since: str | None = Field(None, description="When that schedule started counting (created, changed "
-                                                         "or un-suspended).", json_schema_extra=DATE_TIME)
+    schedule_since: str | None = Field(
+        None,
+        description="When that schedule started counting (created, changed or un-suspended).",
+        json_schema_extra=DATE_TIME,
+    )
 
 
 class RestoreStatus(Model):
@@ -470,7 +481,8 @@ class LighthouseBridgeStatus(Model):
     replica_summary: str | None = Field(None, description="ready/desired bridge replicas, for kubectl get.")
     revisions: Revisions | None = None
     rollout: dict[str, RolloutRecord] | None = Field(
-        None, description="Rollout records by workload (bridge, postgres, redis).")
+        None, description="Rollout records by workload (bridge, postgres, redis)."
+    )
     components: Components | None = None
     endpoints: Endpoints | None = None
     last_backup: LastBackup | None = None

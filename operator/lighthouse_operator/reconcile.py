@@ -180,8 +180,9 @@ class Reconciler:
                 final = await self._final_backup(body, lhb)  # raises kopf.TemporaryError until it succeeded
                 # Then as Delete: the data is in the final backup.
                 released = lhb.model_copy(update={"spec": lhb.spec.model_copy(update={"deletion_policy": "Delete"})})
-                await self.kube.event(body, "Normal", "Snapshotted", f"final backup taken by Job {final}",
-                                      action="Delete")
+                await self.kube.event(
+                    body, "Normal", "Snapshotted", f"final backup taken by Job {final}", action="Delete"
+                )
             done = await self.applier.release(released)
             verb = "Retained" if lhb.spec.deletion_policy == "Retain" else "Deleted"
             if done:
@@ -236,8 +237,10 @@ class Reconciler:
         observed = await self.applier.observe(lhb)
         if decision.action == "pause":
             revision = (lhb.status.get("revisions") or {}).get("desired")  # the gate's, as of the last pass
-            new = st.build(lhb, st.Assessment(paused=True, components=st.assess_children(lhb, observed, revision),
-                                              revision=revision))
+            new = st.build(
+                lhb,
+                st.Assessment(paused=True, components=st.assess_children(lhb, observed, revision), revision=revision),
+            )
             writes += await self._write_status(body, new)
             return Outcome("paused", writes)
 
@@ -293,10 +296,16 @@ class Reconciler:
         if restoring.hold:
             why = "the restore failed" if restoring.failed else "waiting for the restore"
             components[naming.BRIDGE] = st.Health(0, lhb.spec.replicas, False, False, f"held at 0 replicas: {why}")
-        new = st.build(lhb, st.Assessment(components=components,
-                                          warnings=report.warnings + extra_warnings,
-                                          revision=bridge_rev, restoring=restoring.restoring,
-                                          stalled=("RestoreFailed", restoring.failed) if restoring.failed else None))
+        new = st.build(
+            lhb,
+            st.Assessment(
+                components=components,
+                warnings=report.warnings + extra_warnings,
+                revision=bridge_rev,
+                restoring=restoring.restoring,
+                stalled=("RestoreFailed", restoring.failed) if restoring.failed else None,
+            ),
+        )
         new = gate.overlay(new, gated, generation, lhb.status)
         if restoring.record is not None:
             new["restore"] = restoring.record
@@ -307,8 +316,9 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------------------------------ backups
 
-    async def _backups(self, body: Obj, lhb: LighthouseBridge, children: dict[tuple[str, str], Obj],
-                       status: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    async def _backups(
+        self, body: Obj, lhb: LighthouseBridge, children: dict[tuple[str, str], Obj], status: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
         """Backup Jobs -> status.lastBackup and BackupSucceeded (backup.py decides); a new lighthouse.dev/backup-now
         value -> one Job. Reads the Jobs, and their pods only while a finished Job is newer than the last success."""
         ns, old = lhb.namespace, lhb.status or {}
@@ -345,11 +355,19 @@ class Reconciler:
                 writes += 1
                 metrics.BACKUP_JOBS.labels(trigger="request").inc()
                 log.info("Created Job name=%s namespace=%s reason=BackupRequested", d.create_request_job, ns)
-                await self.kube.event(body, "Normal", "BackupRequested",
-                                      f"Created Job {d.create_request_job} for {backups.A_BACKUP_NOW}={request}")
+                await self.kube.event(
+                    body,
+                    "Normal",
+                    "BackupRequested",
+                    f"Created Job {d.create_request_job} for {backups.A_BACKUP_NOW}={request}",
+                )
         if d.request_refused:
-            await self.kube.event(body, "Warning", "BackupNotConfigured",
-                                  f"{backups.A_BACKUP_NOW}={d.request_refused} was not run: spec.backup is not set")
+            await self.kube.event(
+                body,
+                "Warning",
+                "BackupNotConfigured",
+                f"{backups.A_BACKUP_NOW}={d.request_refused} was not run: spec.backup is not set",
+            )
         if b is not None:
             metrics.BACKUP_MISSED.labels(namespace=ns, name=lhb.name).set(1 if d.missed else 0)
         if d.last_success and (t := backups.parse_time(d.last_success)):
@@ -369,8 +387,9 @@ class Reconciler:
                 "deletionPolicy is Snapshot but spec.backup is not set, so no final backup can be taken. "
                 "Set spec.deletionPolicy to Retain (keep data) or Delete to proceed, or set spec.backup."
             )
-            await self._write_status(body, st.build(lhb, st.Assessment(stalled=("SnapshotUnavailable", message),
-                                                                         deleting=message)))
+            await self._write_status(
+                body, st.build(lhb, st.Assessment(stalled=("SnapshotUnavailable", message), deleting=message))
+            )
             raise kopf.TemporaryError(message, delay=SNAPSHOT_RETRY_SECONDS)
         name = backup_builder.final_job_name(lhb)
         job = await self.kube.get("batch/v1", "Job", ns, name)
@@ -381,8 +400,13 @@ class Reconciler:
             if await self.kube.create(manifest) is not None:
                 metrics.BACKUP_JOBS.labels(trigger="final").inc()
                 log.info("Created Job name=%s namespace=%s reason=FinalBackup", name, ns)
-                await self.kube.event(body, "Normal", "Snapshotting",
-                                      f"Created Job {name}: the final backup before deletion", action="Delete")
+                await self.kube.event(
+                    body,
+                    "Normal",
+                    "Snapshotting",
+                    f"Created Job {name}: the final backup before deletion",
+                    action="Delete",
+                )
         else:
             view = backups.view_job(job, await self.kube.list("v1", "Pod", ns, backups.job_selector(lhb.name)))
         state = backups.final_state(view) if job is not None else "wait"
@@ -394,8 +418,9 @@ class Reconciler:
                 f"the final backup Job {name} failed: {view.reason}. Fix the cause and delete Job {name} to try "
                 "again, or set spec.deletionPolicy to Retain (keep data) or Delete (no final backup) to proceed."
             )
-            await self._write_status(body, st.build(lhb, st.Assessment(stalled=("SnapshotFailed", message),
-                                                                         deleting=message)))
+            await self._write_status(
+                body, st.build(lhb, st.Assessment(stalled=("SnapshotFailed", message), deleting=message))
+            )
             raise kopf.TemporaryError(message, delay=SNAPSHOT_RETRY_SECONDS)
         message = f"deletionPolicy Snapshot: waiting for the final backup (Job {name}) before deleting"
         await self._write_status(body, st.build(lhb, st.Assessment(deleting=message, deleting_reason="Snapshotting")))

@@ -26,10 +26,13 @@ from .models import LighthouseBridge, RestoreSpec
 
 log = logging.getLogger(__name__)
 
-SKIPPED = ("spec.restore applies only to a new bridge, and this one has already run: nothing was restored. "
-           "Remove spec.restore, or see docs/restore.md for an in-place restore")
-CANCELLED = ("cancelled: spec.restore was removed before the restore succeeded; the bridge starts with the "
-             "database as it is")
+SKIPPED = (
+    "spec.restore applies only to a new bridge, and this one has already run: nothing was restored. "
+    "Remove spec.restore, or see docs/restore.md for an in-place restore"
+)
+CANCELLED = (
+    "cancelled: spec.restore was removed before the restore succeeded; the bridge starts with the database as it is"
+)
 MESSAGE_LIMIT = 1024
 
 
@@ -90,8 +93,9 @@ def view_job(job: Obj | None, pods: list[Obj], owner_uid: str) -> JobView | None
             waiting = ": ".join(x for x in (w.get("reason"), w.get("message")) if x)
     pod_exit = None
     if terminated is not None and terminated.get("exitCode") is not None:
-        pod_exit = f"exit code {terminated['exitCode']}" + (f" ({terminated['reason']})"
-                                                             if terminated.get("reason") else "")
+        pod_exit = f"exit code {terminated['exitCode']}" + (
+            f" ({terminated['reason']})" if terminated.get("reason") else ""
+        )
     return JobView(
         name=md.get("name", "?"),
         uid=md.get("uid", ""),
@@ -168,8 +172,16 @@ def _trim(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
-def decide(spec: RestoreSpec | None, record: Mapping[str, Any] | None, job: JobView | None, want_digest: str | None,
-           started: bool, source: str | None, job_name: str, now: str) -> Plan:
+def decide(
+    spec: RestoreSpec | None,
+    record: Mapping[str, Any] | None,
+    job: JobView | None,
+    want_digest: str | None,
+    started: bool,
+    source: str | None,
+    job_name: str,
+    now: str,
+) -> Plan:
     """What to do about spec.restore right now. Deterministic for the same inputs."""
     rec: dict[str, Any] = dict(record or {})
     phase = rec.get("phase")
@@ -188,8 +200,12 @@ def decide(spec: RestoreSpec | None, record: Mapping[str, Any] | None, job: JobV
         # restore that is still writing (deletion is foreground: the Job goes after its pods).
         done = {**rec, "phase": "Failed", "message": CANCELLED, "completedAt": rec.get("completedAt") or now}
         if job is not None and job.owned:
-            return Plan(True, done, delete_job=None if job.deleting else job.uid,
-                        restoring=f"cancelling the restore: waiting for Job {job.name} to be deleted")
+            return Plan(
+                True,
+                done,
+                delete_job=None if job.deleting else job.uid,
+                restoring=f"cancelling the restore: waiting for Job {job.name} to be deleted",
+            )
         return Plan(False, done)
 
     base = {**rec, "from": spec.from_, "job": job_name}
@@ -212,8 +228,10 @@ def decide(spec: RestoreSpec | None, record: Mapping[str, Any] | None, job: JobV
         return Plan(True, pending, create_job=True, persist_first=not rec, restoring=msg, event=event)
 
     if not job.owned:
-        msg = (f"Job {job.name} exists but is not controlled by this LighthouseBridge: delete or rename it, and "
-               "the restore Job is created")
+        msg = (
+            f"Job {job.name} exists but is not controlled by this LighthouseBridge: delete or rename it, and "
+            "the restore Job is created"
+        )
         return Plan(True, {**base, "phase": "Failed", "message": msg}, failed=msg)
 
     if job.deleting:
@@ -241,10 +259,16 @@ def decide(spec: RestoreSpec | None, record: Mapping[str, Any] | None, job: JobV
 
     if job.failed_final:
         detail = "; ".join(x for x in (failure_line(job.pod_message), job.pod_exit, job.failure) if x)
-        msg = _trim(f"restore Job {job.name} failed: {detail or 'no reason reported'}. The bridge stays at 0 "
-                    "replicas; fix the cause, then change spec.restore or delete the Job to try again")
-        done = {**base, "phase": "Failed", "message": msg,
-                "completedAt": rec.get("completedAt") if phase == "Failed" else (job.completion_time or now)}
+        msg = _trim(
+            f"restore Job {job.name} failed: {detail or 'no reason reported'}. The bridge stays at 0 "
+            "replicas; fix the cause, then change spec.restore or delete the Job to try again"
+        )
+        done = {
+            **base,
+            "phase": "Failed",
+            "message": msg,
+            "completedAt": rec.get("completedAt") if phase == "Failed" else (job.completion_time or now),
+        }
         if done["completedAt"] is None:
             done["completedAt"] = now
         return Plan(True, done, failed=msg)
@@ -305,8 +329,12 @@ async def act(kube: Kube, lhb: LighthouseBridge, p: Plan) -> list[str]:
         manifest = builder.job(lhb)
         if manifest is not None and await kube.create(manifest) is not None:
             done.append(f"Created Job/{name}")
-            log.info("Created Job name=%s namespace=%s from=%s", name, lhb.namespace,
-                     lhb.spec.restore.from_ if lhb.spec.restore else "")
+            log.info(
+                "Created Job name=%s namespace=%s from=%s",
+                name,
+                lhb.namespace,
+                lhb.spec.restore.from_ if lhb.spec.restore else "",
+            )
     return done
 
 
@@ -321,5 +349,19 @@ def hold_bridge(manifests: list[dict[str, Any]], lhb: LighthouseBridge) -> list[
     return out
 
 
-__all__ = ["CANCELLED", "NOTHING", "SKIPPED", "JobView", "Plan", "act", "bridge_started", "decide", "failure_line",
-           "hold_bridge", "needs_look", "plan", "result_backup", "view_job"]
+__all__ = [
+    "CANCELLED",
+    "NOTHING",
+    "SKIPPED",
+    "JobView",
+    "Plan",
+    "act",
+    "bridge_started",
+    "decide",
+    "failure_line",
+    "hold_bridge",
+    "needs_look",
+    "plan",
+    "result_backup",
+    "view_job",
+]

@@ -90,8 +90,7 @@ def references(template: Manifest) -> list[Ref]:
                 add("Secret", sec.get("name"), None)
             if cm := src.get("configMap"):
                 add("ConfigMap", cm.get("name"), None)
-    return [Ref(kind, name, None if keys is None else frozenset(keys))
-            for (kind, name), keys in sorted(wanted.items())]
+    return [Ref(kind, name, None if keys is None else frozenset(keys)) for (kind, name), keys in sorted(wanted.items())]
 
 
 def _sha(obj: Any) -> str:
@@ -117,8 +116,11 @@ def owned_template(template: Manifest) -> Manifest:
     """The pod template without what the operator does not own (or derives from this hash)."""
     t = copy.deepcopy(template)
     md = t.get("metadata") or {}
-    ann = {k: v for k, v in (md.get("annotations") or {}).items()
-           if k not in FOREIGN_TEMPLATE_ANNOTATIONS and k != REVISION_ANNOTATION}
+    ann = {
+        k: v
+        for k, v in (md.get("annotations") or {}).items()
+        if k not in FOREIGN_TEMPLATE_ANNOTATIONS and k != REVISION_ANNOTATION
+    }
     if ann:
         md["annotations"] = ann
     else:
@@ -130,27 +132,39 @@ def owned_template(template: Manifest) -> Manifest:
     return t
 
 
-def compute(template: Manifest, objects: Mapping[tuple[str, str], Mapping[str, Any] | None],
-            restart_nonce: str | None = None, restarted_at: str | None = None,
-            length: int = REVISION_LENGTH) -> str:
+def compute(
+    template: Manifest,
+    objects: Mapping[tuple[str, str], Mapping[str, Any] | None],
+    restart_nonce: str | None = None,
+    restarted_at: str | None = None,
+    length: int = REVISION_LENGTH,
+) -> str:
     """The revision of a pod template. `objects` maps (kind, name) to the referenced Secret/ConfigMap as read from
     the API server (None when absent); objects the template does not reference are ignored, and for a
     secretKeyRef only the referenced key counts, so unrelated edits do not roll the pods."""
-    contents = {f"{r.kind}/{r.name}": content_digest(objects.get((r.kind, r.name)), r.keys)
-                for r in references(template)}
-    return _sha({
-        "template": owned_template(template),
-        "contents": contents,
-        "restartNonce": restart_nonce,
-        "restartedAt": restarted_at,
-    })[:length]
+    contents = {
+        f"{r.kind}/{r.name}": content_digest(objects.get((r.kind, r.name)), r.keys) for r in references(template)
+    }
+    return _sha(
+        {
+            "template": owned_template(template),
+            "contents": contents,
+            "restartNonce": restart_nonce,
+            "restartedAt": restarted_at,
+        }
+    )[:length]
 
 
-def for_bridge(lhb: LighthouseBridge, deployment: Manifest,
-               objects: Mapping[tuple[str, str], Mapping[str, Any] | None]) -> str:
+def for_bridge(
+    lhb: LighthouseBridge, deployment: Manifest, objects: Mapping[tuple[str, str], Mapping[str, Any] | None]
+) -> str:
     """The bridge revision from the built Deployment and the referenced objects' content."""
-    return compute(deployment["spec"]["template"], objects, lhb.spec.restart_nonce,
-                   lhb.metadata.annotations.get(RESTARTED_AT_ANNOTATION))
+    return compute(
+        deployment["spec"]["template"],
+        objects,
+        lhb.spec.restart_nonce,
+        lhb.metadata.annotations.get(RESTARTED_AT_ANNOTATION),
+    )
 
 
 def stamp(workload: Manifest, revision: str) -> Manifest:
@@ -201,8 +215,9 @@ def history_selector(lhb_name: str, component: str) -> str:
     return f"{naming.L_INSTANCE}={lhb_name},{naming.L_MANAGED_BY}={naming.MANAGED_BY},{L_REVISION_OF}={component}"
 
 
-def controller_revision(lhb: LighthouseBridge, component: str, revision: str, template: Manifest,
-                        number: int) -> Manifest:
+def controller_revision(
+    lhb: LighthouseBridge, component: str, revision: str, template: Manifest, number: int
+) -> Manifest:
     """An apps/v1 ControllerRevision holding one pod template exactly as the operator applied it (before server
     defaults, so re-applying it reproduces the same ReplicaSet). Owned by the LighthouseBridge: deleted with it."""
     return {
@@ -244,9 +259,15 @@ class HistoryPlan:
     prune: tuple[str, ...] = field(default_factory=tuple)
 
 
-def plan_history(lhb: LighthouseBridge, component: str, revision: str, template: Manifest,
-                 history: Sequence[Mapping[str, Any]], protect: Iterable[str | None] = (),
-                 limit: int = HISTORY_LIMIT) -> HistoryPlan:
+def plan_history(
+    lhb: LighthouseBridge,
+    component: str,
+    revision: str,
+    template: Manifest,
+    history: Sequence[Mapping[str, Any]],
+    protect: Iterable[str | None] = (),
+    limit: int = HISTORY_LIMIT,
+) -> HistoryPlan:
     """Record `revision` (create it, or renumber it when an older one comes back: data is immutable) and pick the
     oldest ones beyond `limit` for deletion, never one in `protect` (desired, serving, lastGood)."""
     numbers = [int(cr.get("revision") or 0) for cr in history]
@@ -276,8 +297,26 @@ def plan_history(lhb: LighthouseBridge, component: str, revision: str, template:
 
 
 __all__ = [
-    "FOREIGN_TEMPLATE_ANNOTATIONS", "HISTORY_LIMIT", "KUBECTL_RESTARTED_AT", "RESTARTED_AT_ANNOTATION",
-    "REVISION_ANNOTATION", "HistoryPlan", "Ref", "compute", "content_digest", "controller_revision", "find",
-    "for_bridge", "history_selector", "owned_template", "plan_history", "references", "revision_labels",
-    "revision_name", "stamp", "stored_template", "template_revision", "with_template",
+    "FOREIGN_TEMPLATE_ANNOTATIONS",
+    "HISTORY_LIMIT",
+    "KUBECTL_RESTARTED_AT",
+    "RESTARTED_AT_ANNOTATION",
+    "REVISION_ANNOTATION",
+    "HistoryPlan",
+    "Ref",
+    "compute",
+    "content_digest",
+    "controller_revision",
+    "find",
+    "for_bridge",
+    "history_selector",
+    "owned_template",
+    "plan_history",
+    "references",
+    "revision_labels",
+    "revision_name",
+    "stamp",
+    "stored_template",
+    "template_revision",
+    "with_template",
 ]

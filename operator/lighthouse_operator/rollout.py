@@ -89,14 +89,28 @@ class Record:
     @classmethod
     def from_status(cls, raw: Mapping[str, Any] | None) -> Record:
         raw = raw or {}
-        return cls(revision=raw.get("revision"), started_at=raw.get("startedAt"), phase=raw.get("phase"),
-                   last_good=raw.get("lastGood"), failed_revision=raw.get("failedRevision"),
-                   reason=raw.get("reason"), message=raw.get("message"), detected_at=raw.get("detectedAt"))
+        return cls(
+            revision=raw.get("revision"),
+            started_at=raw.get("startedAt"),
+            phase=raw.get("phase"),
+            last_good=raw.get("lastGood"),
+            failed_revision=raw.get("failedRevision"),
+            reason=raw.get("reason"),
+            message=raw.get("message"),
+            detected_at=raw.get("detectedAt"),
+        )
 
     def to_status(self) -> dict[str, Any]:
-        out = {"revision": self.revision, "startedAt": self.started_at, "phase": self.phase,
-               "lastGood": self.last_good, "failedRevision": self.failed_revision, "reason": self.reason,
-               "message": self.message, "detectedAt": self.detected_at}
+        out = {
+            "revision": self.revision,
+            "startedAt": self.started_at,
+            "phase": self.phase,
+            "lastGood": self.last_good,
+            "failedRevision": self.failed_revision,
+            "reason": self.reason,
+            "message": self.message,
+            "detectedAt": self.detected_at,
+        }
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -151,8 +165,12 @@ def pod_signals(pod: Obj, policy: Policy) -> list[Signal]:
     status = pod.get("status") or {}
     out: list[Signal] = []
     for c in _conditions(pod):
-        if (c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == UNSCHEDULABLE
-                and not any(t in (c.get("message") or "").lower() for t in TRANSIENT_UNSCHEDULABLE)):
+        if (
+            c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+            and c.get("reason") == UNSCHEDULABLE
+            and not any(t in (c.get("message") or "").lower() for t in TRANSIENT_UNSCHEDULABLE)
+        ):
             out.append(Signal(UNSCHEDULABLE, name, f"Unschedulable: {c.get('message') or 'no node fits'}"))
     for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         waiting = (cs.get("state") or {}).get("waiting") or {}
@@ -162,8 +180,13 @@ def pod_signals(pod: Obj, policy: Policy) -> list[Signal]:
         if reason in IMAGE_FAILURES:
             out.append(Signal(reason, name, f"container {container}: {reason}{detail}"))
         elif reason == CRASH_LOOP and int(cs.get("restartCount") or 0) >= policy.crash_loop_restarts:
-            out.append(Signal(CRASH_LOOP, name, f"container {container}: CrashLoopBackOff after "
-                                                f"{cs.get('restartCount')} restarts{detail}"))
+            out.append(
+                Signal(
+                    CRASH_LOOP,
+                    name,
+                    f"container {container}: CrashLoopBackOff after {cs.get('restartCount')} restarts{detail}",
+                )
+            )
     return out
 
 
@@ -212,8 +235,9 @@ def serving_revision(replicas: int, replicasets: Iterable[Obj]) -> str | None:
     return max(ranked, key=lambda r: (r[0], -r[1]))[2]
 
 
-def view_deployment(deployment: Obj | None, replicasets: Iterable[Obj], pods: Iterable[Obj],
-                    policy: Policy) -> View | None:
+def view_deployment(
+    deployment: Obj | None, replicasets: Iterable[Obj], pods: Iterable[Obj], policy: Policy
+) -> View | None:
     if deployment is None:
         return None
     md, spec, st = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
@@ -222,23 +246,45 @@ def view_deployment(deployment: Obj | None, replicasets: Iterable[Obj], pods: It
     caught_up = _int(st.get("observedGeneration")) >= _int(md.get("generation"))
     rs = new_replicaset(deployment, replicasets) if caught_up else None
     revision = template_revision(deployment)
-    ours = [p for p in pods if rs is not None and _owned_by(p, (rs.get("metadata") or {}).get("uid"))
-            and not pod_terminating(p)]
+    ours = [
+        p
+        for p in pods
+        if rs is not None and _owned_by(p, (rs.get("metadata") or {}).get("uid")) and not pod_terminating(p)
+    ]
     ready = sum(1 for p in ours if pod_ready(p))
     signals = tuple(s for p in ours for s in pod_signals(p, policy))
     # The same facts status.deployment_health calls healthy, so lastGood advances no later than Ready turns True.
-    complete = (rs is not None and template_revision(rs) == revision
-                and _int(st.get("updatedReplicas")) >= replicas and _int(st.get("replicas")) == replicas
-                and _int(st.get("readyReplicas")) >= replicas)
+    complete = (
+        rs is not None
+        and template_revision(rs) == revision
+        and _int(st.get("updatedReplicas")) >= replicas
+        and _int(st.get("replicas")) == replicas
+        and _int(st.get("readyReplicas")) >= replicas
+    )
     failure = None
     if rs is not None:
         for c in st.get("conditions") or []:
-            if (c.get("type") == "Progressing" and c.get("status") == "False" and c.get("reason") == DEADLINE
-                    and f'"{rs["metadata"]["name"]}"' in (c.get("message") or "")):
+            if (
+                c.get("type") == "Progressing"
+                and c.get("status") == "False"
+                and c.get("reason") == DEADLINE
+                and f'"{rs["metadata"]["name"]}"' in (c.get("message") or "")
+            ):
                 failure = c.get("message") or DEADLINE
-    return View("Deployment", md.get("name", "?"), caught_up and rs is not None, revision, replicas, ready,
-                complete, signals, failure, serving_revision(replicas, replicasets), (),
-                bool(spec.get("paused")))
+    return View(
+        "Deployment",
+        md.get("name", "?"),
+        caught_up and rs is not None,
+        revision,
+        replicas,
+        ready,
+        complete,
+        signals,
+        failure,
+        serving_revision(replicas, replicasets),
+        (),
+        bool(spec.get("paused")),
+    )
 
 
 # --------------------------------------------------------------------------------------------------- StatefulSets
@@ -258,12 +304,23 @@ def view_statefulset(sts: Obj | None, pods: Iterable[Obj], policy: Policy) -> Vi
     others = [p for p in live if p not in ours]
     ready = sum(1 for p in ours if pod_ready(p))
     signals = tuple(s for p in ours for s in pod_signals(p, policy))
-    complete = (caught_up and update is not None and len(ours) == replicas and not others and ready >= replicas)
+    complete = caught_up and update is not None and len(ours) == replicas and not others and ready >= replicas
     stuck = tuple(sorted(p["metadata"]["name"] for p in others if not pod_ready(p)))
     revision = template_revision(sts)
     serving = revision if ready > 0 and ready >= replicas else None
-    return View("StatefulSet", md.get("name", "?"), caught_up and update is not None, revision, replicas, ready,
-                complete, signals, None, serving, stuck)
+    return View(
+        "StatefulSet",
+        md.get("name", "?"),
+        caught_up and update is not None,
+        revision,
+        replicas,
+        ready,
+        complete,
+        signals,
+        None,
+        serving,
+        stuck,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- the judge
@@ -287,8 +344,9 @@ class RolloutDecision:
         return self.action in ("proceed", "wait", "complete")
 
 
-def _fail(desired: str, record: Record, policy: Policy, reason: str, message: str, now: str,
-          view: View | None) -> RolloutDecision:
+def _fail(
+    desired: str, record: Record, policy: Policy, reason: str, message: str, now: str, view: View | None
+) -> RolloutDecision:
     rec = replace(record, phase="Failed", failed_revision=desired, reason=reason, message=message, detected_at=now)
     return _hold(desired, rec, policy, view, fresh=True)
 
@@ -300,18 +358,22 @@ def _hold(desired: str, rec: Record, policy: Policy, view: View | None, fresh: b
     if policy.on_failure == "Rollback" and can_restore:
         restored = view is not None and view.caught_up and view.revision == rec.last_good
         stuck = view.stuck_pods if view is not None and view.kind == "StatefulSet" and restored else ()
-        msg = (f"revision {desired} failed ({reason}: {detail}); rolled back to revision {rec.last_good}. "
-               "Change the spec (or spec.restartNonce) to try again")
-        return RolloutDecision("rollback", reason, msg, desired, rec, desired, rec.detected_at, rec.last_good,
-                               fresh, stuck)
+        msg = (
+            f"revision {desired} failed ({reason}: {detail}); rolled back to revision {rec.last_good}. "
+            "Change the spec (or spec.restartNonce) to try again"
+        )
+        return RolloutDecision(
+            "rollback", reason, msg, desired, rec, desired, rec.detected_at, rec.last_good, fresh, stuck
+        )
     why = "spec.rollout.onFailure is Freeze" if policy.on_failure == "Freeze" else "there is no last-good revision"
-    msg = (f"revision {desired} failed ({reason}: {detail}); rollout frozen ({why}): the pods already running "
-           "keep serving. Change the spec (or spec.restartNonce) to try again")
+    msg = (
+        f"revision {desired} failed ({reason}: {detail}); rollout frozen ({why}): the pods already running "
+        "keep serving. Change the spec (or spec.restartNonce) to try again"
+    )
     return RolloutDecision("freeze", reason, msg, desired, rec, desired, rec.detected_at, None, fresh)
 
 
-def judge(desired: str, view: View | None, previous: Record, policy: Policy,
-          now: datetime.datetime) -> RolloutDecision:
+def judge(desired: str, view: View | None, previous: Record, policy: Policy, now: datetime.datetime) -> RolloutDecision:
     """What to do about the rollout of `desired` right now. Deterministic for the same inputs."""
     stamp = format_time(now)
     rec = previous
@@ -326,22 +388,33 @@ def judge(desired: str, view: View | None, previous: Record, policy: Policy,
         if view is not None and view.caught_up and view.revision == desired and view.complete:
             # Already running it (back to the last-good spec, or an operator that lost its status).
             rec = replace(rec, phase="Complete", last_good=desired)
-            return RolloutDecision("complete", "RolloutComplete", f"revision {desired} is serving", desired, rec,
-                                   fresh=True)
-        return RolloutDecision("proceed", "RolloutStarted", f"rolling out revision {desired}", desired, rec,
-                               fresh=True)
+            return RolloutDecision(
+                "complete", "RolloutComplete", f"revision {desired} is serving", desired, rec, fresh=True
+            )
+        return RolloutDecision("proceed", "RolloutStarted", f"rolling out revision {desired}", desired, rec, fresh=True)
 
     if rec.phase == "Complete":
         return RolloutDecision("complete", "RolloutComplete", f"revision {desired} is serving", desired, rec)
 
     # In progress: judge the pods of `desired` only, once the workload controller runs that template.
     if view is None or not view.caught_up or view.revision != desired:
-        return RolloutDecision("wait", "WaitingForController", f"waiting for the {view.kind if view else 'workload'}"
-                               f" controller to start revision {desired}", desired, rec)
+        return RolloutDecision(
+            "wait",
+            "WaitingForController",
+            f"waiting for the {view.kind if view else 'workload'} controller to start revision {desired}",
+            desired,
+            rec,
+        )
     if view.complete:
         rec = replace(rec, phase="Complete", last_good=desired)
-        return RolloutDecision("complete", "RolloutComplete", f"revision {desired} is serving: {view.ready}/"
-                               f"{view.replicas} ready", desired, rec, fresh=True)
+        return RolloutDecision(
+            "complete",
+            "RolloutComplete",
+            f"revision {desired} is serving: {view.ready}/{view.replicas} ready",
+            desired,
+            rec,
+            fresh=True,
+        )
     if view.signals:
         first = view.signals[0]
         extra = f" (and {len(view.signals) - 1} more)" if len(view.signals) > 1 else ""
@@ -349,11 +422,19 @@ def judge(desired: str, view: View | None, previous: Record, policy: Policy,
     started = parse_time(rec.started_at) or now
     elapsed = (now - started).total_seconds()
     if elapsed >= policy.progress_deadline_seconds or view.controller_failure:
-        msg = (f"{view.ready}/{view.replicas} pods of revision {desired} Ready after {int(elapsed)}s "
-               f"(progressDeadlineSeconds {policy.progress_deadline_seconds}, counted from {rec.started_at})")
+        msg = (
+            f"{view.ready}/{view.replicas} pods of revision {desired} Ready after {int(elapsed)}s "
+            f"(progressDeadlineSeconds {policy.progress_deadline_seconds}, counted from {rec.started_at})"
+        )
         return _fail(desired, rec, policy, DEADLINE, msg, stamp, view)
-    return RolloutDecision("wait", "RollingOut", f"rolling out revision {desired}: {view.ready}/{view.replicas} "
-                           f"ready, {int(policy.progress_deadline_seconds - elapsed)}s left", desired, rec)
+    return RolloutDecision(
+        "wait",
+        "RollingOut",
+        f"rolling out revision {desired}: {view.ready}/{view.replicas} "
+        f"ready, {int(policy.progress_deadline_seconds - elapsed)}s left",
+        desired,
+        rec,
+    )
 
 
 def seconds_until_deadline(record: Record, policy: Policy, now: datetime.datetime) -> float | None:
@@ -367,8 +448,9 @@ def seconds_until_deadline(record: Record, policy: Policy, now: datetime.datetim
 # ----------------------------------------------------------------------------------------- applying the decision
 
 
-def shape_workload(desired_manifest: Mapping[str, Any], decision: RolloutDecision,
-                   restore_template: Mapping[str, Any] | None) -> dict[str, Any]:
+def shape_workload(
+    desired_manifest: Mapping[str, Any], decision: RolloutDecision, restore_template: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The workload manifest to server-side apply for a decision. Rollback swaps in the stored last-good template
     (the spec stays untouched); Freeze pauses a Deployment where it is (its template stays at the failed
     revision, so nothing moves). Returns a new dict."""
@@ -385,8 +467,11 @@ def shape_workload(desired_manifest: Mapping[str, Any], decision: RolloutDecisio
 
 def revisions(decision: RolloutDecision, view: View | None) -> dict[str, str]:
     """status.revisions: desired (from the spec), serving (from Ready pods), lastGood (from the record)."""
-    out = {"desired": decision.desired, "serving": view.serving if view else None,
-           "lastGood": decision.record.last_good}
+    out = {
+        "desired": decision.desired,
+        "serving": view.serving if view else None,
+        "lastGood": decision.record.last_good,
+    }
     return {k: v for k, v in out.items() if v}
 
 
@@ -395,26 +480,38 @@ def conditions(decision: RolloutDecision, generation: int) -> list[dict[str, Any
     RolledBack=False once there is a record (so a past rollback visibly ended)."""
 
     def cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
-        return {"type": type_, "status": status, "reason": reason, "message": message,
-                "observedGeneration": generation}
+        return {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
 
     if decision.action == "rollback":
-        return [cond("Ready", "False", "RolledBack", decision.message),
-                cond("Stalled", "True", "RolledBack", decision.message),
-                cond("RolledBack", "True", decision.reason, decision.message),
-                cond("Degraded", "True", "RolledBack", decision.message),
-                cond("Reconciling", "False", "RolledBack", "the failed revision is not retried until the desired "
-                                                           "revision changes")]
+        return [
+            cond("Ready", "False", "RolledBack", decision.message),
+            cond("Stalled", "True", "RolledBack", decision.message),
+            cond("RolledBack", "True", decision.reason, decision.message),
+            cond("Degraded", "True", "RolledBack", decision.message),
+            cond(
+                "Reconciling",
+                "False",
+                "RolledBack",
+                "the failed revision is not retried until the desired revision changes",
+            ),
+        ]
     if decision.action == "freeze":
-        return [cond("Ready", "False", "RolloutFrozen", decision.message),
-                cond("Stalled", "True", "RolloutFrozen", decision.message),
-                cond("RolledBack", "False", "RolloutFrozen", "frozen, not rolled back"),
-                cond("Degraded", "True", "RolloutFrozen", decision.message),
-                cond("Reconciling", "False", "RolloutFrozen", "the failed revision is not retried until the desired "
-                                                              "revision changes")]
+        return [
+            cond("Ready", "False", "RolloutFrozen", decision.message),
+            cond("Stalled", "True", "RolloutFrozen", decision.message),
+            cond("RolledBack", "False", "RolloutFrozen", "frozen, not rolled back"),
+            cond("Degraded", "True", "RolloutFrozen", decision.message),
+            cond(
+                "Reconciling",
+                "False",
+                "RolloutFrozen",
+                "the failed revision is not retried until the desired revision changes",
+            ),
+        ]
     # One reason per phase (not per pass), so a resync mid-rollout does not rewrite the status.
-    return [cond("RolledBack", "False", "RolloutComplete" if decision.action == "complete" else "RolloutProgressing",
-                 "")]
+    return [
+        cond("RolledBack", "False", "RolloutComplete" if decision.action == "complete" else "RolloutProgressing", "")
+    ]
 
 
 def phase(decision: RolloutDecision) -> str | None:
@@ -426,8 +523,13 @@ def event(decision: RolloutDecision, component: str) -> list[tuple[str, str, str
     if not decision.fresh:
         return []
     if decision.action in ("rollback", "freeze"):
-        out = [("Warning", "RolloutFailed", f"{component}: revision {decision.desired} failed: {decision.reason}: "
-                                            f"{decision.record.message}")]
+        out = [
+            (
+                "Warning",
+                "RolloutFailed",
+                f"{component}: revision {decision.desired} failed: {decision.reason}: {decision.record.message}",
+            )
+        ]
         if decision.action == "rollback":
             out.append(("Normal", "RolledBack", f"{component}: restored revision {decision.restore}"))
         else:

@@ -111,13 +111,12 @@ class Assessment:
     restoring: str | None = None  # message while spec.restore seeds the database (restore.py); the bridge waits
 
 
-def assess_children(lhb: LighthouseBridge, children: dict[tuple[str, str], Obj],
-                    bridge_revision: str | None = None) -> dict[str, Health]:
+def assess_children(
+    lhb: LighthouseBridge, children: dict[tuple[str, str], Obj], bridge_revision: str | None = None
+) -> dict[str, Health]:
     s, n = lhb.spec, naming.Names(lhb.name)
     want = bridge_revision or bridge_builder.revision(lhb)  # the health gate's revision when it ran
-    out = {
-        "bridge": deployment_health(children.get(("Deployment", n.bridge)), want, s.replicas)
-    }
+    out = {"bridge": deployment_health(children.get(("Deployment", n.bridge)), want, s.replicas)}
     for comp, spec, sts_name in (("postgres", s.postgres, n.postgres), ("redis", s.redis, n.redis)):
         if spec.mode == "external" and spec.external and spec.external.secret_ref:
             out[comp] = external_health(spec.external.secret_ref.name, spec.external.secret_ref.key)

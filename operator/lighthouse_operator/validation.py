@@ -77,8 +77,10 @@ def problems(lhb: LighthouseBridge) -> list[str]:
     if spec.restore is not None and spec.restore.s3 is None and spec.backup is None:
         out.append("restore needs restore.s3 or backup.s3 to know where the backup lives")
     if spec.rollout.min_ready_seconds >= spec.rollout.progress_deadline_seconds:
-        out.append(f"rollout.minReadySeconds ({spec.rollout.min_ready_seconds}) must be less than "
-                   f"rollout.progressDeadlineSeconds ({spec.rollout.progress_deadline_seconds})")
+        out.append(
+            f"rollout.minReadySeconds ({spec.rollout.min_ready_seconds}) must be less than "
+            f"rollout.progressDeadlineSeconds ({spec.rollout.progress_deadline_seconds})"
+        )
     if spec.fuse.active and spec.fuse.mode == "devicePlugin":
         res = spec.fuse.device_plugin_resource or ""
         if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-A-Za-z0-9_.]+$", res):

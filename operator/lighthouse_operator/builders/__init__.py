@@ -33,5 +33,15 @@ def desired_children(lhb: LighthouseBridge) -> list[Manifest]:
     return [m for m in out if m is not None]
 
 
-__all__ = ["PRUNABLE", "Manifest", "backup", "bridge", "desired_children", "digest", "network", "restore", "secrets",
-           "stores"]
+__all__ = [
+    "PRUNABLE",
+    "Manifest",
+    "backup",
+    "bridge",
+    "desired_children",
+    "digest",
+    "network",
+    "restore",
+    "secrets",
+    "stores",
+]

@@ -36,8 +36,9 @@ def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
     return env
 
 
-def tool_container(lhb: LighthouseBridge, name: str, args: list[str], env: list[Manifest],
-                   resources: Manifest | None) -> Manifest:
+def tool_container(
+    lhb: LighthouseBridge, name: str, args: list[str], env: list[Manifest], resources: Manifest | None
+) -> Manifest:
     """`lighthouse-bridge <args>` from the bridge image, as the backup and restore Jobs run it: restricted, a
     writable /tmp only, and its JSON result (or, on failure, the log tail) in the termination message."""
     container: Manifest = {

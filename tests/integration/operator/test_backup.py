@@ -106,11 +106,15 @@ def test_on_demand_backup_updates_status_once_per_value(k: Kubectl, operator: Op
     request(k, "2026-11-29-b")
     wait_for(lambda: len(backup_jobs(k)) == 2, timeout=30, message="second Job")
     wait_for(
-        lambda: k.get("lhb", "demo")["status"]["backup"]["lastRequest"] == "2026-11-29-b", timeout=30,
+        lambda: k.get("lhb", "demo")["status"]["backup"]["lastRequest"] == "2026-11-29-b",
+        timeout=30,
         message="second request recorded",
     )
-    wait_for(lambda: k.get("lhb", "demo")["status"]["lastSuccessfulBackupTime"] > st["lastSuccessfulBackupTime"],
-             timeout=60, message="second success")
+    wait_for(
+        lambda: k.get("lhb", "demo")["status"]["lastSuccessfulBackupTime"] > st["lastSuccessfulBackupTime"],
+        timeout=60,
+        message="second success",
+    )
 
 
 def test_request_without_spec_backup_is_refused(k: Kubectl, operator: Operator) -> None:
@@ -160,8 +164,11 @@ def test_missed_schedule_is_detected(k: Kubectl, operator: Operator) -> None:
     # Suspending stops judging the schedule: Unknown, and the gauge drops.
     k.patch("lhb", "demo", {"spec": {"backup": {"suspend": True}}})
     backup_condition(k, "Unknown", "BackupSuspended", timeout=30)
-    wait_for(lambda: operator.metrics()[f'lighthouse_operator_backup_missed{{name="demo",namespace="{k.ns}"}}'] == 0,
-             timeout=15, message="gauge back to 0")
+    wait_for(
+        lambda: operator.metrics()[f'lighthouse_operator_backup_missed{{name="demo",namespace="{k.ns}"}}'] == 0,
+        timeout=15,
+        message="gauge back to 0",
+    )
 
 
 def test_snapshot_deletion_takes_a_final_backup_then_deletes(k: Kubectl, operator: Operator) -> None:
@@ -169,9 +176,11 @@ def test_snapshot_deletion_takes_a_final_backup_then_deletes(k: Kubectl, operato
     wait_ready(k)
     k("delete", "lhb", "demo", "-n", k.ns, "--wait=false")
     final = wait_for(
-        lambda: next((j for j in backup_jobs(k) if j["metadata"]["labels"].get("lighthouse.dev/backup-trigger")
-                      == "final"), None),
-        timeout=30, message="final backup Job",
+        lambda: next(
+            (j for j in backup_jobs(k) if j["metadata"]["labels"].get("lighthouse.dev/backup-trigger") == "final"), None
+        ),
+        timeout=30,
+        message="final backup Job",
     )
     # While it runs, the data and what the Job needs are still there.
     if not final["status"].get("succeeded"):
@@ -191,9 +200,15 @@ def test_snapshot_deletion_waits_when_the_final_backup_fails(k: Kubectl, operato
     wait_for(lambda: k.get("cronjob", "demo-backup"), timeout=60, message="CronJob")
     k("delete", "lhb", "demo", "-n", k.ns, "--wait=false")
     obj = wait_for(
-        lambda: (o := k.get("lhb", "demo")) and (c := condition(o, "Stalled")) and c["status"] == "True"
-        and c["reason"] == "SnapshotFailed" and o,
-        timeout=150, message="SnapshotFailed",
+        lambda: (
+            (o := k.get("lhb", "demo"))
+            and (c := condition(o, "Stalled"))
+            and c["status"] == "True"
+            and c["reason"] == "SnapshotFailed"
+            and o
+        ),
+        timeout=150,
+        message="SnapshotFailed",
     )
     msg = condition(obj, "Stalled")["message"]
     assert "final backup Job demo-backup-final-" in msg and "deletionPolicy to Retain" in msg

@@ -24,8 +24,7 @@ from .test_operator import events
 
 PULLFAIL = "localhost/lighthouse-bridge:0.2.0-pullfail"
 BROKEN = "localhost/lighthouse-bridge:0.2.0-broken"
-S3 = {"bucket": "lighthouse-restore-test", "prefix": "backups", "endpoint": "http://127.0.0.1:29000",
-      "pathStyle": True}
+S3 = {"bucket": "lighthouse-restore-test", "prefix": "backups", "endpoint": "http://127.0.0.1:29000", "pathStyle": True}
 JOB_FAIL_TIMEOUT = 150  # backoffLimit 2: three pods, with the Job controller's 10 s and 20 s back-off between them
 
 
@@ -68,10 +67,16 @@ def test_restore_job_runs_before_the_bridge_scales_up(k: Kubectl, operator: Oper
     assert [r["kind"] for r in job["metadata"]["ownerReferences"]] == ["LighthouseBridge"]
     wait_for(lambda: deployment_replicas(k) == 0, timeout=60, message="bridge Deployment created at 0 replicas")
     # The stores come up normally meanwhile.
-    wait_for(lambda: (k.get("statefulset", "demo-postgres") or {}).get("status", {}).get("readyReplicas") == 1,
-             timeout=90, message="PostgreSQL ready while the restore waits")
-    obj = wait_for(lambda: (o := k.get("lhb", "demo")) and condition(o, "Ready")["reason"] == "Restoring" and o,
-                   timeout=60, message="Ready=False reason Restoring")
+    wait_for(
+        lambda: (k.get("statefulset", "demo-postgres") or {}).get("status", {}).get("readyReplicas") == 1,
+        timeout=90,
+        message="PostgreSQL ready while the restore waits",
+    )
+    obj = wait_for(
+        lambda: (o := k.get("lhb", "demo")) and condition(o, "Ready")["reason"] == "Restoring" and o,
+        timeout=60,
+        message="Ready=False reason Restoring",
+    )
     assert obj["status"]["phase"] == "Restoring"
     assert condition(obj, "Reconciling")["status"] == "True" and condition(obj, "Reconciling")["reason"] == "Restoring"
     assert condition(obj, "Stalled")["status"] == "False"
@@ -117,8 +122,11 @@ def test_failing_restore_stalls_and_keeps_the_bridge_at_zero(k: Kubectl, operato
     assert obj["status"]["restore"]["phase"] == "Failed" and obj["status"]["restore"]["completedAt"]
     assert obj["status"]["restore"]["attempts"] == 3
     assert deployment_replicas(k) == 0
-    wait_for(lambda: "RestoreFailed" in {e["reason"] for e in events(k, "demo") if e["type"] == "Warning"},
-             timeout=15, message="Warning Event RestoreFailed")
+    wait_for(
+        lambda: "RestoreFailed" in {e["reason"] for e in events(k, "demo") if e["type"] == "Warning"},
+        timeout=15,
+        message="Warning Event RestoreFailed",
+    )
     # Not retried on its own: the failed Job stays, the bridge stays at 0.
     uid = k.get("job", "demo-restore")["metadata"]["uid"]
 
@@ -155,8 +163,11 @@ def test_restore_added_to_a_running_bridge_is_skipped(k: Kubectl, operator: Oper
     k.apply(lhb("demo", {"backup": {"schedule": "0 3 * * *", "s3": S3}}))
     wait_for(lambda: (o := k.get("lhb", "demo")) and is_ready(o), timeout=120, message="Ready")
     k.patch("lhb", "demo", {"spec": {"restore": {"from": "latest"}}})
-    obj = wait_for(lambda: (o := k.get("lhb", "demo")) and o["status"].get("restore") and o, timeout=60,
-                   message="status.restore recorded")
+    obj = wait_for(
+        lambda: (o := k.get("lhb", "demo")) and o["status"].get("restore") and o,
+        timeout=60,
+        message="status.restore recorded",
+    )
     assert obj["status"]["restore"]["phase"] == "Skipped"
     obj = wait_for(lambda: (o := k.get("lhb", "demo")) and is_ready(o) and o, timeout=60, message="still Ready")
     degraded = condition(obj, "Degraded")
@@ -183,27 +194,51 @@ def _runbook_commands() -> tuple[str, list[str]]:
 
 def test_runbook_job_is_accepted_and_its_args_parse(k: Kubectl, cluster: Cluster, tmp_path: Path) -> None:
     heredoc, applies = _runbook_commands()
-    env = {**cluster.env(), "NS": k.ns, "NAME": "demo", "IMAGE": "localhost/lighthouse-bridge:0.1.0",
-           "S3_BUCKET": "lighthouse-backups", "S3_PREFIX": "prod", "S3_ENDPOINT": "http://127.0.0.1:1",
-           "S3_SECRET": "lighthouse-s3", "DB_SECRET": "demo-postgres-credentials", "DB_KEY": "url",
-           "BACKUP": "20261129T030000Z"}
+    env = {
+        **cluster.env(),
+        "NS": k.ns,
+        "NAME": "demo",
+        "IMAGE": "localhost/lighthouse-bridge:0.1.0",
+        "S3_BUCKET": "lighthouse-backups",
+        "S3_PREFIX": "prod",
+        "S3_ENDPOINT": "http://127.0.0.1:1",
+        "S3_SECRET": "lighthouse-s3",
+        "DB_SECRET": "demo-postgres-credentials",
+        "DB_KEY": "url",
+        "BACKUP": "20261129T030000Z",
+    }
     subprocess.run(["bash", "-euc", heredoc], cwd=tmp_path, env=env, check=True)
     for command in applies:
         # The exact command from the runbook, as a server-side dry run: the API server validates the whole Job.
         dry = command.replace("kubectl apply", f"{cluster.kubectl_path} apply --dry-run=server -o json")
-        out = subprocess.run(["bash", "-euc", f"set -o pipefail; {dry}"], cwd=tmp_path, env=env, check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["bash", "-euc", f"set -o pipefail; {dry}"],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         job = json.loads(out.stdout)
         pod = job["spec"]["template"]
         assert pod["metadata"]["labels"][naming.L_COMPONENT] == naming.RESTORE  # admitted by the NetworkPolicy
         args = pod["spec"]["containers"][0]["args"]
         # The real CLI accepts these flags: it gets as far as S3 (unreachable here, exit 3), not a usage error.
-        tool = subprocess.run([str(REPO / ".venv" / "bin" / "lighthouse-bridge"), *args], capture_output=True,
-                              text=True, timeout=120,
-                              env={"PATH": os.environ["PATH"], "LIGHTHOUSE_S3_BUCKET": "lighthouse-backups",
-                                   "LIGHTHOUSE_S3_ENDPOINT": "http://127.0.0.1:1", "LIGHTHOUSE_NAME": "demo",
-                                   "LIGHTHOUSE_NAMESPACE": k.ns, "AWS_ACCESS_KEY_ID": "x",
-                                   "AWS_SECRET_ACCESS_KEY": "x",
-                                   "LIGHTHOUSE_DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db"})
+        tool = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "lighthouse-bridge"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                "PATH": os.environ["PATH"],
+                "LIGHTHOUSE_S3_BUCKET": "lighthouse-backups",
+                "LIGHTHOUSE_S3_ENDPOINT": "http://127.0.0.1:1",
+                "LIGHTHOUSE_NAME": "demo",
+                "LIGHTHOUSE_NAMESPACE": k.ns,
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "LIGHTHOUSE_DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db",
+            },
+        )
         assert tool.returncode == 3 and "cannot reach S3" in tool.stderr, (args, tool.stderr)
     assert "--replace" in args and "20261129T030000Z" in args

@@ -33,16 +33,21 @@ def spec(image: str = GOOD, replicas: int = 2, **extra: Any) -> dict[str, Any]:
 
 
 def wait_ready(k: Kubectl, name: str = "demo") -> dict[str, Any]:
-    return wait_for(lambda: (o := k.get("lhb", name)) and is_ready(o) and o, timeout=TIMEOUT,
-                    message=f"lhb/{name} Ready at its current generation")
+    return wait_for(
+        lambda: (o := k.get("lhb", name)) and is_ready(o) and o,
+        timeout=TIMEOUT,
+        message=f"lhb/{name} Ready at its current generation",
+    )
 
 
-def wait_condition(k: Kubectl, type_: str, status: str = "True", name: str = "demo",
-                   timeout: float = TIMEOUT) -> dict[str, Any]:
+def wait_condition(
+    k: Kubectl, type_: str, status: str = "True", name: str = "demo", timeout: float = TIMEOUT
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         o = k.get("lhb", name)
         c = condition(o, type_)
         return o if c and c["status"] == status else None
+
     return wait_for(check, timeout=timeout, message=f"lhb/{name} {type_}={status}")
 
 
@@ -55,8 +60,11 @@ def bridge_pods(k: Kubectl) -> list[dict[str, Any]]:
 
 
 def events(k: Kubectl) -> list[tuple[str, str, str]]:
-    return [(e["type"], e["reason"], e["message"]) for e in k.get("events")["items"]
-            if e["involvedObject"].get("kind") == "LighthouseBridge" and e["involvedObject"].get("name") == "demo"]
+    return [
+        (e["type"], e["reason"], e["message"])
+        for e in k.get("events")["items"]
+        if e["involvedObject"].get("kind") == "LighthouseBridge" and e["involvedObject"].get("name") == "demo"
+    ]
 
 
 class Sampler:
@@ -126,8 +134,9 @@ class FlapSampler(Sampler):
                 continue
             cond = next((c for c in p.status.conditions if c.type == "Ready"), None)
             if cond is not None and seen.get(p.metadata.name) != (cond.status == "True"):
-                self.transitions.append((p.metadata.name, cond.status == "True",
-                                         rollout.format_time(cond.last_transition_time)))
+                self.transitions.append(
+                    (p.metadata.name, cond.status == "True", rollout.format_time(cond.last_transition_time))
+                )
 
     def rises(self) -> list[str]:
         """When a pod of the image turned Ready (the ready count went up): lastTransitionTime, in order."""
@@ -135,8 +144,11 @@ class FlapSampler(Sampler):
 
 
 def rollbacks(operator: Operator) -> float:
-    return sum(v for key, v in operator.metrics().items() if key.startswith("lighthouse_operator_rollbacks_total{")
-               and 'action="rollback"' in key)
+    return sum(
+        v
+        for key, v in operator.metrics().items()
+        if key.startswith("lighthouse_operator_rollbacks_total{") and 'action="rollback"' in key
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -170,16 +182,25 @@ def test_broken_image_is_rolled_back_while_the_old_pods_keep_serving(k: Kubectl,
         k.apply(lhb("demo", spec(BROKEN, rollout={"crashLoopRestarts": 2})))
         obj = wait_condition(k, "RolledBack")
         # Bad pods = 0: the broken ReplicaSet is scaled away once the last-good template is back.
-        wait_for(lambda: not [p for p in bridge_pods(k) if template_image(
-            {"spec": {"template": {"spec": p["spec"]}}}) == BROKEN], timeout=60, message="no broken pods left")
+        wait_for(
+            lambda: (
+                not [p for p in bridge_pods(k) if template_image({"spec": {"template": {"spec": p["spec"]}}}) == BROKEN]
+            ),
+            timeout=60,
+            message="no broken pods left",
+        )
         time.sleep(RESYNC * 2)  # a few more passes: the failed revision is not retried
     assert sampler.samples and min(sampler.samples) >= 2, sampler.samples
     st = k.get("lhb", "demo")["status"]
     revs = st["revisions"]
     assert revs["desired"] != revs["serving"] and revs["serving"] == revs["lastGood"] == good
     conds = {t: condition(obj, t) for t in ("Ready", "Stalled", "RolledBack", "Degraded")}
-    assert [conds[t]["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded")] == \
-        ["False", "True", "True", "True"]
+    assert [conds[t]["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded")] == [
+        "False",
+        "True",
+        "True",
+        "True",
+    ]
     assert revs["desired"] in conds["RolledBack"]["message"]
     assert "CrashLoopBackOff" in conds["RolledBack"]["message"]
     assert st["phase"] == "RolledBack"
@@ -217,8 +238,16 @@ def test_secret_content_change_triggers_a_rollout(k: Kubectl, operator: Operator
     rev1 = first["status"]["revisions"]["desired"]
     gen = first["metadata"]["generation"]
     k.patch("secret", "demo-extra", {"stringData": {"feature": "two"}})
-    obj = wait_for(lambda: (o := k.get("lhb", "demo")) and o["status"].get("revisions", {}).get("lastGood")
-                   not in (None, rev1) and is_ready(o) and o, timeout=TIMEOUT, message="a rollout of the new content")
+    obj = wait_for(
+        lambda: (
+            (o := k.get("lhb", "demo"))
+            and o["status"].get("revisions", {}).get("lastGood") not in (None, rev1)
+            and is_ready(o)
+            and o
+        ),
+        timeout=TIMEOUT,
+        message="a rollout of the new content",
+    )
     assert obj["metadata"]["generation"] == gen  # no spec change: the content alone rolled the pods
     dep = k.get("deployment", "demo-bridge")
     assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] != rev1
@@ -232,13 +261,24 @@ def test_restart_nonce_and_restarted_at_annotation_roll_the_pods(k: Kubectl, ope
     k.apply(lhb("demo", spec(replicas=1)))
     rev1 = wait_ready(k)["status"]["revisions"]["desired"]
     k.apply(lhb("demo", spec(replicas=1, restartNonce="1")))
-    rev2 = wait_for(lambda: (o := k.get("lhb", "demo")) and is_ready(o)
-                    and o["status"]["revisions"]["lastGood"] != rev1 and o["status"]["revisions"]["lastGood"],
-                    timeout=TIMEOUT, message="nonce rollout")
+    rev2 = wait_for(
+        lambda: (
+            (o := k.get("lhb", "demo"))
+            and is_ready(o)
+            and o["status"]["revisions"]["lastGood"] != rev1
+            and o["status"]["revisions"]["lastGood"]
+        ),
+        timeout=TIMEOUT,
+        message="nonce rollout",
+    )
     k("annotate", "lhb/demo", "-n", k.ns, f"{revision.RESTARTED_AT_ANNOTATION}=2026-11-29T21:00:00Z")
-    wait_for(lambda: (o := k.get("lhb", "demo")) and is_ready(o)
-             and o["status"]["revisions"]["lastGood"] not in (rev1, rev2),
-             timeout=TIMEOUT, message="annotation rollout")
+    wait_for(
+        lambda: (
+            (o := k.get("lhb", "demo")) and is_ready(o) and o["status"]["revisions"]["lastGood"] not in (rev1, rev2)
+        ),
+        timeout=TIMEOUT,
+        message="annotation rollout",
+    )
 
 
 def test_kubectl_rollout_restart_is_not_fought(k: Kubectl, operator: Operator) -> None:
@@ -251,14 +291,20 @@ def test_kubectl_rollout_restart_is_not_fought(k: Kubectl, operator: Operator) -
     dep = k.get("deployment", "demo-bridge")
     ann = dep["spec"]["template"]["metadata"]["annotations"]
     assert revision.KUBECTL_RESTARTED_AT in ann and ann[revision.REVISION_ANNOTATION] == rev
-    new_rs = {rs["metadata"]["name"] for rs in k.items("replicasets", naming.selector_string("demo", "bridge"))
-              if (rs.get("status") or {}).get("readyReplicas")}
+    new_rs = {
+        rs["metadata"]["name"]
+        for rs in k.items("replicasets", naming.selector_string("demo", "bridge"))
+        if (rs.get("status") or {}).get("readyReplicas")
+    }
     assert new_rs and not (new_rs & old_rs), "the restarted pods were undone"
     obj = k.get("lhb", "demo")
     assert is_ready(obj) and obj["status"]["revisions"]["desired"] == rev
     assert condition(obj, "RolledBack")["status"] == "False"
-    managers = {m["manager"] for m in k.get("deployment", "demo-bridge").get("metadata", {}).get(
-        "managedFields", []) if "kubectl.kubernetes.io/restartedAt" in json.dumps(m.get("fieldsV1", {}))}
+    managers = {
+        m["manager"]
+        for m in k.get("deployment", "demo-bridge").get("metadata", {}).get("managedFields", [])
+        if "kubectl.kubernetes.io/restartedAt" in json.dumps(m.get("fieldsV1", {}))
+    }
     assert naming.FIELD_MANAGER not in managers
 
 
@@ -287,8 +333,15 @@ def test_operator_killed_mid_rollout_judges_from_the_recorded_start(k: Kubectl, 
     k.apply(lhb("demo", spec(replicas=1, rollout=rollout)))
     wait_ready(k)
     k.apply(lhb("demo", spec(BROKEN, replicas=1, rollout=rollout)))
-    started = wait_for(lambda: (r := (k.get("lhb", "demo")["status"].get("rollout") or {}).get("bridge"))
-                       and r.get("phase") == "Progressing" and r["startedAt"], timeout=30, message="rollout start")
+    started = wait_for(
+        lambda: (
+            (r := (k.get("lhb", "demo")["status"].get("rollout") or {}).get("bridge"))
+            and r.get("phase") == "Progressing"
+            and r["startedAt"]
+        ),
+        timeout=30,
+        message="rollout start",
+    )
     operator.stop(signal.SIGKILL)
     time.sleep(5)
     operator.start()
@@ -306,13 +359,18 @@ def test_statefulset_rollback_deletes_the_stuck_pod(k: Kubectl, operator: Operat
     k.apply(lhb("demo", spec(replicas=1, rollout={"crashLoopRestarts": 2}, postgres=pg)))
     obj = wait_condition(k, "RolledBack")
     assert "postgres" in condition(obj, "RolledBack")["message"]
-    sts = wait_for(lambda: (s := k.get("statefulset", "demo-postgres"))
-                   and (s.get("status") or {}).get("readyReplicas") == 1 and s, timeout=TIMEOUT,
-                   message="postgres Ready again")
+    sts = wait_for(
+        lambda: (
+            (s := k.get("statefulset", "demo-postgres")) and (s.get("status") or {}).get("readyReplicas") == 1 and s
+        ),
+        timeout=TIMEOUT,
+        message="postgres Ready again",
+    )
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] != pg["managed"]["image"]
     pods = k.items("pods", naming.selector_string("demo", naming.POSTGRES))
-    assert [p["spec"]["containers"][0]["image"] for p in pods] == [sts["spec"]["template"]["spec"]["containers"][0]
-                                                                   ["image"]]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == [
+        sts["spec"]["template"]["spec"]["containers"][0]["image"]
+    ]
     reasons = {r for _, r, _ in events(k)}
     assert {"RolloutFailed", "RolledBack", "DeletedStuckPod"} <= reasons
 
@@ -331,15 +389,26 @@ def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kub
     before = rollbacks(operator)
     with FlapSampler(k, FLAPPING) as sampler:
         k.apply(lhb("demo", spec(FLAPPING, rollout=rollout_spec)))
-        started = wait_for(lambda: (r := (k.get("lhb", "demo")["status"].get("rollout") or {}).get("bridge"))
-                           and r.get("revision") != good and r.get("startedAt"), timeout=30, message="rollout start")
+        started = wait_for(
+            lambda: (
+                (r := (k.get("lhb", "demo")["status"].get("rollout") or {}).get("bridge"))
+                and r.get("revision") != good
+                and r.get("startedAt")
+            ),
+            timeout=30,
+            message="rollout start",
+        )
         obj = wait_condition(k, "RolledBack", timeout=deadline + 60)
-        wait_for(lambda: not [p for p in bridge_pods(k) if p["spec"]["containers"][0]["image"] == FLAPPING],
-                 timeout=60, message="no flapping pods left")
+        wait_for(
+            lambda: not [p for p in bridge_pods(k) if p["spec"]["containers"][0]["image"] == FLAPPING],
+            timeout=60,
+            message="no flapping pods left",
+        )
     rec = obj["status"]["rollout"]["bridge"]
     assert rec["startedAt"] == started, "the start of the rollout was moved"
-    assert rec["reason"] == "ProgressDeadlineExceeded" and rec["failedRevision"] == obj["status"]["revisions"][
-        "desired"]
+    assert (
+        rec["reason"] == "ProgressDeadlineExceeded" and rec["failedRevision"] == obj["status"]["revisions"]["desired"]
+    )
     detected = rollout.parse_time(rec["detectedAt"])
     assert (detected - rollout.parse_time(started)).total_seconds() >= deadline  # not before the deadline
     # The revision really flapped: its ready count rose again and again, the last time less than a deadline before
@@ -354,8 +423,12 @@ def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kub
     assert rolled["reason"] == "ProgressDeadlineExceeded"
     assert rec["failedRevision"] in rolled["message"]
     assert f"progressDeadlineSeconds {deadline}, counted from {started}" in rolled["message"]
-    assert [condition(obj, t)["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded")] == \
-        ["False", "True", "True", "True"]
+    assert [condition(obj, t)["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded")] == [
+        "False",
+        "True",
+        "True",
+        "True",
+    ]
     revs = k.get("lhb", "demo")["status"]["revisions"]
     assert revs["desired"] != revs["serving"] and revs["serving"] == revs["lastGood"] == good
     dep = k.get("deployment", "demo-bridge")

@@ -34,32 +34,68 @@ def make(spec: dict[str, Any] | None = None, uid: str = "0000-uid") -> Lighthous
     )
 
 
-def job(name: str, state: str, at: datetime.datetime, trigger: str | None = None, uid: str | None = None,
-        reason: str = "BackoffLimitExceeded", message: str = "Job has reached the specified backoff limit") -> dict:
+def job(
+    name: str,
+    state: str,
+    at: datetime.datetime,
+    trigger: str | None = None,
+    uid: str | None = None,
+    reason: str = "BackoffLimitExceeded",
+    message: str = "Job has reached the specified backoff limit",
+) -> dict:
     labels = {naming.L_COMPONENT: "backup"} | ({bk.L_TRIGGER: trigger} if trigger else {})
     status: dict[str, Any] = {}
     if state == "Succeeded":
-        status = {"completionTime": bk.fmt(at), "conditions": [
-            {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": bk.fmt(at)},
-            {"type": "Complete", "status": "True", "lastTransitionTime": bk.fmt(at)}]}
+        status = {
+            "completionTime": bk.fmt(at),
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": bk.fmt(at)},
+                {"type": "Complete", "status": "True", "lastTransitionTime": bk.fmt(at)},
+            ],
+        }
     elif state == "Failed":
-        status = {"conditions": [{"type": "Failed", "status": "True", "reason": reason, "message": message,
-                                  "lastTransitionTime": bk.fmt(at)}]}
-    return {"metadata": {"name": name, "uid": uid or f"uid-{name}", "labels": labels,
-                         "creationTimestamp": bk.fmt(at - minutes(1))}, "status": status}
+        status = {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": bk.fmt(at),
+                }
+            ]
+        }
+    return {
+        "metadata": {
+            "name": name,
+            "uid": uid or f"uid-{name}",
+            "labels": labels,
+            "creationTimestamp": bk.fmt(at - minutes(1)),
+        },
+        "status": status,
+    }
 
 
 def pod(job_uid: str, exit_code: int, message: str | None, created: str = "2026-11-29T03:00:00Z") -> dict:
     term: dict[str, Any] = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
     if message is not None:
         term["message"] = message
-    return {"metadata": {"ownerReferences": [{"kind": "Job", "uid": job_uid}], "creationTimestamp": created},
-            "status": {"containerStatuses": [{"name": "backup", "state": {"terminated": term}}]}}
+    return {
+        "metadata": {"ownerReferences": [{"kind": "Job", "uid": job_uid}], "creationTimestamp": created},
+        "status": {"containerStatuses": [{"name": "backup", "state": {"terminated": term}}]},
+    }
 
 
 def inputs(jobs: list[bk.JobView] | None = None, old: dict | None = None, now: datetime.datetime = T0, **kw: Any):
-    base: dict[str, Any] = dict(configured=True, schedule=EVERY_5, suspended=False, jobs=jobs or [], old=old or {},
-                                now=now, cronjob_created=T0 - minutes(1))
+    base: dict[str, Any] = dict(
+        configured=True,
+        schedule=EVERY_5,
+        suspended=False,
+        jobs=jobs or [],
+        old=old or {},
+        now=now,
+        cronjob_created=T0 - minutes(1),
+    )
     base.update(kw)
     return bk.Inputs(**base)
 
@@ -127,8 +163,9 @@ def test_view_of_a_failed_job_names_the_reason_and_the_last_log_line() -> None:
     j = job("demo-backup-2", "Failed", T0, trigger="request")
     v = bk.view_job(j, [pod("uid-demo-backup-2", 3, "Starting backup\nlighthouse-bridge backup: error: S3 down\n")])
     assert v.state == "Failed" and v.trigger == "request"
-    assert v.reason == ("BackoffLimitExceeded: Job has reached the specified backoff limit "
-                        "(lighthouse-bridge backup: error: S3 down)")
+    assert v.reason == (
+        "BackoffLimitExceeded: Job has reached the specified backoff limit (lighthouse-bridge backup: error: S3 down)"
+    )
     assert bk.view_job(job("a", "Active", T0), []).state == "Active"
 
 
@@ -160,8 +197,14 @@ def test_first_pass_waits_for_the_first_backup() -> None:
 
 
 def test_success_sets_last_backup_from_the_result_and_is_stable() -> None:
-    v = bk.JobView("demo-backup-1", "schedule", T0, "Succeeded", T0 + minutes(2),
-                   result=bk.Result("20261129T030000Z", "2026-11-29T03:01:59Z", 4096))
+    v = bk.JobView(
+        "demo-backup-1",
+        "schedule",
+        T0,
+        "Succeeded",
+        T0 + minutes(2),
+        result=bk.Result("20261129T030000Z", "2026-11-29T03:01:59Z", 4096),
+    )
     old = apply(bk.decide(inputs(now=T0), 1), {})
     d = bk.decide(inputs([v], old, now=T0 + minutes(3)), 1)
     status = apply(d, old, "2026-11-29T03:03:00Z")
@@ -181,8 +224,11 @@ def test_success_without_a_result_falls_back_to_the_job() -> None:
 
 
 def test_status_remembers_successes_whose_jobs_were_pruned() -> None:
-    old = {"lastBackup": {"name": "b1", "time": "2026-11-29T03:00:00Z"}, "lastSuccessfulBackupTime": bk.fmt(T0),
-           "backup": {"schedule": EVERY_5, "scheduleSince": bk.fmt(T0 - minutes(60))}}
+    old = {
+        "lastBackup": {"name": "b1", "time": "2026-11-29T03:00:00Z"},
+        "lastSuccessfulBackupTime": bk.fmt(T0),
+        "backup": {"schedule": EVERY_5, "scheduleSince": bk.fmt(T0 - minutes(60))},
+    }
     d = bk.decide(inputs([], old, now=T0 + minutes(4)), 1)
     assert d.last_success == bk.fmt(T0) and d.condition["status"] == "True"
 
@@ -261,17 +307,31 @@ def test_request_creates_one_job_and_is_remembered() -> None:
 
 
 def test_overlay_keeps_position_and_transition_time() -> None:
-    old = {"conditions": [{"type": "Ready", "status": "True"},
-                          {"type": bk.CONDITION, "status": "True", "reason": "BackupSucceeded", "message": "a",
-                           "lastTransitionTime": "2026-01-01T00:00:00Z"},
-                          {"type": "Stalled", "status": "False"}]}
-    d = bk.Decision(None, None, {}, {"type": bk.CONDITION, "status": "True", "reason": "BackupSucceeded",
-                                     "message": "b", "observedGeneration": 1})
+    old = {
+        "conditions": [
+            {"type": "Ready", "status": "True"},
+            {
+                "type": bk.CONDITION,
+                "status": "True",
+                "reason": "BackupSucceeded",
+                "message": "a",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            },
+            {"type": "Stalled", "status": "False"},
+        ]
+    }
+    d = bk.Decision(
+        None,
+        None,
+        {},
+        {"type": bk.CONDITION, "status": "True", "reason": "BackupSucceeded", "message": "b", "observedGeneration": 1},
+    )
     out = bk.overlay(old, d, old, "2026-11-29T00:00:00Z")
     assert [c["type"] for c in out["conditions"]] == ["Ready", bk.CONDITION, "Stalled"]
     assert out["conditions"][1]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    flipped = bk.overlay(old, bk.Decision(None, None, {}, {**d.condition, "status": "False"}), old,
-                         "2026-11-29T00:00:00Z")
+    flipped = bk.overlay(
+        old, bk.Decision(None, None, {}, {**d.condition, "status": "False"}), old, "2026-11-29T00:00:00Z"
+    )
     assert flipped["conditions"][1]["lastTransitionTime"] == "2026-11-29T00:00:00Z"
     removed = bk.overlay(old, bk.Decision(None, None, {}, None), old)
     assert [c["type"] for c in removed["conditions"]] == ["Ready", "Stalled"]
@@ -284,12 +344,15 @@ def test_events_once_per_transition() -> None:
     assert bk.events({}, s("False", "BackupMissed")) == [("Warning", "BackupMissed", "m")]
     assert bk.events(s("False", "BackupMissed"), s("False", "BackupMissed", "other")) == []
     assert bk.events(s("True", "BackupSucceeded"), s("False", "BackupFailed", "job 1")) == [
-        ("Warning", "BackupFailed", "job 1")]
+        ("Warning", "BackupFailed", "job 1")
+    ]
     assert bk.events(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 1")) == []
     assert bk.events(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 2")) == [
-        ("Warning", "BackupFailed", "job 2")]  # another Job failed
+        ("Warning", "BackupFailed", "job 2")
+    ]  # another Job failed
     assert bk.events(s("False", "BackupMissed"), s("True", "BackupSucceeded", "ok")) == [
-        ("Normal", "BackupSucceeded", "ok")]
+        ("Normal", "BackupSucceeded", "ok")
+    ]
     assert bk.events(s("Unknown", "NoBackupYet"), s("True", "BackupSucceeded")) == []  # routine: no Event
     assert bk.events(s("True", "BackupSucceeded"), {}) == []
 
@@ -306,8 +369,10 @@ def test_final_state() -> None:
 
 def test_one_off_jobs_golden() -> None:
     lhb = make(CASES["full"])
-    docs = [builder.job(lhb, builder.request_job_name(lhb, "2026-11-29"), "request", "2026-11-29"),
-            builder.job(lhb, builder.final_job_name(lhb), "final")]
+    docs = [
+        builder.job(lhb, builder.request_job_name(lhb, "2026-11-29"), "request", "2026-11-29"),
+        builder.job(lhb, builder.final_job_name(lhb), "final"),
+    ]
     text = yaml.dump_all(docs, Dumper=NoAliases, sort_keys=True, width=120)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)

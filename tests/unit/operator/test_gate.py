@@ -22,11 +22,22 @@ from tests.unit.operator.fakes import FakeKube
 NOW = datetime.datetime(2026, 11, 29, 21, 0, 0, tzinfo=datetime.UTC)
 
 
-def make(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
-         annotations: dict[str, str] | None = None) -> LighthouseBridge:
-    return LighthouseBridge.from_body({"metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1",
-                                                    "generation": 1, "annotations": annotations or {}},
-                                       "spec": spec or {}, "status": status or {}})
+def make(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None
+) -> LighthouseBridge:
+    return LighthouseBridge.from_body(
+        {
+            "metadata": {
+                "name": "demo",
+                "namespace": "ns",
+                "uid": "uid-1",
+                "generation": 1,
+                "annotations": annotations or {},
+            },
+            "spec": spec or {},
+            "status": status or {},
+        }
+    )
 
 
 def kube_with_secrets(lhb: LighthouseBridge) -> FakeKube:
@@ -34,8 +45,7 @@ def kube_with_secrets(lhb: LighthouseBridge) -> FakeKube:
     for m in secret_builders.generated_secrets(lhb):
         m = copy.deepcopy(m)
         data = m.pop("stringData", None) or {}
-        m["data"] = {**(m.get("data") or {}),
-                     **{k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+        m["data"] = {**(m.get("data") or {}), **{k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
         kube.objects[("Secret", "ns", m["metadata"]["name"])] = m
     return kube
 
@@ -107,8 +117,10 @@ def test_restart_nonce_and_annotation_roll_the_bridge_but_not_the_databases() ->
     lhb = make()
     kube = kube_with_secrets(lhb)
     base = prepare(kube, lhb)
-    for other in (make({"restartNonce": "2"}),
-                  make(annotations={revision.RESTARTED_AT_ANNOTATION: "2026-11-29T21:00:00Z"})):
+    for other in (
+        make({"restartNonce": "2"}),
+        make(annotations={revision.RESTARTED_AT_ANNOTATION: "2026-11-29T21:00:00Z"}),
+    ):
         r = prepare(kube, other)
         assert r.revision(naming.BRIDGE) != base.revision(naming.BRIDGE)
         assert r.revision(naming.POSTGRES) == base.revision(naming.POSTGRES)
@@ -116,9 +128,16 @@ def test_restart_nonce_and_annotation_roll_the_bridge_but_not_the_databases() ->
 
 
 def failed_status(rev: str, last_good: str, component: str = naming.BRIDGE) -> dict[str, Any]:
-    rec = rollout.Record(revision=rev, started_at="2026-11-29T20:50:00Z", phase="Failed", last_good=last_good,
-                         failed_revision=rev, reason="CrashLoopBackOff", message="pod x: CrashLoopBackOff",
-                         detected_at="2026-11-29T20:51:00Z")
+    rec = rollout.Record(
+        revision=rev,
+        started_at="2026-11-29T20:50:00Z",
+        phase="Failed",
+        last_good=last_good,
+        failed_revision=rev,
+        reason="CrashLoopBackOff",
+        message="pod x: CrashLoopBackOff",
+        detected_at="2026-11-29T20:51:00Z",
+    )
     return {"rollout": {component: rec.to_status()}}
 
 
@@ -127,14 +146,19 @@ def test_rollback_puts_the_stored_last_good_template_back_without_touching_the_s
     kube = kube_with_secrets(lhb)
     rev = prepare(kube, lhb).revision(naming.BRIDGE)
     assert rev is not None
-    good_template = {"metadata": {"labels": naming.labels("demo", naming.BRIDGE),
-                                  "annotations": {revision.REVISION_ANNOTATION: "good1"}},
-                     "spec": {"containers": [{"name": "bridge", "image": "localhost/lighthouse-bridge:0.1.0"}]}}
+    good_template = {
+        "metadata": {
+            "labels": naming.labels("demo", naming.BRIDGE),
+            "annotations": {revision.REVISION_ANNOTATION: "good1"},
+        },
+        "spec": {"containers": [{"name": "bridge", "image": "localhost/lighthouse-bridge:0.1.0"}]},
+    }
     cr = revision.controller_revision(lhb, naming.BRIDGE, "good1", good_template, 1)
     kube.objects[("ControllerRevision", "ns", cr["metadata"]["name"])] = cr
     spec_before = lhb.spec.model_dump()
-    result = prepare(kube, make({"image": "localhost/lighthouse-bridge:0.2.0-broken"},
-                                status=failed_status(rev, "good1")))
+    result = prepare(
+        kube, make({"image": "localhost/lighthouse-bridge:0.2.0-broken"}, status=failed_status(rev, "good1"))
+    )
     d = result.judged[naming.BRIDGE].decision
     assert d.action == "rollback" and d.restore == "good1" and not d.fresh
     dep = bridge_manifest(result)
@@ -142,8 +166,9 @@ def test_rollback_puts_the_stored_last_good_template_back_without_touching_the_s
     assert "paused" not in dep["spec"]
     assert lhb.spec.model_dump() == spec_before
     # The failed revision is not recorded again as a candidate, and nothing new is written.
-    assert result.writes == 0 or all(j.decision.applies_desired for j in result.judged.values()
-                                     if j.component != naming.BRIDGE)
+    assert result.writes == 0 or all(
+        j.decision.applies_desired for j in result.judged.values() if j.component != naming.BRIDGE
+    )
 
 
 def test_rollback_without_its_stored_template_freezes_instead() -> None:
@@ -151,8 +176,9 @@ def test_rollback_without_its_stored_template_freezes_instead() -> None:
     kube = kube_with_secrets(lhb)
     rev = prepare(kube, lhb).revision(naming.BRIDGE)
     assert rev is not None
-    result = prepare(kube, make({"image": "localhost/lighthouse-bridge:0.2.0-broken"},
-                                status=failed_status(rev, "gone1")))
+    result = prepare(
+        kube, make({"image": "localhost/lighthouse-bridge:0.2.0-broken"}, status=failed_status(rev, "gone1"))
+    )
     d = result.judged[naming.BRIDGE].decision
     assert d.action == "freeze" and "missing" in d.message
     assert bridge_manifest(result)["spec"]["paused"] is True
@@ -171,7 +197,12 @@ def test_overlay_after_a_rollback() -> None:
     out = gate.overlay(base, result, 1, failed.status, "2026-11-29T21:00:00Z")
     conds = {c["type"]: c for c in out["conditions"]}
     assert {t: conds[t]["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded", "Reconciling")} == {
-        "Ready": "False", "Stalled": "True", "RolledBack": "True", "Degraded": "True", "Reconciling": "False"}
+        "Ready": "False",
+        "Stalled": "True",
+        "RolledBack": "True",
+        "Degraded": "True",
+        "Reconciling": "False",
+    }
     assert rev in conds["RolledBack"]["message"] and "CrashLoopBackOff" in conds["RolledBack"]["message"]
     assert conds["Ready"]["message"].startswith("bridge: ")
     assert out["phase"] == "RolledBack"
@@ -187,15 +218,32 @@ def test_overlay_after_a_rollback() -> None:
 def test_finish_deletes_stuck_statefulset_pods_and_posts_events_once() -> None:
     lhb = make()
     kube = kube_with_secrets(lhb)
-    body = {"apiVersion": "lighthouse.dev/v1alpha1", "kind": "LighthouseBridge",
-            "metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1"}}
-    kube.objects[("Pod", "ns", "demo-postgres-0")] = {"kind": "Pod", "metadata": {"name": "demo-postgres-0",
-                                                                                 "namespace": "ns"}}
+    body = {
+        "apiVersion": "lighthouse.dev/v1alpha1",
+        "kind": "LighthouseBridge",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1"},
+    }
+    kube.objects[("Pod", "ns", "demo-postgres-0")] = {
+        "kind": "Pod",
+        "metadata": {"name": "demo-postgres-0", "namespace": "ns"},
+    }
     rec = rollout.Record.from_status(failed_status("p2", "p1", naming.POSTGRES)["rollout"][naming.POSTGRES])
-    d = rollout.RolloutDecision("rollback", "CrashLoopBackOff", "m", "p2", rec, "p2", rec.detected_at, "p1",
-                                fresh=True, delete_pods=("demo-postgres-0",))
-    result = gate.GateResult(manifests=[], judged={naming.POSTGRES: gate.Judged(
-        naming.POSTGRES, "StatefulSet", "demo-postgres", "p2", d, None)})
+    d = rollout.RolloutDecision(
+        "rollback",
+        "CrashLoopBackOff",
+        "m",
+        "p2",
+        rec,
+        "p2",
+        rec.detected_at,
+        "p1",
+        fresh=True,
+        delete_pods=("demo-postgres-0",),
+    )
+    result = gate.GateResult(
+        manifests=[],
+        judged={naming.POSTGRES: gate.Judged(naming.POSTGRES, "StatefulSet", "demo-postgres", "p2", d, None)},
+    )
     writes = asyncio.run(gate.Gate(kube).finish(body, result))
     assert writes == 1 and ("Pod", "ns", "demo-postgres-0") not in kube.objects
     assert [r for _, r, _ in kube.events] == ["DeletedStuckPod", "RolloutFailed", "RolledBack"]

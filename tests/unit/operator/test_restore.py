@@ -23,8 +23,13 @@ GOLDEN = Path(__file__).parent / "golden"
 NOW = "2026-11-29T12:00:00Z"
 SOURCE = "s3://backups/lh/team-a/demo"
 JOB = "demo-restore"
-S3 = {"bucket": "backups", "prefix": "lh", "endpoint": "http://s3:9000", "credentialsSecret": "s3-creds",
-      "pathStyle": True}
+S3 = {
+    "bucket": "backups",
+    "prefix": "lh",
+    "endpoint": "http://s3:9000",
+    "credentialsSecret": "s3-creds",
+    "pathStyle": True,
+}
 
 
 class NoAliases(yaml.SafeDumper):
@@ -33,25 +38,44 @@ class NoAliases(yaml.SafeDumper):
 
 
 def make(spec: dict[str, Any], status: dict[str, Any] | None = None, name: str = "demo") -> LighthouseBridge:
-    return LighthouseBridge.from_body({
-        "metadata": {"name": name, "namespace": "team-a", "uid": "0000-uid", "generation": 1},
-        "spec": spec, "status": status or {},
-    })
+    return LighthouseBridge.from_body(
+        {
+            "metadata": {"name": name, "namespace": "team-a", "uid": "0000-uid", "generation": 1},
+            "spec": spec,
+            "status": status or {},
+        }
+    )
 
 
 def spec(**kw: Any) -> RestoreSpec:
     return RestoreSpec.model_validate({"from": "latest", **kw})
 
 
-def job(*, active: int = 0, failed: int = 0, succeeded: bool = False, failed_final: bool = False,
-        digest: str | None = "d1", owned: bool = True, deleting: bool = False, message: str | None = None,
-        exit_code: int | None = None, waiting: str | None = None) -> dict[str, Any]:
+def job(
+    *,
+    active: int = 0,
+    failed: int = 0,
+    succeeded: bool = False,
+    failed_final: bool = False,
+    digest: str | None = "d1",
+    owned: bool = True,
+    deleting: bool = False,
+    message: str | None = None,
+    exit_code: int | None = None,
+    waiting: str | None = None,
+) -> dict[str, Any]:
     conds = []
     if succeeded:
         conds.append({"type": "Complete", "status": "True"})
     if failed_final:
-        conds.append({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                      "message": "Job has reached the specified backoff limit"})
+        conds.append(
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        )
     md: dict[str, Any] = {"name": JOB, "uid": "job-uid", "annotations": {job_builder.A_SPEC: digest}}
     md["ownerReferences"] = [{"uid": "0000-uid" if owned else "other", "controller": True}]
     if deleting:
@@ -73,17 +97,33 @@ def view(raw: dict[str, Any] | None) -> restore.JobView | None:
         term = {"exitCode": p["exit"] if p["exit"] is not None else 0, "reason": "Error" if p["exit"] else "Completed"}
         if p["message"] is not None:
             term["message"] = p["message"]
-        pods.append({"metadata": {"creationTimestamp": "2026-11-29T11:58:00Z"},
-                     "status": {"containerStatuses": [{"name": "restore", "state": {"terminated": term}}]}})
+        pods.append(
+            {
+                "metadata": {"creationTimestamp": "2026-11-29T11:58:00Z"},
+                "status": {"containerStatuses": [{"name": "restore", "state": {"terminated": term}}]},
+            }
+        )
     if p["waiting"]:
-        pods.append({"metadata": {"creationTimestamp": "2026-11-29T11:59:00Z"},
-                     "status": {"containerStatuses": [{"name": "restore", "state": {"waiting": {
-                         "reason": "ErrImagePull", "message": p["waiting"]}}}]}})
+        pods.append(
+            {
+                "metadata": {"creationTimestamp": "2026-11-29T11:59:00Z"},
+                "status": {
+                    "containerStatuses": [
+                        {"name": "restore", "state": {"waiting": {"reason": "ErrImagePull", "message": p["waiting"]}}}
+                    ]
+                },
+            }
+        )
     return restore.view_job(raw, pods, "0000-uid")
 
 
-def decide(s: RestoreSpec | None, record: dict[str, Any] | None = None, raw: dict[str, Any] | None = None,
-           started: bool = False, want: str | None = "d1") -> restore.Plan:
+def decide(
+    s: RestoreSpec | None,
+    record: dict[str, Any] | None = None,
+    raw: dict[str, Any] | None = None,
+    started: bool = False,
+    want: str | None = "d1",
+) -> restore.Plan:
     return restore.decide(s, record, view(raw), want, started, SOURCE, JOB, NOW)
 
 
@@ -97,8 +137,14 @@ def test_no_restore_asked_does_nothing() -> None:
 def test_new_bridge_records_first_then_creates_the_job_and_holds() -> None:
     p = decide(spec())
     assert p.hold and p.create_job and p.persist_first and p.restoring and not p.failed
-    assert p.record == {"phase": "Pending", "from": "latest", "job": JOB, "source": SOURCE, "startedAt": NOW,
-                        "message": p.restoring}
+    assert p.record == {
+        "phase": "Pending",
+        "from": "latest",
+        "job": JOB,
+        "source": SOURCE,
+        "startedAt": NOW,
+        "message": p.restoring,
+    }
     assert p.event and p.event[:2] == ("Normal", "Restoring")
 
 
@@ -140,10 +186,13 @@ def test_succeeded_is_final_even_without_the_job() -> None:
 
 
 def test_failure_stalls_holds_and_says_why() -> None:
-    log_tail = ("2026-11-29 INFO lighthouse_bridge.backup: Verifying backup\n"
-                "lighthouse-bridge restore: error: database 'lighthouse' is not empty (public.events); pass --replace")
-    p = decide(spec(), {"phase": "Running", "startedAt": NOW}, job(failed_final=True, failed=1, message=log_tail,
-                                                                   exit_code=5))
+    log_tail = (
+        "2026-11-29 INFO lighthouse_bridge.backup: Verifying backup\n"
+        "lighthouse-bridge restore: error: database 'lighthouse' is not empty (public.events); pass --replace"
+    )
+    p = decide(
+        spec(), {"phase": "Running", "startedAt": NOW}, job(failed_final=True, failed=1, message=log_tail, exit_code=5)
+    )
     assert p.hold and p.failed and not p.create_job and not p.restoring
     assert "lighthouse-bridge restore: error: database 'lighthouse' is not empty" in p.failed
     assert "exit code 5 (Error)" in p.failed and "BackoffLimitExceeded" in p.failed
@@ -225,8 +274,10 @@ def test_bridge_started() -> None:
 
 
 def test_failure_line_and_result_parsing() -> None:
-    assert restore.failure_line("a\nlighthouse-bridge restore: error: x\nTraceback tail\n") == \
-        "lighthouse-bridge restore: error: x"
+    assert (
+        restore.failure_line("a\nlighthouse-bridge restore: error: x\nTraceback tail\n")
+        == "lighthouse-bridge restore: error: x"
+    )
     assert restore.failure_line("one\ntwo\n") == "two"
     assert restore.failure_line(None) is None
     assert restore.result_backup('{"id": "20261129T110000Z"}\n') == "20261129T110000Z"
@@ -247,8 +298,11 @@ def test_status_while_restoring_and_after_failure() -> None:
     assert conds["Stalled"]["status"] == "False" and conds["Degraded"]["status"] == "False"
     out = st.build(lhb, st.Assessment(components={"bridge": held}, stalled=("RestoreFailed", "boom")), when=NOW)
     conds = {c["type"]: c for c in out["conditions"]}
-    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"], conds["Stalled"]["message"]) == \
-        ("True", "RestoreFailed", "boom")
+    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"], conds["Stalled"]["message"]) == (
+        "True",
+        "RestoreFailed",
+        "boom",
+    )
     assert (conds["Ready"]["status"], conds["Reconciling"]["status"]) == ("False", "False")
 
 
@@ -274,8 +328,13 @@ def test_hold_bridge_sets_only_the_bridge_deployment_to_zero() -> None:
 
 
 async def test_gate_does_not_judge_or_start_a_held_bridge() -> None:
-    lhb = make({"restore": {"from": "latest"}, "backup": {"schedule": "@daily", "s3": S3},
-                "rollout": {"progressDeadlineSeconds": 5}})
+    lhb = make(
+        {
+            "restore": {"from": "latest"},
+            "backup": {"schedule": "@daily", "s3": S3},
+            "rollout": {"progressDeadlineSeconds": 5},
+        }
+    )
     kube = FakeKube()
     g = gate.Gate(kube)  # type: ignore[arg-type]
     desired = restore.hold_bridge(builders.desired_children(lhb), lhb)
@@ -294,13 +353,20 @@ async def test_gate_does_not_judge_or_start_a_held_bridge() -> None:
 
 
 def test_job_golden() -> None:
-    lhb = make({
-        "image": "registry.example/lighthouse-bridge:1.2.3",
-        "bridge": {"logLevel": "debug"},
-        "backup": {"schedule": "@daily", "s3": {"bucket": "mine"}},
-        "restore": {"from": "20261129T110000Z", "s3": S3, "sourceName": "old", "sourceNamespace": "team-b",
-                    "resources": {"limits": {"memory": "512Mi"}}},
-    })
+    lhb = make(
+        {
+            "image": "registry.example/lighthouse-bridge:1.2.3",
+            "bridge": {"logLevel": "debug"},
+            "backup": {"schedule": "@daily", "s3": {"bucket": "mine"}},
+            "restore": {
+                "from": "20261129T110000Z",
+                "s3": S3,
+                "sourceName": "old",
+                "sourceNamespace": "team-b",
+                "resources": {"limits": {"memory": "512Mi"}},
+            },
+        }
+    )
     text = yaml.dump(job_builder.job(lhb), Dumper=NoAliases, sort_keys=True, width=120)
     path = GOLDEN / "restore-job.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
@@ -331,8 +397,12 @@ def test_job_reads_the_source_and_writes_this_bridges_database() -> None:
     assert labels[naming.L_COMPONENT] == naming.RESTORE and labels[naming.L_INSTANCE] == "demo"
     assert job_builder.source_uri(lhb) == "s3://backups/lh/team-a/demo"
     # Another bridge's backups: its identity, and restore.s3 over backup.s3.
-    other = make({"backup": {"schedule": "@daily", "s3": S3},
-                  "restore": {"s3": {"bucket": "elsewhere"}, "sourceName": "old", "sourceNamespace": "prod"}})
+    other = make(
+        {
+            "backup": {"schedule": "@daily", "s3": S3},
+            "restore": {"s3": {"bucket": "elsewhere"}, "sourceName": "old", "sourceNamespace": "prod"},
+        }
+    )
     assert job_builder.source_uri(other) == "s3://elsewhere/prod/old"
 
 

@@ -14,9 +14,18 @@ from lighthouse_operator.revision import KUBECTL_RESTARTED_AT, REVISION_ANNOTATI
 
 
 def make(spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> LighthouseBridge:
-    return LighthouseBridge.from_body({"metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1",
-                                                    "generation": 1, "annotations": annotations or {}},
-                                       "spec": spec or {}})
+    return LighthouseBridge.from_body(
+        {
+            "metadata": {
+                "name": "demo",
+                "namespace": "ns",
+                "uid": "uid-1",
+                "generation": 1,
+                "annotations": annotations or {},
+            },
+            "spec": spec or {},
+        }
+    )
 
 
 def b64(s: str) -> str:
@@ -59,27 +68,50 @@ def test_references_of_the_built_bridge_template() -> None:
 
 
 def test_references_cover_env_envfrom_volumes_and_projected_sources() -> None:
-    template = {"spec": {
-        "initContainers": [{"name": "init", "env": [
-            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "a"}}}]}],
-        "containers": [{"name": "c", "env": [
-            {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "b"}}},
-            {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "c"}}},
-            {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "E", "value": "plain"}],
-            "envFrom": [{"secretRef": {"name": "s2"}}, {"configMapRef": {"name": "cm2"}}]}],
-        "volumes": [{"name": "v1", "secret": {"secretName": "s3"}},
-                    {"name": "v2", "configMap": {"name": "cm3"}},
-                    {"name": "v3", "projected": {"sources": [{"secret": {"name": "s4"}},
-                                                             {"configMap": {"name": "cm4"}},
-                                                             {"serviceAccountToken": {"path": "t"}}]}},
-                    {"name": "v4", "emptyDir": {}}],
-    }}
+    template = {
+        "spec": {
+            "initContainers": [
+                {"name": "init", "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "a"}}}]}
+            ],
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [
+                        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "b"}}},
+                        {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "c"}}},
+                        {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "E", "value": "plain"},
+                    ],
+                    "envFrom": [{"secretRef": {"name": "s2"}}, {"configMapRef": {"name": "cm2"}}],
+                }
+            ],
+            "volumes": [
+                {"name": "v1", "secret": {"secretName": "s3"}},
+                {"name": "v2", "configMap": {"name": "cm3"}},
+                {
+                    "name": "v3",
+                    "projected": {
+                        "sources": [
+                            {"secret": {"name": "s4"}},
+                            {"configMap": {"name": "cm4"}},
+                            {"serviceAccountToken": {"path": "t"}},
+                        ]
+                    },
+                },
+                {"name": "v4", "emptyDir": {}},
+            ],
+        }
+    }
     refs = {(r.kind, r.name): r.keys for r in revision.references(template)}
     assert refs == {
-        ("Secret", "s1"): frozenset({"a", "b"}), ("ConfigMap", "cm1"): frozenset({"c"}),
-        ("Secret", "s2"): None, ("ConfigMap", "cm2"): None, ("Secret", "s3"): None, ("ConfigMap", "cm3"): None,
-        ("Secret", "s4"): None, ("ConfigMap", "cm4"): None,
+        ("Secret", "s1"): frozenset({"a", "b"}),
+        ("ConfigMap", "cm1"): frozenset({"c"}),
+        ("Secret", "s2"): None,
+        ("ConfigMap", "cm2"): None,
+        ("Secret", "s3"): None,
+        ("ConfigMap", "cm3"): None,
+        ("Secret", "s4"): None,
+        ("ConfigMap", "cm4"): None,
     }
 
 
@@ -105,14 +137,17 @@ def test_object_order_does_not_matter() -> None:
     assert bridge_revision(lhb, dict(reversed(list(objs.items())))) == bridge_revision(lhb, objs)
 
 
-@pytest.mark.parametrize("spec", [
-    {"image": "localhost/lighthouse-bridge:0.2.0"},
-    {"bridge": {"logLevel": "debug"}},
-    {"bridge": {"env": [{"name": "EXTRA", "value": "1"}]}},
-    {"resources": {"limits": {"memory": "512Mi"}}},
-    {"podTemplate": {"annotations": {"team": "x"}}},
-    {"fuse": {"mode": "privileged"}},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"image": "localhost/lighthouse-bridge:0.2.0"},
+        {"bridge": {"logLevel": "debug"}},
+        {"bridge": {"env": [{"name": "EXTRA", "value": "1"}]}},
+        {"resources": {"limits": {"memory": "512Mi"}}},
+        {"podTemplate": {"annotations": {"team": "x"}}},
+        {"fuse": {"mode": "privileged"}},
+    ],
+)
 def test_every_spec_change_that_shapes_the_pods_changes_the_revision(spec: dict) -> None:
     base = make()
     changed = make(spec)
@@ -121,8 +156,12 @@ def test_every_spec_change_that_shapes_the_pods_changes_the_revision(spec: dict)
 
 def test_spec_changes_that_do_not_shape_the_pods_keep_the_revision() -> None:
     base = make()
-    for spec in ({"deletionPolicy": "Delete"}, {"replicas": 3}, {"monitoring": {"serviceMonitor": True}},
-                 {"rollout": {"onFailure": "Freeze"}}):
+    for spec in (
+        {"deletionPolicy": "Delete"},
+        {"replicas": 3},
+        {"monitoring": {"serviceMonitor": True}},
+        {"rollout": {"onFailure": "Freeze"}},
+    ):
         other = make(spec)
         assert bridge_revision(other, objects_for(other)) == bridge_revision(base, objects_for(base)), spec
 

@@ -59,14 +59,17 @@ def scene(name: str) -> Scene:
         by_kind.setdefault(o["kind"], []).append(o)
     pods = by_kind.get("Pod", [])
     sts = by_kind.get("StatefulSet", [None])[0]
-    return Scene(by_kind["Deployment"][0], by_kind.get("ReplicaSet", []),
-                 [p for p in pods if p["metadata"]["labels"].get("app") == "web"], sts,
-                 [p for p in pods if p["metadata"]["labels"].get("app") == "db"])
+    return Scene(
+        by_kind["Deployment"][0],
+        by_kind.get("ReplicaSet", []),
+        [p for p in pods if p["metadata"]["labels"].get("app") == "web"],
+        sts,
+        [p for p in pods if p["metadata"]["labels"].get("app") == "db"],
+    )
 
 
 def progressing(revision: str, last_good: str | None = "r1", started: datetime.datetime = T0) -> Record:
-    return Record(revision=revision, started_at=rollout.format_time(started), phase="Progressing",
-                  last_good=last_good)
+    return Record(revision=revision, started_at=rollout.format_time(started), phase="Progressing", last_good=last_good)
 
 
 def at(seconds: float) -> datetime.datetime:
@@ -99,9 +102,10 @@ def test_crash_loop_at_the_threshold_is_a_failure_of_the_new_pods_only() -> None
     assert scene("broken_restarts").view(Policy(crash_loop_restarts=5)).signals == ()
 
 
-@pytest.mark.parametrize(("name", "reason"), [("pullfail_early", "ErrImagePull"),
-                                              ("pullfail_backoff", "ImagePullBackOff"),
-                                              ("unschedulable", "Unschedulable")])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("pullfail_early", "ErrImagePull"), ("pullfail_backoff", "ImagePullBackOff"), ("unschedulable", "Unschedulable")],
+)
 def test_image_pull_and_scheduling_failures_are_signals_at_once(name: str, reason: str) -> None:
     v = scene(name).view(Policy(crash_loop_restarts=100))
     assert [s.reason for s in v.signals] == [reason]
@@ -138,11 +142,17 @@ def test_controller_not_caught_up_is_not_judged() -> None:
 
 
 def test_pod_signals_reads_init_containers_and_ignores_other_waiting_reasons() -> None:
-    pod = {"metadata": {"name": "p"}, "status": {
-        "initContainerStatuses": [{"name": "init", "restartCount": 3,
-                                   "state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
-        "containerStatuses": [{"name": "c", "restartCount": 0,
-                               "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "initContainerStatuses": [
+                {"name": "init", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ],
+            "containerStatuses": [
+                {"name": "c", "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}
+            ],
+        },
+    }
     assert [s.reason for s in rollout.pod_signals(pod, POLICY)] == ["CrashLoopBackOff"]
     pod["status"]["initContainerStatuses"][0]["restartCount"] = 2
     assert rollout.pod_signals(pod, POLICY) == []
@@ -188,9 +198,10 @@ def test_crash_loop_rolls_back_to_last_good() -> None:
     assert "revision r2 failed" in d.message and "CrashLoopBackOff" in d.message and "r1" in d.message
 
 
-@pytest.mark.parametrize(("name", "reason"), [("pullfail_early", "ErrImagePull"),
-                                              ("pullfail_backoff", "ImagePullBackOff"),
-                                              ("unschedulable", "Unschedulable")])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("pullfail_early", "ErrImagePull"), ("pullfail_backoff", "ImagePullBackOff"), ("unschedulable", "Unschedulable")],
+)
 def test_pull_and_scheduling_failures_do_not_wait_for_the_deadline(name: str, reason: str) -> None:
     s = scene(name)
     rev = s.view().revision
@@ -243,8 +254,7 @@ def set_ready(pod: dict[str, Any], ready: bool) -> dict[str, Any]:
 
 
 def test_the_deployment_controllers_own_deadline_fails_the_rollout() -> None:
-    d = judge("r2", scene("broken_deadline").view(Policy(crash_loop_restarts=100)), progressing("r2"),
-              POLICY, at(40))
+    d = judge("r2", scene("broken_deadline").view(Policy(crash_loop_restarts=100)), progressing("r2"), POLICY, at(40))
     assert d.action == "rollback" and d.reason == "ProgressDeadlineExceeded"
 
 
@@ -258,8 +268,9 @@ def test_a_failed_revision_is_not_retried_until_desired_changes() -> None:
     # A new desired revision (a fixed spec, a nonce, a new Secret content) rolls out normally.
     d = judge("r5", scene("restored").view(), failed.record, POLICY, at(700))
     assert d.action == "proceed" and d.fresh
-    assert d.record == Record(revision="r5", started_at=rollout.format_time(at(700)), phase="Progressing",
-                              last_good="r1")
+    assert d.record == Record(
+        revision="r5", started_at=rollout.format_time(at(700)), phase="Progressing", last_good="r1"
+    )
 
 
 def test_going_back_to_the_last_good_spec_completes_at_once() -> None:
@@ -309,8 +320,15 @@ def test_kubectl_rollout_restart_is_not_fought() -> None:
         assert KUBECTL_RESTARTED_AT in s.deployment["spec"]["template"]["metadata"]["annotations"]
         d = judge("r1", s.view(), rec, POLICY, at(600))
         assert d.action == "complete" and not d.fresh and d.record == rec
-        assert rollout.conditions(d, 3) == [{"type": "RolledBack", "status": "False", "reason": "RolloutComplete",
-                                             "message": "", "observedGeneration": 3}]
+        assert rollout.conditions(d, 3) == [
+            {
+                "type": "RolledBack",
+                "status": "False",
+                "reason": "RolloutComplete",
+                "message": "",
+                "observedGeneration": 3,
+            }
+        ]
 
 
 def test_waiting_for_a_missing_deployment() -> None:
@@ -323,9 +341,11 @@ def test_waiting_for_a_missing_deployment() -> None:
 
 def test_serving_revision_follows_the_ready_pods() -> None:
     def rs(rev: str, number: int, ready: int) -> dict[str, Any]:
-        return {"metadata": {"annotations": {rollout.DEPLOYMENT_REVISION: str(number)}},
-                "spec": {"template": {"metadata": {"annotations": {REVISION_ANNOTATION: rev}}}},
-                "status": {"readyReplicas": ready}}
+        return {
+            "metadata": {"annotations": {rollout.DEPLOYMENT_REVISION: str(number)}},
+            "spec": {"template": {"metadata": {"annotations": {REVISION_ANNOTATION: rev}}}},
+            "status": {"readyReplicas": ready},
+        }
 
     assert rollout.serving_revision(2, [rs("a", 1, 2), rs("b", 2, 1)]) == "a"
     assert rollout.serving_revision(2, [rs("a", 1, 1), rs("b", 2, 2)]) == "b"
@@ -370,8 +390,13 @@ def test_healthy_statefulset_completes() -> None:
 def test_conditions_after_a_rollback() -> None:
     d = judge("r2", scene("broken_restarts").view(), progressing("r2"), POLICY, at(19))
     conds = {c["type"]: c for c in rollout.conditions(d, 7)}
-    assert {t: conds[t]["status"] for t in conds} == {"Ready": "False", "Stalled": "True", "RolledBack": "True",
-                                                     "Degraded": "True", "Reconciling": "False"}
+    assert {t: conds[t]["status"] for t in conds} == {
+        "Ready": "False",
+        "Stalled": "True",
+        "RolledBack": "True",
+        "Degraded": "True",
+        "Reconciling": "False",
+    }
     assert all(c["observedGeneration"] == 7 for c in conds.values())
     assert "r2" in conds["RolledBack"]["message"] and "CrashLoopBackOff" in conds["RolledBack"]["message"]
     assert conds["RolledBack"]["reason"] == "CrashLoopBackOff"
@@ -427,20 +452,32 @@ def test_seconds_until_deadline() -> None:
 
 
 def test_policy_from_the_spec() -> None:
-    spec = RolloutSpec.model_validate({"onFailure": "Freeze", "crashLoopRestarts": 5,
-                                       "progressDeadlineSeconds": 90})
+    spec = RolloutSpec.model_validate({"onFailure": "Freeze", "crashLoopRestarts": 5, "progressDeadlineSeconds": 90})
     assert Policy.from_spec(spec) == Policy("Freeze", 5, 90)
     assert Policy.from_spec(RolloutSpec()) == Policy("Rollback", 3, 600)
 
 
 def test_unschedulable_while_a_pvc_is_being_bound_is_not_a_failure() -> None:
     """Seen on the real control plane when a StatefulSet pod is created before its PVC is bound."""
-    pod = {"metadata": {"name": "demo-redis-0"}, "status": {"phase": "Pending", "conditions": [
-        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-         "message": "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}]}}
+    pod = {
+        "metadata": {"name": "demo-redis-0"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found",
+                }
+            ],
+        },
+    }
     assert rollout.pod_signals(pod, POLICY) == []
-    pod["status"]["conditions"][0]["message"] = ('0/2 nodes are available: persistentvolumeclaim "data-demo-redis-0" '
-                                                 'bound to non-existent persistentvolume "". not found')
+    pod["status"]["conditions"][0]["message"] = (
+        '0/2 nodes are available: persistentvolumeclaim "data-demo-redis-0" '
+        'bound to non-existent persistentvolume "". not found'
+    )
     assert rollout.pod_signals(pod, POLICY) == []
     pod["status"]["conditions"][0]["message"] = "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity"
     assert [s.reason for s in rollout.pod_signals(pod, POLICY)] == ["Unschedulable"]
