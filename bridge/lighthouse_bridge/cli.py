@@ -8,9 +8,8 @@ import os
 import sys
 from types import FrameType
 
-from pydantic import ValidationError
-
 from lighthouse_bridge import __version__
+from lighthouse_bridge.core.config import DEFAULT_PORT, Settings, load
 
 
 def _configure_logging(level: str) -> None:
@@ -18,29 +17,17 @@ def _configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def load_settings(**overrides: object) -> object:
+def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (+ CLI overrides); exits 2 with every offending LIGHTHOUSE_* variable named."""
-    from lighthouse_bridge.core.config import Settings
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"  LIGHTHOUSE_{field.upper()}: {err['msg']}")
-        print("lighthouse-bridge: invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
-        raise SystemExit(2) from None
+    return load(Settings, **overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from lighthouse_bridge.core.config import Settings
     from lighthouse_bridge.main import create_app
 
     settings = load_settings(host=args.host, port=args.port)
-    assert isinstance(settings, Settings)
     _configure_logging(settings.log_level)
     if settings.metrics_port:
         from prometheus_client import start_http_server
@@ -48,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from lighthouse_bridge.metrics import REGISTRY
 
         start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
-        logging.getLogger("lighthouse_bridge").info("Serving metrics port=%d", settings.metrics_port)
+        logging.getLogger(__name__).info("Serving metrics port=%d", settings.metrics_port)
     app = create_app(settings)
 
     class DrainingServer(uvicorn.Server):
@@ -83,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve.add_argument("--host", default=None, help="bind address (env LIGHTHOUSE_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (env LIGHTHOUSE_PORT, default 8765)")
+    serve.add_argument("--port", type=int, default=None, help=f"port (env LIGHTHOUSE_PORT, default {DEFAULT_PORT})")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     sub.add_parser("config", help="list every LIGHTHOUSE_* setting").set_defaults(func=cmd_config)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger("lighthouse_bridge.errors")
+log = logging.getLogger(__name__)
 
 TYPE_BASE = "https://lighthouse.dev/problems/"
 PROBLEM_JSON = "application/problem+json"

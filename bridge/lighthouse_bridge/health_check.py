@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lighthouse_bridge.core.config import DEFAULT_BRIDGE_URL, ClientSettings, load
+
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 EXIT_CODES = dict(_RANK)
-DEFAULT_URL = "http://127.0.0.1:8765"
 
 # Exported names from lighthouse_bridge.metrics (the runbook's names).
 MEMORY_USAGE = "lighthouse_bridge_memory_usage_bytes"
@@ -217,17 +217,18 @@ def cmd_health(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         print("lighthouse-bridge health: --timeout must be > 0", file=sys.stderr)
         return 2
-    status, results = evaluate(fetch_all(args.url, args.token, args.timeout))
+    settings = load(ClientSettings, prog="lighthouse-bridge health")
+    status, results = evaluate(fetch_all(args.url or settings.url, args.token or settings.token_or_admin,
+                                         args.timeout))
     print(render(status, results, "json" if args.json else "verbose" if args.verbose else "summary"))
     return EXIT_CODES[status]
 
 
 def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("health", help="check a running bridge (exit 0 healthy, 1 degraded, 2 unhealthy)")
-    p.add_argument("--url", default=os.environ.get("LIGHTHOUSE_BRIDGE_URL") or DEFAULT_URL,
-                   help=f"bridge URL (env LIGHTHOUSE_BRIDGE_URL, default {DEFAULT_URL})")
-    p.add_argument("--token", default=os.environ.get("LIGHTHOUSE_TOKEN") or os.environ.get("LIGHTHOUSE_ADMIN_TOKEN"),
-                   help="bearer token (env LIGHTHOUSE_TOKEN, then LIGHTHOUSE_ADMIN_TOKEN)")
+    p.add_argument("--url", default=None,
+                   help=f"bridge URL (env LIGHTHOUSE_BRIDGE_URL, default {DEFAULT_BRIDGE_URL} on LIGHTHOUSE_PORT)")
+    p.add_argument("--token", default=None, help="bearer token (env LIGHTHOUSE_TOKEN, then LIGHTHOUSE_ADMIN_TOKEN)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--verbose", action="store_true", help="one line per check")
     out.add_argument("--json", action="store_true", help='{"status": ..., "checks": [{"name","status","detail"}]}')

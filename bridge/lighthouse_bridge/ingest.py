@@ -20,7 +20,7 @@ from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.store import blobs, events
 from lighthouse_bridge.store.db import INGEST_LOCK
 
-log = logging.getLogger("lighthouse_bridge.ingest")
+log = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("6f1c1a4e-3b1e-4d8e-9a59-6c6967687468")
 BATCH = 500
 

@@ -28,7 +28,7 @@ from lighthouse_bridge.api.routes import (
 from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.core.runtime import Runtime
 
-log = logging.getLogger("lighthouse_bridge")
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from lighthouse_bridge.metrics import REGISTRY
 from lighthouse_bridge.store import events
 
-log = logging.getLogger("lighthouse_bridge.agents.audit")
+log = logging.getLogger(__name__)
 
 AUDIT_LINES = Counter("lighthouse_bridge_audit_records_total", "Audit records written", ["action"], registry=REGISTRY)
 AUDIT_FAILURES = Counter("lighthouse_bridge_audit_write_failures_total", "Audit file or event writes that failed",

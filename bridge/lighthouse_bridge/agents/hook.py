@@ -11,7 +11,6 @@ Bad input and refused credentials block: a hook must never let a tool through be
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -19,8 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+from pydantic import ValidationError
 
 from lighthouse_bridge.agents import policy
+from lighthouse_bridge.core.config import HookSettings, invalid_variables
 
 APPROVED, BLOCKED = 0, 2
 MAX_STDIN = 4 << 20
@@ -36,15 +37,16 @@ class HookConfig:
     agent_id: str | None
 
 
-def config_from_env(url: str | None = None, token: str | None = None, wait: float | None = None) -> HookConfig:
-    pf = os.environ.get("LIGHTHOUSE_POLICY_FILE")
+def hook_config(settings: HookSettings, url: str | None = None, token: str | None = None,
+                wait: float | None = None) -> HookConfig:
+    """Flags over the environment (core.config.HookSettings)."""
     return HookConfig(
-        url=(url or os.environ.get("LIGHTHOUSE_BRIDGE_URL") or "http://127.0.0.1:8765").rstrip("/"),
-        token=token or os.environ.get("LIGHTHOUSE_TOKEN") or None,
-        wait=wait if wait is not None else float(os.environ.get("LIGHTHOUSE_HOOK_WAIT", "120")),
-        timeout=float(os.environ.get("LIGHTHOUSE_HOOK_TIMEOUT", "10")),
-        policy_file=Path(pf) if pf else None,
-        agent_id=os.environ.get("LIGHTHOUSE_AGENT_ID") or None,
+        url=(url or settings.url).rstrip("/"),
+        token=token or settings.token,
+        wait=wait if wait is not None else settings.hook_wait,
+        timeout=settings.hook_timeout,
+        policy_file=settings.policy_file,
+        agent_id=settings.agent_id,
     )
 
 
@@ -145,4 +147,10 @@ def _detail(r: httpx.Response) -> str:
 
 
 def main(url: str | None = None, token: str | None = None, wait: float | None = None) -> int:
-    return run(sys.stdin, sys.stderr, config_from_env(url, token, wait))
+    try:
+        settings = HookSettings()
+    except ValidationError as exc:  # a hook that crashes lets the tool through: refuse instead
+        print(f"Lighthouse blocked the tool: invalid configuration: {'; '.join(invalid_variables(exc))}",
+              file=sys.stderr)
+        return BLOCKED
+    return run(sys.stdin, sys.stderr, hook_config(settings, url, token, wait))

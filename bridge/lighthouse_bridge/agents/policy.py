@@ -31,7 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-log = logging.getLogger("lighthouse_bridge.agents.policy")
+log = logging.getLogger(__name__)
 
 Action = Literal["approve", "block", "escalate"]
 DEFAULT_READ_ONLY_TOOLS = ["Read", "Glob", "Grep", "LS", "NotebookRead", "WebFetch", "WebSearch", "TodoRead"]

@@ -27,7 +27,7 @@ from lighthouse_bridge.agents.ratelimit import RateLimiter
 from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.metrics import REGISTRY
 
-log = logging.getLogger("lighthouse_bridge.agents")
+log = logging.getLogger(__name__)
 
 DECISIONS = Counter("lighthouse_bridge_validation_decisions_total", "Validation decisions",
                     ["decision", "source"], registry=REGISTRY)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+log = logging.getLogger(__name__)
 S = argparse.SUPPRESS  # flags left out do not shadow the environment (and do not clobber a parent's value)
 
 
@@ -105,7 +106,7 @@ def _run(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespac
             print(f"lighthouse-bridge {args.command}: error: {exc}", file=sys.stderr)
             return exc.exit_code
         except Exception as exc:  # a bug or an unforeseen failure: keep the traceback for the report
-            logging.getLogger("lighthouse_bridge.backup").exception("Unexpected failure")
+            log.exception("Unexpected failure")
             print(f"lighthouse-bridge {args.command}: error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
@@ -133,8 +134,7 @@ def _write_result(backup_id: str, completed_at: str, size: int) -> None:
         with open(path, "w") as f:
             json.dump({"id": backup_id, "time": completed_at, "size": size}, f, separators=(",", ":"))
     except OSError as exc:  # the backup itself is complete: only its report is lost
-        logging.getLogger("lighthouse_bridge.backup").warning("Could not write the result file path=%s error=%s",
-                                                              path, exc)
+        log.warning("Could not write the result file path=%s error=%s", path, exc)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -219,5 +219,4 @@ def _write_restore_result(summary: dict[str, Any]) -> None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(json.dumps(brief, sort_keys=True) + "\n")
     except OSError as exc:  # the restore itself succeeded: do not fail it over a report
-        logging.getLogger("lighthouse_bridge.backup").warning("Could not write the result file path=%s error=%s",
-                                                              path, exc)
+        log.warning("Could not write the result file path=%s error=%s", path, exc)

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from .errors import BackupError, ConfigError, RefusedError
 from .manifest import DatabaseStats
 
-log = logging.getLogger("lighthouse_bridge.backup")
+log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")

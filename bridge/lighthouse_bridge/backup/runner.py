@@ -21,7 +21,7 @@ from .retention import BackupRef, Policy, select_for_deletion
 from .settings import BackupSettings
 from .storage import Digest, Storage
 
-log = logging.getLogger("lighthouse_bridge.backup")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

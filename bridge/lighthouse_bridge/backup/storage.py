@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from .errors import IntegrityError, StorageError
 
-log = logging.getLogger("lighthouse_bridge.backup")
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB           # S3's minimum for every part but the last

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from lighthouse_bridge import metrics
 
-log = logging.getLogger("lighthouse_bridge.cache")
+log = logging.getLogger(__name__)
 
 
 class Cache:

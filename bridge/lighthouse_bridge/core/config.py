@@ -1,23 +1,37 @@
-"""Bridge settings: one pydantic-settings class read from LIGHTHOUSE_* environment variables.
+"""Settings: the only module that reads LIGHTHOUSE_* (and AWS_*) environment variables, with pydantic-settings.
 
-Every field carries a description; `lighthouse-bridge config` style help and the README table come from it.
-Invalid values fail at start (see cli.py) with the offending variable named.
+Each process builds one object: the API server `Settings`, a client of the API (`ClientSettings`: the `health`
+command; `HookSettings`: the pre-tool hook; `FuseSettings`: the FUSE mount and `run`), or the backup tool
+(`BackupEnv`, which the backup's flags override). Every field carries a description; `lighthouse-bridge config` and
+the README table come from `Settings`. Invalid values fail at start (`load`) with the offending variable named.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8765
+DEFAULT_STATUS_FILE = Path("/run/lighthouse/fuse-status.json")
+
+
+def loopback_url(port: int = DEFAULT_PORT) -> str:
+    """The API on this host: the default bridge URL of every client (hook, `health`, FUSE)."""
+    return f"http://127.0.0.1:{port}"
+
+
+DEFAULT_BRIDGE_URL = loopback_url()
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIGHTHOUSE_", extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to (the chart sets 0.0.0.0 in the pod).")
-    port: int = Field(8765, ge=1, le=65535, description="HTTP API port.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="HTTP API port.")
     metrics_port: int = Field(
         0, ge=0, le=65535,
         description="Optional separate Prometheus port (e.g. 9090); 0 serves /metrics on the API only.",
@@ -89,7 +103,7 @@ class Settings(BaseSettings):
         "disabled", description="FUSE mount mode; anything but `disabled` makes /readyz check the FUSE status file."
     )
     fuse_status_file: Path = Field(
-        Path("/run/lighthouse/fuse-status.json"),
+        DEFAULT_STATUS_FILE,
         description="JSON file written by the FUSE process: {mounted, mountpoint, error}.",
     )
 
@@ -143,6 +157,107 @@ class Settings(BaseSettings):
         if self.database_pool_min > self.database_pool_max:
             raise ValueError("database_pool_min must be <= database_pool_max")
         return self
+
+
+class ClientSettings(BaseSettings):
+    """A client of a running bridge: where its API is and which bearer token to send. Empty variables count as unset."""
+
+    model_config = SettingsConfigDict(env_prefix="LIGHTHOUSE_", extra="ignore", frozen=True, env_ignore_empty=True)
+
+    bridge_url: str | None = Field(None, description="Bridge API URL; unset: http://127.0.0.1:$LIGHTHOUSE_PORT.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="The API's port, for the default bridge URL.")
+    token: str | None = Field(None, description="Agent token sent as `Authorization: Bearer`.")
+    admin_token: str | None = Field(None, description="The admin token; some clients fall back to it.")
+
+    @property
+    def url(self) -> str:
+        return (self.bridge_url or loopback_url(self.port)).rstrip("/")
+
+    @property
+    def token_or_admin(self) -> str | None:
+        """In the bridge pod the API, `health` and FUSE share one container: the admin token is the fallback."""
+        return self.token or self.admin_token
+
+
+class HookSettings(ClientSettings):
+    """`lighthouse-bridge hook` (agents/hook.py)."""
+
+    policy_file: Path | None = Field(None, description="Policy for the offline fallback (else the default rules).")
+    hook_wait: float = Field(120.0, ge=0, description="Seconds to wait for an escalation decision.")
+    hook_timeout: float = Field(10.0, gt=0, description="Seconds per request to the bridge.")
+    agent_id: str | None = Field(None, description="Agent id sent with /validate (only the admin token may use it).")
+
+
+class FuseSettings(ClientSettings):
+    """`lighthouse-bridge fuse` and `run` (fs/); flags override these."""
+
+    mount_point: str = Field("/mnt/lighthouse/project", description="Where the shadow filesystem is mounted.")
+    fuse_mode: Literal["auto", "enabled", "disabled"] = Field("auto", description="`run`: disabled = API only.")
+    fuse_writable: bool = Field(False, description="Allow writes in current/.")
+    fuse_status_file: Path = Field(DEFAULT_STATUS_FILE, description="JSON status file read by the API's /readyz.")
+    fuse_cache_dir: str | None = Field(None, description="Directory of the on-disk blob cache (default: a temp dir).")
+    fuse_agent_id: str = Field("fuse", description="Author of the writes made through the mount.")
+    fuse_cache_bytes: int = Field(256 << 20, ge=0, description="Blob cache budget in bytes.")
+    fuse_prefetch_bytes: int = Field(128 << 20, ge=0, description="Bytes of blobs fetched ahead after a listing.")
+    log_level: str = Field("INFO", description="Log level.")
+
+    @field_validator("fuse_mode", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+
+class BackupEnv(BaseSettings):
+    """The backup tool's environment, as given (strings): backup/settings.py applies its flags over it and checks it,
+    naming the variable in its errors. The operator fills these from the spec and the credentials Secret."""
+
+    model_config = SettingsConfigDict(env_prefix="LIGHTHOUSE_", extra="ignore", frozen=True)
+
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    aws_region: str | None = Field(None, validation_alias="AWS_REGION")
+    aws_default_region: str | None = Field(None, validation_alias="AWS_DEFAULT_REGION")
+    s3_path_style: str | None = None
+    s3_prefix: str = ""
+    aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: str | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_session_token: str | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+    namespace: str | None = None
+    name: str = "lighthouse"
+    database_url: str | None = None
+    database_wait_seconds: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "lighthouse:"
+    backup_keep_last: str | None = None
+    backup_max_age: str | None = None
+    backup_config_files: str = ""
+    backup_cache: str = "false"
+    backup_part_size_mib: str | None = None
+    backup_compress: str | None = None
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def invalid_variables(exc: ValidationError) -> list[str]:
+    """One `VARIABLE: message` per error."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        var = field if field.isupper() else f"LIGHTHOUSE_{field.upper()}"
+        lines.append(f"{var}: {err['msg']}")
+    return lines
+
+
+def load(cls: type[S], prog: str = "lighthouse-bridge", **overrides: Any) -> S:
+    """`cls` from the environment (+ overrides that are not None); exits 2 naming every offending variable."""
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = "\n".join(f"  {line}" for line in invalid_variables(exc))
+        print(f"{prog}: invalid configuration:\n{lines}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -21,7 +21,7 @@ from lighthouse_bridge.store import blobs, db, events, projection
 from lighthouse_bridge.store.db import is_connection_error
 from lighthouse_bridge.store.group_commit import GroupCommitter
 
-log = logging.getLogger("lighthouse_bridge.runtime")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+
+from lighthouse_bridge.core.config import DEFAULT_PORT, FuseSettings, load
 
 from .status import DEFAULT_MOUNT_POINT, MountConfig
 
-
-def default_bridge_url() -> str:
-    """LIGHTHOUSE_BRIDGE_URL, else the API's own port (LIGHTHOUSE_PORT) on loopback."""
-    return os.environ.get("LIGHTHOUSE_BRIDGE_URL") or f"http://127.0.0.1:{os.environ.get('LIGHTHOUSE_PORT') or 8765}"
+# Flags default to None: the environment (core.config.FuseSettings) fills what a flag leaves unset.
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mountpoint", default=os.environ.get("LIGHTHOUSE_MOUNT_POINT", DEFAULT_MOUNT_POINT),
-                   help="where to mount (env LIGHTHOUSE_MOUNT_POINT; default %(default)s)")
-    p.add_argument("--bridge-url", default=default_bridge_url(),
+    p.add_argument("--mountpoint", default=None,
+                   help=f"where to mount (env LIGHTHOUSE_MOUNT_POINT; default {DEFAULT_MOUNT_POINT})")
+    p.add_argument("--bridge-url", default=None,
                    help="bridge API: http://127.0.0.1:PORT or unix:///path.sock (env LIGHTHOUSE_BRIDGE_URL; "
-                        "default http://127.0.0.1:$LIGHTHOUSE_PORT, port 8765)")
-    p.add_argument("--writable", action="store_true",
-                   default=os.environ.get("LIGHTHOUSE_FUSE_WRITABLE", "").lower() in ("1", "true", "yes"),
+                        f"default http://127.0.0.1:$LIGHTHOUSE_PORT, port {DEFAULT_PORT})")
+    p.add_argument("--writable", action="store_true", default=None,
                    help="allow writes in current/ (env LIGHTHOUSE_FUSE_WRITABLE=true)")
 
 
@@ -32,35 +29,37 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_fuse, handler=cmd_fuse)
     r = subparsers.add_parser("run", help="container entrypoint: supervise the API and the FUSE mount")
     _common(r)
-    r.add_argument("--fuse-mode", choices=["auto", "enabled", "disabled"],
-                   default=os.environ.get("LIGHTHOUSE_FUSE_MODE", "auto"),
-                   help="disabled: API only (env LIGHTHOUSE_FUSE_MODE)")
+    r.add_argument("--fuse-mode", choices=["auto", "enabled", "disabled"], default=None,
+                   help="disabled: API only (env LIGHTHOUSE_FUSE_MODE; default auto)")
     r.set_defaults(func=cmd_run, handler=cmd_run)
 
 
-def _setup_logging() -> None:
+def _setup_logging(settings: FuseSettings) -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=os.environ.get("LIGHTHOUSE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+        logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the log
 
 
-def _config(args: argparse.Namespace) -> MountConfig:
-    return MountConfig.from_env(mountpoint=args.mountpoint, bridge_url=args.bridge_url, writable=args.writable)
+def _config(args: argparse.Namespace, settings: FuseSettings) -> MountConfig:
+    return MountConfig.from_settings(settings, mountpoint=args.mountpoint, bridge_url=args.bridge_url,
+                                     writable=args.writable)
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from .mount import run_mount  # pyfuse3 is imported only by the commands that mount
 
-    _setup_logging()
-    return run_mount(_config(args))
+    settings = load(FuseSettings)
+    _setup_logging(settings)
+    return run_mount(_config(args, settings))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .supervisor import supervise
 
-    _setup_logging()
-    return supervise(_config(args), mode=args.fuse_mode)
+    settings = load(FuseSettings)
+    _setup_logging(settings)
+    return supervise(_config(args, settings), mode=args.fuse_mode or settings.fuse_mode)
 
 
 def main(argv: list[str] | None = None) -> int:

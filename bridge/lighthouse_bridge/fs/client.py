@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from lighthouse_bridge.core.config import DEFAULT_BRIDGE_URL
+
 from .source import ConflictError, FileMeta, Listing, NotFoundError, SourceError, TooLargeError, file_meta_from_json
 
 log = logging.getLogger(__name__)
-DEFAULT_BRIDGE_URL = "http://127.0.0.1:8765"
 
 
 def make_http_client(url: str, token: str | None = None, timeout: float = 30.0) -> httpx.AsyncClient:
@@ -31,8 +31,7 @@ def make_http_client(url: str, token: str | None = None, timeout: float = 30.0) 
 class BridgeClient:
     def __init__(self, url: str = DEFAULT_BRIDGE_URL, token: str | None = None) -> None:
         self.url = url
-        self.token = token if token is not None else (
-            os.environ.get("LIGHTHOUSE_TOKEN") or os.environ.get("LIGHTHOUSE_ADMIN_TOKEN") or None)
+        self.token = token  # from core.config.FuseSettings (fs/status.py MountConfig)
         self.http = make_http_client(url, self.token)
         self.requests = 0
 

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lighthouse_bridge.core import config
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MOUNT_POINT = "/mnt/lighthouse/project"
-DEFAULT_STATUS_FILE = "/run/lighthouse/fuse-status.json"  # the bridge's LIGHTHOUSE_FUSE_STATUS_FILE default
+DEFAULT_MOUNT_POINT = config.FuseSettings.model_fields["mount_point"].default
+DEFAULT_STATUS_FILE = str(config.DEFAULT_STATUS_FILE)  # the bridge's LIGHTHOUSE_FUSE_STATUS_FILE default
 
 
 @dataclass
 class MountConfig:
     mountpoint: str = DEFAULT_MOUNT_POINT
-    bridge_url: str = "http://127.0.0.1:8765"
+    bridge_url: str = config.DEFAULT_BRIDGE_URL
     writable: bool = False
     status_file: str | None = None
     token: str | None = None
@@ -32,17 +34,17 @@ class MountConfig:
     prefetch_bytes: int = 128 << 20
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> MountConfig:
+    def from_settings(cls, settings: config.FuseSettings, **overrides: Any) -> MountConfig:
         cfg = cls(
-            mountpoint=os.environ.get("LIGHTHOUSE_MOUNT_POINT", DEFAULT_MOUNT_POINT),
-            bridge_url=os.environ.get("LIGHTHOUSE_BRIDGE_URL", "http://127.0.0.1:8765"),
-            status_file=os.environ.get("LIGHTHOUSE_FUSE_STATUS_FILE", DEFAULT_STATUS_FILE),
-            # In the bridge pod the API and FUSE share one container: the admin token is the fallback credential.
-            token=os.environ.get("LIGHTHOUSE_TOKEN") or os.environ.get("LIGHTHOUSE_ADMIN_TOKEN") or None,
-            cache_dir=os.environ.get("LIGHTHOUSE_FUSE_CACHE_DIR") or None,
-            agent_id=os.environ.get("LIGHTHOUSE_FUSE_AGENT_ID") or "fuse",
-            cache_bytes=int(os.environ.get("LIGHTHOUSE_FUSE_CACHE_BYTES") or 256 << 20),
-            prefetch_bytes=int(os.environ.get("LIGHTHOUSE_FUSE_PREFETCH_BYTES") or 128 << 20),
+            mountpoint=settings.mount_point,
+            bridge_url=settings.url,
+            writable=settings.fuse_writable,
+            status_file=str(settings.fuse_status_file),
+            token=settings.token_or_admin,
+            cache_dir=settings.fuse_cache_dir,
+            agent_id=settings.fuse_agent_id,
+            cache_bytes=settings.fuse_cache_bytes,
+            prefetch_bytes=settings.fuse_prefetch_bytes,
         )
         for k, v in overrides.items():
             if v is not None:

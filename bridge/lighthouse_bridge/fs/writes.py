@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .cache import Blob, BlobCache
     from .source import Source
 
-log = logging.getLogger("lighthouse_bridge.fs.model")
+log = logging.getLogger(__name__)
 MAX_WRITE_BUFFER = 64 << 20  # per open handle; the bridge's own limit (LIGHTHOUSE_MAX_FILE_BYTES) applies on close
 
 

@@ -15,7 +15,7 @@ from importlib import resources
 
 import asyncpg
 
-log = logging.getLogger("lighthouse_bridge.store")
+log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x4C48_0001  # pg_advisory_lock key for migrations ("LH" + 1)
 INGEST_LOCK = 0x4C48_0002  # initial project ingest

@@ -22,7 +22,7 @@ import asyncpg
 from lighthouse_bridge.errors import BridgeError
 from lighthouse_bridge.store import events
 
-log = logging.getLogger("lighthouse_bridge.group_commit")
+log = logging.getLogger(__name__)
 
 
 @dataclass

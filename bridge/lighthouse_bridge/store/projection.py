@@ -23,7 +23,7 @@ import asyncpg
 from lighthouse_bridge import metrics
 from lighthouse_bridge.store.db import NOTIFY_CHANNEL, is_connection_error
 
-log = logging.getLogger("lighthouse_bridge.projection")
+log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 10000
 REPLAY_SQL = (

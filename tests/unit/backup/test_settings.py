@@ -1,9 +1,13 @@
+import os
 from argparse import Namespace
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from lighthouse_bridge.backup.errors import ConfigError
-from lighthouse_bridge.backup.settings import resolve
+from lighthouse_bridge.backup.settings import BackupSettings
+from lighthouse_bridge.backup.settings import resolve as resolve_settings
+from lighthouse_bridge.core.config import BackupEnv
 
 ENV = {
     "LIGHTHOUSE_S3_BUCKET": "bkt",
@@ -16,7 +20,25 @@ ENV = {
 }
 
 
-def test_from_environment() -> None:
+Resolve = Callable[[Namespace, dict[str, str]], BackupSettings]
+
+
+@pytest.fixture
+def resolve(monkeypatch: pytest.MonkeyPatch) -> Resolve:
+    """resolve() with exactly `env` as the process environment (read by core.config.BackupEnv)."""
+
+    def run(args: Namespace, env: dict[str, str]) -> BackupSettings:
+        for name in list(os.environ):
+            if name.startswith(("LIGHTHOUSE_", "AWS_")):
+                monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return resolve_settings(args, BackupEnv())
+
+    return run
+
+
+def test_from_environment(resolve: Resolve) -> None:
     s = resolve(Namespace(), ENV)
     assert s.s3.bucket == "bkt" and s.s3.endpoint == "http://127.0.0.1:29000"
     assert s.s3.path_style is True  # custom endpoint: path-style by default
@@ -26,7 +48,7 @@ def test_from_environment() -> None:
     assert s.part_size == 8 * 1024 * 1024
 
 
-def test_flags_override_environment() -> None:
+def test_flags_override_environment(resolve: Resolve) -> None:
     args = Namespace(bucket="other", prefix="", name="b2", keep_last=3, max_age="7d", path_style=False,
                      part_size_mib=16)
     s = resolve(args, {**ENV, "LIGHTHOUSE_BACKUP_KEEP_LAST": "9"})
@@ -36,7 +58,7 @@ def test_flags_override_environment() -> None:
     assert s.part_size == 16 * 1024 * 1024
 
 
-def test_aws_without_endpoint_uses_virtual_host_style() -> None:
+def test_aws_without_endpoint_uses_virtual_host_style(resolve: Resolve) -> None:
     env = {k: v for k, v in ENV.items() if k != "LIGHTHOUSE_S3_ENDPOINT"}
     assert resolve(Namespace(), env).s3.path_style is False
 
@@ -50,17 +72,17 @@ def test_aws_without_endpoint_uses_virtual_host_style() -> None:
     ({"LIGHTHOUSE_BACKUP_PART_SIZE_MIB": "4"}, "at least 5"),
     ({"LIGHTHOUSE_NAME": "a/b"}, "plain path segment"),
 ])
-def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+def test_bad_settings_name_the_variable(resolve: Resolve, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve(Namespace(), {**ENV, **env})
 
 
-def test_config_files_from_env() -> None:
+def test_config_files_from_env(resolve: Resolve) -> None:
     s = resolve(Namespace(), {**ENV, "LIGHTHOUSE_BACKUP_CONFIG_FILES": "/a.yaml:/b.yaml"})
     assert [str(p) for p in s.config_files] == ["/a.yaml", "/b.yaml"]
 
 
-def test_missing_database_is_reported_when_needed() -> None:
+def test_missing_database_is_reported_when_needed(resolve: Resolve) -> None:
     s = resolve(Namespace(), {k: v for k, v in ENV.items() if k != "LIGHTHOUSE_DATABASE_URL"})
     with pytest.raises(ConfigError, match="LIGHTHOUSE_DATABASE_URL"):
         s.require_database()

@@ -22,7 +22,7 @@ from lighthouse_bridge.agents.experts import Finding, performance, security
 from lighthouse_bridge.store import events
 from lighthouse_bridge.store.db import is_connection_error
 
-log = logging.getLogger("lighthouse_bridge.agents.experts")
+log = logging.getLogger(__name__)
 
 EXPERT_LOCK = 0x4C48_0701
 CHECKPOINT_KEY = "agents.experts.checkpoint"

@@ -30,7 +30,7 @@ from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.store import blobs, events
 from lighthouse_bridge.store.db import is_connection_error
 
-log = logging.getLogger("lighthouse_bridge.api.events")
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
 
 SHA_PATTERN = r"^[0-9a-f]{64}$"
