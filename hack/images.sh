@@ -115,14 +115,18 @@ pip_quiet() { # run pip with its chatter in $PIP_LOG, shown only when it fails
 
 build_deps() { # build_deps COMPONENT -> prints the directory of dependency wheels (and pip's own wheel)
   local name=$1 extras=${EXTRAS[$1]}
-  local key dir tmp pip_version
-  key=$( (cat pyproject.toml; echo "$extras"; "$PY" --version) | sha256sum | cut -c1-16)
+  local key dir tmp pip_version extra_wheels=()
+  # pyfuse3 is our patched build (hack/build-pyfuse3.sh, cached), made by the same Debian python3.
+  if [[ ",$extras," == *,fuse,* ]]; then extra_wheels+=("$(hack/build-pyfuse3.sh "$PY")"); fi
+  key=$( (cat pyproject.toml; echo "$extras"; "$PY" --version; printf '%s\n' "${extra_wheels[@]##*/}") \
+    | sha256sum | cut -c1-16)
   dir="$BUILD_DIR/deps-$name-$key"
   if [ -f "$dir/.complete" ]; then echo "$dir"; return 0; fi
   log "Building dependency wheels for $name (extras: $extras)"
   tmp=$(mktemp -d "$BUILD_DIR/.deps.XXXXXX")
   # Debian's python3 builds the sdists (pyfuse3 links libfuse3) for the CPython 3.11 that the image runs.
-  pip_quiet wheel --wheel-dir "$tmp/wheels" ".[$extras]" || { rm -rf "$tmp"; die "pip wheel failed for $name"; }
+  pip_quiet wheel --wheel-dir "$tmp/wheels" ".[$extras]" "${extra_wheels[@]}" \
+    || { rm -rf "$tmp"; die "pip wheel failed for $name"; }
   rm -f "$tmp"/wheels/lighthouse-*.whl
   # pip itself runs from its wheel inside the build stage (the base image has no pip and no ensurepip).
   pip_version=$("$PY" -c 'import importlib.metadata as m; print(m.version("pip"))')
