@@ -28,7 +28,7 @@ from .cache import Blob, BlobCache
 from .nodes import BLOB_FH, MAX_NAME, Attr, FsError, Handle, Invalidation, OpenResult, Stats, validate_name
 from .source import FileMeta, NotFoundError, Source, SourceError, parse_time_ns
 from .streams import STREAM_NAMES, StreamBuffer, stream_names_for
-from .tree import ROOT_INO, ROOT_KEY, Inodes, Key, Tree, join, split
+from .tree import ROOT_INO, ROOT_KEY, Inodes, Key, Tree, join, parent_key, split
 from .writes import WritePath
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,13 @@ class FsModel(WritePath):
         agent_id: str | None = None,
         info: dict[str, Any] | None = None,
         clock: Any = time.time,
+        no_open: bool = False,
     ) -> None:
         self.source = source
         self.writable = writable
+        # The kernel's no-open mode (read-only mounts): no OPEN/RELEASE, so no per-open state; reads come by inode
+        # and the kernel keeps file pages and directory listings cached until invalidated.
+        self.no_open = no_open
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.blobs = blobs or BlobCache(source.read_blob)
@@ -103,6 +107,8 @@ class FsModel(WritePath):
         self._snapshots: dict[str, int] = {}
         self._snapshots_at = -1e9
         self._generated: dict[str, tuple[int, bytes]] = {}
+        self._debug: dict[str, tuple[bytes, int]] = {}  # no-open mode: debug file -> (content, mtime_ns)
+        self._debug_mtime = 0
         self.started_at = clock()
 
     # ------------------------------------------------------------------ loading and events
@@ -117,16 +123,23 @@ class FsModel(WritePath):
         self.generation += 1
         return listing.position
 
-    def note_high_water(self, position: int) -> None:
-        self.high_water = max(self.high_water, int(position))
+    def note_high_water(self, position: int) -> list[Invalidation]:
+        """The bridge reached `position`. history/ lists the current position: its listing changes with it."""
+        if int(position) <= self.high_water:
+            return []
+        self.high_water = int(position)
+        return self._history_root_invalidations()
+
+    def _history_root_invalidations(self) -> list[Invalidation]:
+        ino = self.inodes.known(("history", "", ""))
+        return [] if ino is None else [Invalidation(ino)]
 
     def apply_event(self, event: dict[str, Any]) -> list[Invalidation]:
         """Apply one event from /events/stream; returns what the kernel must forget. Idempotent per position."""
         position = int(event.get("position") or 0)
         etype = str(event.get("event_type") or "")
         data = event.get("data") or {}
-        out: list[Invalidation] = []
-        self.note_high_water(position)
+        out: list[Invalidation] = self.note_high_water(position)
         if position > self.stream_position:
             self.stream_position = position
             self.status["last_event_at"] = event.get("timestamp")
@@ -145,6 +158,7 @@ class FsModel(WritePath):
             out += self.forget_annotations(path or None)
         elif etype.startswith("snapshot_"):
             self._snapshots_at = -1e9
+            out += self._history_root_invalidations()  # snapshot names are listed there
         return out
 
     def _apply_file_event(
@@ -274,6 +288,10 @@ class FsModel(WritePath):
 
     async def lookup(self, parent_ino: int, name: str) -> Attr:
         key = self._child_key(self.key_of(parent_ino), name)
+        if self.no_open and key[0] == "debug":
+            # Debug files have no cache lifetime, so every open() looks them up again: without OPEN, this is
+            # where a reader gets its snapshot (its size and bytes stay consistent until the next lookup).
+            self._debug.pop(key[2], None)
         attr = await self._attr(key)
         self.inodes.ref(attr.ino)
         return attr
@@ -281,8 +299,13 @@ class FsModel(WritePath):
     async def getattr(self, ino: int) -> Attr:
         return await self._attr(self.key_of(ino))
 
-    def forget(self, ino: int, n: int) -> None:
-        self.inodes.forget(ino, n)
+    def forget(self, ino: int, n: int) -> list[Invalidation]:
+        """The kernel dropped `n` lookups of `ino`. When its number goes away, a listing the kernel cached (no-open
+        mode) would still name it: that directory's listing is invalidated."""
+        key = self.inodes.forget(ino, n)
+        parent = parent_key(key) if key is not None and self.no_open else None
+        pino = self.inodes.known(parent) if parent is not None else None
+        return [] if pino is None else [Invalidation(pino)]
 
     def _child_key(self, parent: Key, name: str) -> Key:
         area, view, rel = parent
@@ -324,6 +347,9 @@ class FsModel(WritePath):
         if area == "streams" and rel.endswith(".ndjson") and rel[: -len(".ndjson")] in self.streams:
             return self._file(key, len(self.streams[rel[: -len(".ndjson")]]), LIVE_TIMEOUT)
         if area == "debug" and rel in DEBUG_FILES:
+            if self.no_open:
+                content, mtime_ns = self._debug_snapshot(rel)
+                return self._file(key, len(content), VOLATILE_TIMEOUT, mtime_ns)
             return self._file(key, len(self.debug_content(rel)), VOLATILE_TIMEOUT)
         raise FsError(errno.ENOENT)
 
@@ -335,7 +361,10 @@ class FsModel(WritePath):
 
     def _dir(self, key: Key, timeout: float, nlink: int = 2, writable: bool = False) -> Attr:
         mode = stat.S_IFDIR | (0o755 if writable and self.writable else 0o555)
-        return Attr(self.inodes.ino(key), mode, 0, nlink, self.uid, self.gid, self._default_mtime(), timeout)
+        # A directory that may change without an event (an unsettled history/<time>/) gets a new mtime on every
+        # getattr: the kernel drops a listing it cached (no-open mode) when the directory's mtime changes.
+        mtime = int(self.clock() * 1e9) if timeout == VOLATILE_TIMEOUT else self._default_mtime()
+        return Attr(self.inodes.ino(key), mode, 0, nlink, self.uid, self.gid, mtime, timeout)
 
     def _file(self, key: Key, size: int, timeout: float, mtime_ns: int = 0, writable: bool = False) -> Attr:
         mode = stat.S_IFREG | (0o644 if writable and self.writable else 0o444)
@@ -537,6 +566,14 @@ class FsModel(WritePath):
         self._generated[name] = (self.generation, content)
         return content
 
+    def _debug_snapshot(self, name: str) -> tuple[bytes, int]:
+        cached = self._debug.get(name)
+        if cached is None:
+            # A new mtime for each snapshot: the kernel drops the pages of the previous one when it sees it.
+            self._debug_mtime = max(self._debug_mtime + 1, int(self.clock() * 1e9))
+            cached = self._debug[name] = (self.debug_content(name), self._debug_mtime)
+        return cached
+
     def debug_content(self, name: str) -> bytes:
         now = self.clock()
         if name == "health.json":
@@ -549,6 +586,7 @@ class FsModel(WritePath):
                 "lag": max(0, self.high_water - max(self.base_position, self.stream_position)),
                 "files": len(self.live.files),
                 "writable": self.writable,
+                "no_open": self.no_open,
                 "uptime_seconds": round(now - self.started_at, 3),
             }
         elif name == "cache_stats.json":
@@ -646,6 +684,25 @@ class FsModel(WritePath):
         if h.kind == "stream":
             return self.streams[h.key[2][: -len(".ndjson")]].read(offset, size)
         return await self._read_blob(h.key, offset, size)
+
+    async def read_inode(self, ino: int, offset: int, size: int) -> bytes | memoryview:
+        """READ in no-open mode: there is no handle, the inode says what to read. Generated files are read from the
+        content their attributes were computed from, so the bytes match the size the kernel has cached."""
+        key = self.key_of(ino)
+        area, _, rel = key
+        if not rel or (area == "shadows" and not rel.endswith(SHADOW_SUFFIX)):
+            raise FsError(errno.EISDIR)  # the kernel reads directories with READDIR, never READ
+        if area in ("current", "history"):
+            return await self._read_blob(key, offset, size)
+        if area == "streams":
+            return self.streams[rel[: -len(".ndjson")]].read(offset, size)
+        if area == "shadows":
+            content = await self.shadow_content(rel[: -len(SHADOW_SUFFIX)])
+        elif area == "context":
+            content = self.context_content(rel)
+        else:
+            content = self._debug_snapshot(rel)[0]
+        return memoryview(content)[offset : offset + size]
 
     async def _read_blob(self, key: Key, offset: int, size: int) -> bytes | memoryview:
         area, view, rel = key

@@ -14,7 +14,7 @@ import trio
 from .cache import BlobCache
 from .client import BridgeClient
 from .model import FsModel
-from .ops import Operations, invalidate
+from .ops import Operations, choose_no_open, invalidate
 from .source import SourceError
 from .status import MountConfig, allow_other_permitted, prepare_mountpoint, write_status
 
@@ -32,7 +32,7 @@ async def follow_events(client: BridgeClient, model: FsModel, from_position: int
             async for ev in client.events(position):
                 model.status["stream_connected"] = True
                 if "heartbeat" in ev:
-                    model.note_high_water(int(ev["heartbeat"] or 0))
+                    invalidate(model.note_high_water(int(ev["heartbeat"] or 0)))
                     continue
                 backoff = 0.2
                 changes = model.apply_event(ev)
@@ -118,12 +118,14 @@ async def load_with_retry(model: FsModel, cfg: MountConfig) -> int:
 
 async def serve(cfg: MountConfig) -> None:
     client = BridgeClient(cfg.bridge_url, cfg.token)
+    no_open, why = choose_no_open(cfg.writable, os.uname().release, hasattr(pyfuse3.Operations, "inode_as_fh"))
     model = FsModel(
         client,
         writable=cfg.writable,
         blobs=BlobCache(client.read_blob, max_bytes=cfg.cache_bytes, disk_dir=cfg.cache_dir),
         agent_id=cfg.agent_id,
         info={"bridge_url": cfg.bridge_url, "mountpoint": cfg.mountpoint, "pid": os.getpid()},
+        no_open=no_open,
     )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         stopped = False
@@ -152,11 +154,14 @@ async def serve(cfg: MountConfig) -> None:
             return
         ops = Operations(model)
         options = set(pyfuse3.default_options) | {"fsname=lighthouse", "subtype=lighthouse"}
+        if not cfg.writable:
+            options.add("ro")  # the VFS refuses writes, and reads no longer invalidate cached atimes (a GETATTR each)
         if allow_other_permitted():
             options.add("allow_other")  # agents in the pod run as other users
         pyfuse3.init(ops, cfg.mountpoint, options)
-        log.info("Mounted shadow filesystem mountpoint=%s bridge=%s writable=%s position=%d files=%d",
-                 cfg.mountpoint, cfg.bridge_url, cfg.writable, position, len(model.live.files))
+        log.info("Mounted shadow filesystem mountpoint=%s bridge=%s writable=%s no_open=%s reason=%r pyfuse3=%s "
+                 "position=%d files=%d", cfg.mountpoint, cfg.bridge_url, cfg.writable, no_open, why,
+                 pyfuse3.__version__, position, len(model.live.files))
         write_status(cfg.status_file, True, cfg.mountpoint, None)
         error: str | None = None
         try:

@@ -53,6 +53,29 @@ def counted(name: str) -> Callable[[F], F]:
     return deco
 
 
+NO_OPEN_KERNEL = (5, 1)  # zero-message opendir (FUSE_NO_OPENDIR_SUPPORT); zero-message open came with 4.19
+
+
+def choose_no_open(writable: bool, kernel_release: str, inode_as_fh: bool) -> tuple[bool, str]:
+    """Whether a mount answers OPEN and OPENDIR with ENOSYS (the kernel's no-open mode), and why (or why not).
+
+    No-open is a property of the whole FUSE connection: after the first ENOSYS the kernel sends no OPEN for any file
+    of the mount, opens for writing included, and no RELEASE. A writable mount keeps OPEN: its writes are buffered
+    per open handle and sent on release, and libfuse's atomic O_TRUNC travels only in OPEN (without it `> file`
+    would not truncate). The binding must pass the inode to read/readdir (`inode_as_fh`, our pyfuse3 patch)."""
+    if writable:
+        return False, "writable mount: writes are buffered per open handle"
+    if not inode_as_fh:
+        return False, "pyfuse3 without inode_as_fh (not the patched build)"
+    try:
+        version = tuple(int(x) for x in kernel_release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False, f"unknown kernel release {kernel_release!r}"
+    if version < NO_OPEN_KERNEL:
+        return False, f"kernel {kernel_release} older than {'.'.join(map(str, NO_OPEN_KERNEL))}"
+    return True, "read-only mount"
+
+
 def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = attr.ino
@@ -113,7 +136,12 @@ class Operations(pyfuse3.Operations):
     def __init__(self, model: FsModel) -> None:
         super().__init__()
         self.model = model
+        # No-open mode: open/opendir answer ENOSYS, and pyfuse3 (read at init) passes inodes instead of handles.
+        self.no_open = model.no_open
+        self.inode_as_fh = model.no_open
         self._dirs: dict[int, tuple[int, list[tuple[bytes, pyfuse3.EntryAttributes]] | None]] = {}
+        # No-open mode: a listing the kernel is reading in several requests, kept so its offsets stay stable.
+        self._partial: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._next_dir = 1
         # Encoded listings reused across opendir calls while the model's stamp for the directory holds.
         self._listings: dict[int, tuple[tuple[int, int], list[tuple[bytes, pyfuse3.EntryAttributes]]]] = {}
@@ -127,8 +155,11 @@ class Operations(pyfuse3.Operations):
         return entry_attributes(await self.model.getattr(inode))
 
     async def forget(self, inode_list: Any) -> None:
+        stale: list[Invalidation] = []
         for ino, n in inode_list:
-            self.model.forget(ino, n)
+            stale += self.model.forget(ino, n)
+        if stale:
+            invalidate(set(stale))
         self.model.stats.record("forget", 0.0)
 
     @counted("readlink")
@@ -137,6 +168,8 @@ class Operations(pyfuse3.Operations):
 
     @counted("opendir")
     async def opendir(self, inode: int, ctx: Any) -> int:
+        if self.no_open:
+            raise pyfuse3.FUSEError(errno.ENOSYS)  # no OPENDIR/RELEASEDIR from now on; listings cached by the kernel
         if not (await self.model.getattr(inode)).is_dir:
             raise FsError(errno.ENOTDIR)
         fh = self._next_dir
@@ -146,13 +179,21 @@ class Operations(pyfuse3.Operations):
 
     @counted("readdir")
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
-        ino, entries = self._dirs[fh]
-        if entries is None or start_id == 0:
-            entries = await self._listing(ino)  # one listing per open directory: stable offsets
-            self._dirs[fh] = (ino, entries)
+        if self.no_open:
+            ino = fh  # the inode (inode_as_fh)
+            listing = self._partial.pop(ino, None) if start_id else None
+            entries = listing if listing is not None else await self._listing(ino)
+        else:
+            ino, cached = self._dirs[fh]
+            entries = cached if cached is not None and start_id else await self._listing(ino)
+            self._dirs[fh] = (ino, entries)  # one listing per open directory: stable offsets
         for i in range(start_id, len(entries)):
             name, attr = entries[i]
             if not pyfuse3.readdir_reply(token, name, attr, i + 1):
+                if self.no_open:
+                    if len(self._partial) >= LISTING_CACHE:
+                        self._partial.clear()  # readers that never came back for the rest
+                    self._partial[ino] = entries
                 break
             self.model.inodes.ref(attr.st_ino)
 
@@ -175,6 +216,10 @@ class Operations(pyfuse3.Operations):
 
     @counted("open")
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        if self.no_open:
+            # The kernel takes ENOSYS as success and sends no OPEN or RELEASE again on this mount: file pages stay
+            # cached across opens (dropped by our invalidations), and READ arrives with the inode.
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         res = await self.model.open(inode, flags)
         return pyfuse3.FileInfo(fh=res.fh, direct_io=res.direct_io, keep_cache=res.keep_cache)
 
@@ -187,6 +232,8 @@ class Operations(pyfuse3.Operations):
 
     @counted("read")
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # any buffer
+        if self.no_open:
+            return await self.model.read_inode(fh, off, size)
         return await self.model.read(fh, off, size)
 
     @counted("write")

@@ -21,6 +21,16 @@ def join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+def parent_key(key: Key) -> Key | None:
+    """The directory holding `key`; None for the mount root."""
+    area, view, rel = key
+    if rel:
+        return (area, view, split(rel)[0])
+    if view:
+        return (area, "", "")
+    return ROOT_KEY if area else None
+
+
 class Tree:
     """Files by path; directories exist while they hold something, or while explicitly kept (local mkdir)."""
 
@@ -136,17 +146,20 @@ class Inodes:
     def ref(self, ino: int, n: int = 1) -> None:
         self._lookups[ino] = self._lookups.get(ino, 0) + n
 
-    def forget(self, ino: int, n: int) -> None:
+    def forget(self, ino: int, n: int) -> Key | None:
+        """Drop `n` lookups; returns the key whose inode number went away with the last one, if any."""
         left = self._lookups.get(ino, 0) - n
         if left > 0:
             self._lookups[ino] = left
-            return
+            return None
         self._lookups.pop(ino, None)
         if ino != ROOT_INO:
             key = self._keys.pop(ino, None)
             if key is not None and self._by_key.get(key) == ino:
                 del self._by_key[key]
                 self.epoch += 1
+                return key
+        return None
 
     def rekey(self, old: Key, new: Key) -> None:
         """A local rename keeps the kernel's inode: move the mapping (and everything under a directory)."""

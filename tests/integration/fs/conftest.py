@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.fs.harness import FUSE_SKIP_REASON, Bridge, Mount
+from tests.integration.fs.harness import FUSE_SKIP_REASON, REPO, Bridge, Mount
 
 
 @pytest.fixture
@@ -47,3 +50,15 @@ def mount(mount_factory: Callable[..., Mount]) -> Mount:
 @pytest.fixture
 def rw_mount(mount_factory: Callable[..., Mount]) -> Mount:
     return mount_factory(writable=True)
+
+
+@pytest.fixture(scope="session")
+def stock_pyfuse3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pyfuse3 as released, without our patch (hack/build-pyfuse3.sh --stock, cached machine-wide), unpacked into a
+    directory that goes first on a mount process's PYTHONPATH."""
+    wheel = subprocess.run([str(REPO / "hack/build-pyfuse3.sh"), "--stock", sys.executable], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    dest = tmp_path_factory.mktemp("stock-pyfuse3")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(dest)
+    return dest

@@ -173,8 +173,8 @@ class Mount:
         args = ["fuse", "--mountpoint", str(self.path), "--bridge-url", bridge_url]
         if writable:
             args.append("--writable")
-        env = dict(os.environ, LIGHTHOUSE_FUSE_STATUS_FILE=str(self.status_file), PYTHONPATH=str(REPO),
-                   **(extra_env or {}))
+        env = dict(os.environ, LIGHTHOUSE_FUSE_STATUS_FILE=str(self.status_file), PYTHONPATH=str(REPO))
+        env.update(extra_env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(bridge_cmd(*args), env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=REPO)
