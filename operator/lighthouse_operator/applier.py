@@ -1,24 +1,34 @@
-"""The only code that writes children: server-side apply with one field manager, create-once Secrets, pruning,
-and the deletion policy. Unchanged children are not even sent: an idle operator makes no write requests."""
+"""The only code that writes to the API server: children by server-side apply with one field manager, create-once
+Secrets, pruning, the deletion policy, the writes pure decisions ask for (Jobs, ControllerRevisions, stuck pods:
+api.Create/Patch/Delete), status patches and Events.
+
+Every write is logged the same way ("Created Job name=... namespace=... reason=...") and counted the same way
+(lighthouse_operator_child_writes_total{kind,action}; status patches in ..._status_writes_total). Unchanged children
+are not even sent: an idle operator makes no write requests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from . import builders, drift, metrics, naming
+from . import builders, clock, drift, events, metrics, naming
+from .api import Create, Delete, Done, Key, NotFound, Obj, Patch, Reader, Write, Writer
 from .builders import secrets as secret_builders
-from .k8s import Kube, NotFound, Obj
-from .models import LighthouseBridge
+from .models import API_VERSION, KIND, LighthouseBridge
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (kind, name)
+Action = Literal["create", "update", "delete"]
+VERBS: dict[Action, str] = {"create": "Created", "update": "Updated", "delete": "Deleted"}
 
 
-def key(obj: Obj) -> Key:
+def key(obj: Mapping[str, Any]) -> Key:
     return obj["kind"], obj["metadata"]["name"]
 
 
@@ -29,7 +39,7 @@ def with_hash(manifest: Obj) -> tuple[Obj, str]:
     return {**manifest, "metadata": md}, h
 
 
-def controlled_by(obj: Obj, uid: str) -> bool:
+def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in obj["metadata"].get("ownerReferences") or [])
 
 
@@ -65,19 +75,73 @@ class SecretsReport:
 
 
 class Applier:
-    def __init__(self, kube: Kube):
-        self.kube = kube
+    def __init__(self, writer: Writer, reader: Reader, instance: str | None = None):
+        self.writer = writer
+        self.reader = reader  # what the applier must know before it writes (an existing Secret, a ServiceMonitor)
+        self.instance = instance or os.environ.get("POD_NAME") or socket.gethostname()  # Events' reportingInstance
         # (namespace, kind, name) -> (hash, marker) right after our own apply: when the server normalises a field
         # so that covers() never matches, an unchanged marker still proves nobody touched the object since.
         self._applied: dict[tuple[str, str, str], tuple[str, tuple[Any, ...]]] = {}
 
-    async def observe(self, lhb: LighthouseBridge) -> dict[Key, Obj]:
-        """Children of this LighthouseBridge by label, one LIST per kind."""
-        sel = naming.instance_selector(lhb.name)
-        lists = await asyncio.gather(
-            *(self.kube.list(api_version, kind, lhb.namespace, sel) for api_version, kind in builders.PRUNABLE)
+    # ------------------------------------------------------------------------------------------------ one way out
+
+    def _wrote(self, action: Action, kind: str, name: str, namespace: str, **fields: str) -> Done:
+        metrics.CHILD_WRITES.labels(kind=kind, action=action).inc()
+        extra = "".join(f" {k}={v}" for k, v in fields.items() if v)
+        log.info("%s %s name=%s namespace=%s%s", VERBS[action], kind, name, namespace, extra)
+        return Done(VERBS[action], kind, name)
+
+    async def perform(self, writes: Iterable[Write]) -> list[Done]:
+        """Carry out writes a decision asked for; returns those that happened (a create of something that exists,
+        a patch or delete of something gone, did not)."""
+        done = []
+        for w in writes:
+            api_version, kind, namespace, name = w.target
+            if isinstance(w, Create):
+                if await self.writer.create(w.manifest) is not None:
+                    done.append(self._wrote("create", kind, name, namespace, reason=w.reason))
+            elif isinstance(w, Patch):
+                if await self.writer.patch(api_version, kind, namespace, name, w.patch) is not None:
+                    done.append(self._wrote("update", kind, name, namespace, reason=w.reason))
+            elif await self.writer.delete(api_version, kind, namespace, name, propagation=w.propagation, uid=w.uid):
+                done.append(self._wrote("delete", kind, name, namespace, reason=w.reason))
+        return done
+
+    async def patch_status(self, body: Mapping[str, Any], patch: Obj) -> Obj | None:
+        """A merge patch of a LighthouseBridge's status subresource (None when the object is gone)."""
+        md = body["metadata"]
+        result = await self.writer.patch(
+            API_VERSION, KIND, md["namespace"], md["name"], {"status": patch}, subresource="status"
         )
-        return {key(o): o for items in lists for o in items}
+        metrics.STATUS_WRITES.inc()
+        log.debug(
+            "Updated %s status name=%s namespace=%s fields=%s", KIND, md["name"], md["namespace"], ",".join(patch)
+        )
+        return result
+
+    async def post(self, involved: Mapping[str, Any], posted: Iterable[events.Event]) -> None:
+        """Events about `involved`. Failures are logged, never raised: an Event must not fail a pass."""
+        md = involved.get("metadata") or {}
+        for e in posted:
+            manifest = events.manifest(involved, e, clock.stamp(), self.instance)
+            level = logging.WARNING if e.type == "Warning" else logging.INFO
+            try:
+                await self.writer.create(manifest)
+            except Exception as err:
+                log.warning("Could not post Event reason=%s error=%s", e.reason, err)
+                continue
+            metrics.CHILD_WRITES.labels(kind="Event", action="create").inc()
+            log.log(
+                level,
+                "Created Event name=%s namespace=%s type=%s reason=%s message=%s",
+                md.get("name"),
+                md.get("namespace"),
+                e.type,
+                e.reason,
+                e.message,
+            )
+
+    # ---------------------------------------------------------------------------------------------------- children
 
     async def ensure_secrets(self, lhb: LighthouseBridge) -> SecretsReport:
         """Generated Secrets are created once and never re-applied, so a password is never rotated by accident.
@@ -85,12 +149,10 @@ class Applier:
         report = SecretsReport()
         for manifest in secret_builders.generated_secrets(lhb):
             name = manifest["metadata"]["name"]
-            existing = await self.kube.get("v1", "Secret", lhb.namespace, name)
+            existing = await self.reader.get("v1", "Secret", lhb.namespace, name)
             if existing is None:
-                if await self.kube.create(manifest) is not None:
+                if await self.perform([Create(manifest, reason="Generated")]):
                     report.created.append(name)
-                    metrics.CHILD_WRITES.labels(kind="Secret", action="create").inc()
-                    log.info("Created Secret name=%s namespace=%s", name, lhb.namespace)
                 continue
             labels = existing["metadata"].get("labels") or {}
             if labels.get(naming.L_MANAGED_BY) != naming.MANAGED_BY:
@@ -106,13 +168,11 @@ class Applier:
                         "resourceVersion": existing["metadata"]["resourceVersion"],
                     }
                 }
-                await self.kube.patch("v1", "Secret", lhb.namespace, name, patch)
-                report.adopted.append(name)
-                metrics.CHILD_WRITES.labels(kind="Secret", action="adopt").inc()
-                log.info("Adopted Secret name=%s namespace=%s", name, lhb.namespace)
+                if await self.perform([Patch("v1", "Secret", lhb.namespace, name, patch, reason="Adopted")]):
+                    report.adopted.append(name)
         return report
 
-    async def apply(self, lhb: LighthouseBridge, desired: list[Obj], observed: dict[Key, Obj]) -> ApplyReport:
+    async def apply(self, lhb: LighthouseBridge, desired: list[Obj], observed: Mapping[Key, Obj]) -> ApplyReport:
         report = ApplyReport(objects=dict(observed))
         for manifest in desired:
             k = key(manifest)
@@ -125,15 +185,11 @@ class Applier:
                 if drift.covers(current, manifest) or self._applied.get(cache_key) == (h, _marker(current)):
                     report.unchanged += 1
                     continue
-            result = await self.kube.apply(manifest)
+            result = await self.writer.apply(manifest)
             self._applied[cache_key] = (h, _marker(result))
             report.objects[k] = result
-            action = "create" if current is None else "update"
             (report.created if current is None else report.updated).append(f"{k[0]}/{k[1]}")
-            metrics.CHILD_WRITES.labels(kind=k[0], action=action).inc()
-            log.info(
-                "%s %s name=%s namespace=%s", "Created" if current is None else "Updated", k[0], k[1], lhb.namespace
-            )
+            self._wrote("create" if current is None else "update", k[0], k[1], lhb.namespace)
         return report
 
     async def apply_optional(
@@ -141,12 +197,14 @@ class Applier:
     ) -> None:
         """A child whose kind may not exist in the cluster (ServiceMonitor without the Prometheus Operator):
         read by name (no LIST that would fail), apply or delete, and turn "no such kind" into a warning."""
-        current = await self.kube.get(api_version, kind, lhb.namespace, name)
+        current = await self.reader.get(api_version, kind, lhb.namespace, name)
         if manifest is None:
             if current is not None and controlled_by(current, lhb.metadata.uid):
-                await self.kube.delete(api_version, kind, lhb.namespace, name, uid=current["metadata"]["uid"])
-                report.pruned.append(f"{kind}/{name}")
-                log.info("Deleted %s name=%s namespace=%s reason=NoLongerWanted", kind, name, lhb.namespace)
+                gone = Delete(
+                    api_version, kind, lhb.namespace, name, current["metadata"]["uid"], reason="NoLongerWanted"
+                )
+                if await self.perform([gone]):
+                    report.pruned.append(f"{kind}/{name}")
             return
         try:
             sub = await self.apply(lhb, [manifest], {(kind, name): current} if current else {})
@@ -164,12 +222,9 @@ class Applier:
         for k, obj in list(report.objects.items()):
             if k in wanted or not controlled_by(obj, lhb.metadata.uid):
                 continue
-            if await self.kube.delete(
-                obj["apiVersion"], obj["kind"], lhb.namespace, k[1], uid=obj["metadata"].get("uid")
-            ):
+            uid = obj["metadata"].get("uid")
+            if await self.perform([Delete(obj["apiVersion"], k[0], lhb.namespace, k[1], uid, reason="NoLongerWanted")]):
                 report.pruned.append(f"{k[0]}/{k[1]}")
-                metrics.CHILD_WRITES.labels(kind=k[0], action="delete").inc()
-                log.info("Deleted %s name=%s namespace=%s reason=NoLongerWanted", k[0], k[1], lhb.namespace)
             del report.objects[k]
             self._applied.pop((lhb.namespace, *k), None)
 
@@ -178,17 +233,17 @@ class Applier:
         removed, so garbage collection spares them); Delete removes them. Returns what was done."""
         sel = naming.instance_selector(lhb.name)
         pvcs, secrets = await asyncio.gather(
-            self.kube.list("v1", "PersistentVolumeClaim", lhb.namespace, sel),
-            self.kube.list("v1", "Secret", lhb.namespace, sel),
+            self.reader.list("v1", "PersistentVolumeClaim", lhb.namespace, sel),
+            self.reader.list("v1", "Secret", lhb.namespace, sel),
         )
         done = []
         policy = lhb.spec.deletion_policy
         for obj in [*pvcs, *secrets]:
             kind, name = obj["kind"], obj["metadata"]["name"]
             if policy == "Delete":
-                if await self.kube.delete("v1", kind, lhb.namespace, name, uid=obj["metadata"]["uid"]):
+                uid = obj["metadata"]["uid"]
+                if await self.perform([Delete("v1", kind, lhb.namespace, name, uid, reason="DeletionPolicyDelete")]):
                     done.append(f"deleted {kind}/{name}")
-                    log.info("Deleted %s name=%s namespace=%s reason=DeletionPolicyDelete", kind, name, lhb.namespace)
                 continue
             refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != lhb.metadata.uid]
             patch = {
@@ -198,9 +253,11 @@ class Applier:
                     "resourceVersion": obj["metadata"]["resourceVersion"],
                 }
             }
-            await self.kube.patch("v1", kind, lhb.namespace, name, patch)
+            await self.perform([Patch("v1", kind, lhb.namespace, name, patch, reason="DeletionPolicyRetain")])
             done.append(f"retained {kind}/{name}")
-            log.info("Retained %s name=%s namespace=%s", kind, name, lhb.namespace)
         for k in [k for k in self._applied if k[0] == lhb.namespace and k[2].startswith(f"{lhb.name}-")]:
             self._applied.pop(k, None)
         return done
+
+
+__all__ = ["Applier", "ApplyReport", "SecretsReport", "controlled_by", "key", "with_hash"]

@@ -1,8 +1,8 @@
-"""Backups as the operator sees them: pure decisions from observed Jobs, applied by reconcile.py.
+"""Backups as the operator sees them: pure decisions from the observed backup Jobs.
 
-    jobs = [view_job(j, pods) for j in backup Jobs]           # the CronJob's, on-demand and final Jobs
-    d = decide(Inputs(...))                                   # status.lastBackup, BackupSucceeded, a request Job
-    status = overlay(status, d, generation, old)
+    jobs = await observe.backup_jobs(reader, lhb)             # the CronJob's, on-demand and final Jobs (jobs.py)
+    p = plan(lhb, jobs, cronjob, now)                         # status.lastBackup, BackupSucceeded, a request Job
+    await applier.perform(p.writes); fragment(p) -> status    # reconcile.py
 
 BackupSucceeded (documented in docs/operator.md):
 - absent when spec.backup is not set (Unknown/BackupNotConfigured only after an on-demand request was refused);
@@ -19,50 +19,22 @@ Messages never contain the current time, so an idle pass writes nothing.
 from __future__ import annotations
 
 import datetime
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from cronsim import CronSim, CronSimError
 
-from . import naming
-from . import status as st
-from .builders.backup import L_TRIGGER  # Job label request|final (the CronJob's Jobs: none)
-from .models import BACKUP_CLIENT_MAJOR, LighthouseBridgeSpec
+from . import clock, naming
+from .api import Create, Obj, Write
+from .builders import backup as builder
+from .jobs import JobView
+from .models import BACKUP_CLIENT_MAJOR, LighthouseBridge, LighthouseBridgeSpec
+from .status import Assessment, Fragment, condition, find
+from .validation import CRON_MACROS
 
 CONDITION = "BackupSucceeded"
-A_BACKUP_NOW = "lighthouse.dev/backup-now"  # on-demand backup: any new value runs exactly one backup
-CONTAINER = "backup"
-
-UTC = datetime.UTC
-Trigger = Literal["schedule", "request", "final"]
-JobState = Literal["Active", "Succeeded", "Failed"]
-
-# The descriptors validation.py admits (robfig/cron's, as the CronJob controller reads them).
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-def parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def fmt(t: datetime.datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+CONTAINER = "backup"  # the tool's container in backup Jobs
 
 
 # ------------------------------------------------------------------------------------------------------ schedule
@@ -76,16 +48,16 @@ def interval(schedule: str, at: datetime.datetime) -> tuple[datetime.datetime, d
     """(the first run after `at`, the gap to the run after it), for the schedules validation.py admits: five
     fields or a @descriptor, no time zone. The CronJob controller uses its own zone; the operator assumes UTC
     (only a daylight-saving switch makes a difference, of an hour)."""
-    expr = MACROS.get(schedule.strip().lower(), schedule.strip())
+    expr = CRON_MACROS.get(schedule.strip().lower(), schedule.strip())
     if len(expr.split()) != 5:
         raise ScheduleError(f"schedule {schedule!r} is not a 5-field cron expression or a @descriptor")
     try:
-        it = CronSim(expr, at.astimezone(UTC))
+        it = CronSim(expr, at.astimezone(clock.UTC))
         first = next(it)
         second = next(it)
     except (CronSimError, StopIteration) as e:
         raise ScheduleError(f"schedule {schedule!r}: {e}") from None
-    return first.astimezone(UTC), second - first
+    return first.astimezone(clock.UTC), second - first
 
 
 def missed_deadline(schedule: str, anchor: datetime.datetime) -> datetime.datetime:
@@ -97,91 +69,22 @@ def missed_deadline(schedule: str, anchor: datetime.datetime) -> datetime.dateti
 # ----------------------------------------------------------------------------------------------------------- jobs
 
 
-@dataclass(frozen=True)
-class Result:
-    """What `lighthouse-bridge backup` reports in its termination message (LIGHTHOUSE_BACKUP_RESULT_FILE)."""
-
-    id: str
-    time: str | None = None
-    size: int | None = None
+def failure(j: JobView) -> str:
+    """Why a backup Job failed: its Failed condition, then the tool's last words."""
+    if j.failure and j.last_words:
+        return f"{j.failure} ({j.last_words})"
+    return j.failure or j.last_words or "failed"
 
 
-def parse_result(message: str | None) -> Result | None:
-    if not message:
-        return None
-    try:
-        data = json.loads(message)
-    except ValueError:
-        return None  # FallbackToLogsOnError: the log tail of a failed run
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
-        return None
-    size = data.get("size")
-    when = data.get("time")
-    return Result(
-        data["id"],
-        fmt(t) if isinstance(when, str) and (t := parse_time(when)) else None,
-        size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-    )
+def requested(lhb: LighthouseBridge) -> str | None:
+    """The lighthouse.dev/backup-now value (None: absent or blank)."""
+    return (lhb.metadata.annotations.get(naming.A_BACKUP_NOW) or "").strip() or None
 
 
-@dataclass(frozen=True)
-class JobView:
-    name: str
-    trigger: Trigger
-    created: datetime.datetime
-    state: JobState
-    finished: datetime.datetime | None = None
-    reason: str = ""  # why it failed (the Job's Failed condition, then the container's last words)
-    result: Result | None = None
-
-
-def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") == CONTAINER:
-            return (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
-    return None
-
-
-def view_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
-    """One backup Job and its pods (any order) -> what matters for status."""
-    md, status = job["metadata"], job.get("status") or {}
-    labels = md.get("labels") or {}
-    trigger: Trigger = (
-        "request"
-        if labels.get(L_TRIGGER) == "request"
-        else ("final" if labels.get(L_TRIGGER) == "final" else "schedule")
-    )
-    created = parse_time(md.get("creationTimestamp")) or datetime.datetime.fromtimestamp(0, UTC)
-    conds = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    mine = sorted(
-        (p for p in pods if any(r.get("uid") == md.get("uid") for r in p["metadata"].get("ownerReferences") or [])),
-        key=lambda p: p["metadata"].get("creationTimestamp") or "",
-    )
-    last = _terminated(mine[-1]) if mine else None
-    if "Complete" in conds:
-        finished = parse_time(status.get("completionTime")) or parse_time(conds["Complete"].get("lastTransitionTime"))
-        results = [
-            r
-            for p in mine
-            if (t := _terminated(p)) and t.get("exitCode") == 0 and (r := parse_result(t.get("message")))
-        ]
-        return JobView(
-            md["name"], trigger, created, "Succeeded", finished or created, result=results[-1] if results else None
-        )
-    if "Failed" in conds:
-        c = conds["Failed"]
-        finished = parse_time(c.get("lastTransitionTime")) or created
-        reason = ": ".join(x for x in (c.get("reason"), c.get("message")) if x)
-        words = _last_line((last or {}).get("message"))
-        if words:
-            reason = f"{reason} ({words})" if reason else words
-        return JobView(md["name"], trigger, created, "Failed", finished, reason or "failed")
-    return JobView(md["name"], trigger, created, "Active")
-
-
-def _last_line(text: str | None) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+def wanted(lhb: LighthouseBridge) -> bool:
+    """Whether this pass must look at backup Jobs: not for a bridge that never had anything to do with backups."""
+    old = lhb.status or {}
+    return lhb.spec.backup is not None or bool(requested(lhb) or old.get("backup") or find(old, CONDITION))
 
 
 # ------------------------------------------------------------------------------------------------------- decision
@@ -201,7 +104,7 @@ class Inputs:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Plan:
     last_backup: dict[str, Any] | None
     last_success: str | None
     record: dict[str, Any]  # status.backup
@@ -210,7 +113,7 @@ class Decision:
     request_refused: str | None = None  # the annotation value, when spec.backup is not set
     missed: bool = False
     deadline: datetime.datetime | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    writes: tuple[Write, ...] = ()  # the request Job (plan() fills it in)
 
 
 def _end(j: JobView) -> datetime.datetime:
@@ -218,7 +121,7 @@ def _end(j: JobView) -> datetime.datetime:
 
 
 def _cond(status: str, reason: str, message: str, generation: int) -> dict[str, Any]:
-    return {"type": CONDITION, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+    return condition(CONDITION, status, reason, message, generation)
 
 
 def _describe(last_backup: dict[str, Any] | None, last_success: str | None) -> str:
@@ -228,7 +131,8 @@ def _describe(last_backup: dict[str, Any] | None, last_success: str | None) -> s
     return f"backup {last_backup.get('name')} completed at {last_success or last_backup.get('time')}{size}"
 
 
-def decide(i: Inputs, generation: int) -> Decision:
+def decide(i: Inputs, generation: int) -> Plan:
+    """What the backup Jobs say, and what to do about a request. Deterministic for the same inputs."""
     old = i.old or {}
     record: dict[str, Any] = dict(old.get("backup") or {})
     last_backup: dict[str, Any] | None = old.get("lastBackup")
@@ -238,9 +142,9 @@ def decide(i: Inputs, generation: int) -> Decision:
     successes = sorted((j for j in i.jobs if j.state == "Succeeded"), key=_end)
     if successes:
         j = successes[-1]
-        known = parse_time(last_success)
+        known = clock.parse(last_success)
         if known is None or _end(j) > known:
-            last_success = fmt(_end(j))
+            last_success = clock.stamp(_end(j))
             last_backup = {
                 "name": j.result.id if j.result else j.name,
                 "time": (j.result and j.result.time) or last_success,
@@ -267,10 +171,10 @@ def decide(i: Inputs, generation: int) -> Decision:
             refusal = _cond(
                 "Unknown",
                 "BackupNotConfigured",
-                f"{A_BACKUP_NOW}={record['lastRequest']} was not run: spec.backup is not set",
+                f"{naming.A_BACKUP_NOW}={record['lastRequest']} was not run: spec.backup is not set",
                 generation,
             )
-        return Decision(last_backup, last_success, record, refusal, create, refused)
+        return Plan(last_backup, last_success, record, refusal, create, refused)
 
     # When the current schedule started counting: a new, changed or un-suspended schedule is not judged by
     # the gaps before it.
@@ -279,22 +183,22 @@ def decide(i: Inputs, generation: int) -> Decision:
         record["schedule"] = i.schedule
     elif record.get("schedule") != i.schedule or not record.get("scheduleSince"):
         record["schedule"] = i.schedule
-        record["scheduleSince"] = fmt(i.now)
+        record["scheduleSince"] = clock.stamp(i.now)
 
     finished = sorted((j for j in i.jobs if j.state != "Active"), key=_end)
     newest = finished[-1] if finished else None
     failed = (
         newest
-        if newest and newest.state == "Failed" and ((t := parse_time(last_success)) is None or _end(newest) > t)
+        if newest and newest.state == "Failed" and ((t := clock.parse(last_success)) is None or _end(newest) > t)
         else None
     )
-    failure = f"the newest backup Job {failed.name} failed: {failed.reason}" if failed else ""
+    why = f"the newest backup Job {failed.name} failed: {failure(failed)}" if failed else ""
 
     missed, deadline = False, None
     cond: dict[str, Any]
     if i.suspended:
         cond = (
-            _cond("False", "BackupFailed", failure, generation)
+            _cond("False", "BackupFailed", why, generation)
             if failed
             else _cond(
                 "Unknown",
@@ -303,92 +207,120 @@ def decide(i: Inputs, generation: int) -> Decision:
                 generation,
             )
         )
-        return Decision(last_backup, last_success, record, cond, create, refused)
+        return Plan(last_backup, last_success, record, cond, create, refused)
 
-    anchors = [t for t in (parse_time(last_success), parse_time(record.get("scheduleSince")), i.cronjob_created) if t]
+    anchors = [t for t in (clock.parse(last_success), clock.parse(record.get("scheduleSince")), i.cronjob_created) if t]
     anchor = max(anchors) if anchors else i.now
     try:
         deadline = missed_deadline(i.schedule or "", anchor)
     except ScheduleError as e:
         cond = _cond("Unknown", "InvalidSchedule", str(e), generation)
-        return Decision(last_backup, last_success, record, cond, create, refused)
+        return Plan(last_backup, last_success, record, cond, create, refused)
     missed = i.now >= deadline
     if missed:
         since = (
             f"since the last success at {last_success}"
-            if last_success and parse_time(last_success) == anchor
-            else f"since the schedule started at {fmt(anchor)}"
+            if last_success and clock.parse(last_success) == anchor
+            else f"since the schedule started at {clock.stamp(anchor)}"
         )
-        msg = f"no backup succeeded {since}: schedule {i.schedule!r} wanted one by {fmt(deadline)} (two intervals)"
-        cond = _cond("False", "BackupMissed", f"{msg}; {failure}" if failure else msg, generation)
+        by = clock.stamp(deadline)
+        msg = f"no backup succeeded {since}: schedule {i.schedule!r} wanted one by {by} (two intervals)"
+        cond = _cond("False", "BackupMissed", f"{msg}; {why}" if why else msg, generation)
     elif failed:
-        cond = _cond("False", "BackupFailed", failure, generation)
+        cond = _cond("False", "BackupFailed", why, generation)
     elif last_success:
         cond = _cond("True", "BackupSucceeded", _describe(last_backup, last_success), generation)
     else:
         cond = _cond(
             "Unknown",
             "NoBackupYet",
-            f"no backup yet: schedule {i.schedule!r}; missed if none succeeds by {fmt(deadline)}",
+            f"no backup yet: schedule {i.schedule!r}; missed if none succeeds by {clock.stamp(deadline)}",
             generation,
         )
-    return Decision(last_backup, last_success, record, cond, create, refused, missed, deadline)
+    return Plan(last_backup, last_success, record, cond, create, refused, missed, deadline)
 
 
-def overlay(
-    status: dict[str, Any], d: Decision, old: dict[str, Any] | None = None, when: str | None = None
-) -> dict[str, Any]:
-    """The backup part of the status on top of st.build's roll-up. BackupSucceeded keeps its place in the list
-    and its lastTransitionTime unless its status flips."""
-    out = dict(status)
-    for key, value in (
-        ("lastBackup", d.last_backup),
-        ("lastSuccessfulBackupTime", d.last_success),
-        ("backup", d.record or None),
-    ):
-        if value:
-            out[key] = value
-        else:
-            out.pop(key, None)
-    conds = [c for c in out.get("conditions") or []]
-    prev = st.condition(old or {}, CONDITION) or st.condition(status, CONDITION)
-    idx = next((n for n, c in enumerate(conds) if c.get("type") == CONDITION), None)
-    if d.condition is None:
-        if idx is not None:
-            conds.pop(idx)
-    else:
-        same = prev is not None and prev.get("status") == d.condition["status"] and prev.get("lastTransitionTime")
-        c = {**d.condition, "lastTransitionTime": prev["lastTransitionTime"] if same and prev else (when or st.now())}
-        if idx is None:
-            conds.append(c)
-        else:
-            conds[idx] = c
-    out["conditions"] = conds
-    return out
+def plan(lhb: LighthouseBridge, jobs: list[JobView], cronjob: Obj | None, now: datetime.datetime) -> Plan:
+    """decide() for this bridge, with the request Job to create."""
+    b, request = lhb.spec.backup, requested(lhb)
+    p = decide(
+        Inputs(
+            configured=b is not None,
+            schedule=b.schedule if b else None,
+            suspended=bool(b and b.suspend),
+            jobs=jobs,
+            old=lhb.status or {},
+            now=now,
+            request=request,
+            request_job=builder.request_job_name(lhb, request) if request and b else None,
+            cronjob_created=clock.parse(((cronjob or {}).get("metadata") or {}).get("creationTimestamp")),
+        ),
+        lhb.metadata.generation,
+    )
+    if p.create_request_job and (manifest := builder.job(lhb, p.create_request_job, "request", request)):
+        p = replace(p, writes=(Create(manifest, reason="BackupRequested"),))
+    return p
 
 
-def events(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Events for BackupSucceeded transitions, each once: a new failure or miss (a new failed Job is a new
-    message), and the recovery."""
-    before, after = st.condition(old, CONDITION), st.condition(new, CONDITION)
-    if after is None:
-        return []
-    key = (after.get("status"), after.get("reason"))
-    if before is not None and (before.get("status"), before.get("reason")) == key:
-        if after.get("reason") != "BackupFailed" or before.get("message") == after.get("message"):
-            return []
-    if after["reason"] in ("BackupMissed", "BackupFailed"):
-        return [("Warning", after["reason"], after["message"])]
-    if after["status"] == "True" and before is not None and before.get("status") == "False":
-        return [("Normal", "BackupSucceeded", after["message"])]
-    return []
+def fragment(p: Plan) -> Fragment:
+    """The backups' part of the status: lastBackup, lastSuccessfulBackupTime, status.backup and BackupSucceeded."""
+    fields = {
+        "lastBackup": p.last_backup or None,
+        "lastSuccessfulBackupTime": p.last_success or None,
+        "backup": p.record or None,
+    }
+    if p.condition is None:
+        return Fragment(fields=fields, remove=frozenset({CONDITION}))
+    return Fragment(fields=fields, conditions=(p.condition,))
 
 
-def final_state(job: JobView | None) -> Literal["create", "wait", "done", "failed"]:
-    """deletionPolicy Snapshot: what the final backup Job says about proceeding with deletion."""
+# ----------------------------------------------------------------------------------- deletionPolicy Snapshot
+
+
+@dataclass(frozen=True)
+class Final:
+    """Where the final backup stands: deletion proceeds once it is done."""
+
+    state: Literal["done", "wait", "failed", "unavailable"]
+    job: str  # the final backup Job's name
+    message: str = ""  # for the status while deletion waits
+    writes: tuple[Write, ...] = ()
+
+    @property
+    def assessment(self) -> Assessment:
+        """The status roll-up's input while deletion waits."""
+        if self.state == "unavailable":
+            return Assessment(stalled=("SnapshotUnavailable", self.message), deleting=self.message)
+        if self.state == "failed":
+            return Assessment(stalled=("SnapshotFailed", self.message), deleting=self.message)
+        return Assessment(deleting=self.message, deleting_reason="Snapshotting")
+
+
+def final(lhb: LighthouseBridge, job: JobView | None) -> Final:
+    """deletionPolicy Snapshot: a Job from the CronJob's template must succeed before anything is deleted (the CronJob,
+    Secrets and database stay: garbage collection waits for the finalizer). `job`: the final Job, if it exists."""
+    if lhb.spec.backup is None:
+        return Final(
+            "unavailable",
+            "",
+            "deletionPolicy is Snapshot but spec.backup is not set, so no final backup can be taken. "
+            "Set spec.deletionPolicy to Retain (keep data) or Delete to proceed, or set spec.backup.",
+        )
+    name = builder.final_job_name(lhb)
+    waiting = f"deletionPolicy Snapshot: waiting for the final backup (Job {name}) before deleting"
     if job is None:
-        return "create"
-    return {"Active": "wait", "Succeeded": "done", "Failed": "failed"}[job.state]  # type: ignore[return-value]
+        manifest = builder.job(lhb, name, "final")
+        return Final("wait", name, waiting, (Create(manifest, reason="FinalBackup"),) if manifest else ())
+    if job.state == "Succeeded":
+        return Final("done", name)
+    if job.state == "Failed":
+        return Final(
+            "failed",
+            name,
+            f"the final backup Job {name} failed: {failure(job)}. Fix the cause and delete Job {name} to try again, "
+            "or set spec.deletionPolicy to Retain (keep data) or Delete (no final backup) to proceed.",
+        )
+    return Final("wait", name, waiting)
 
 
 def client_mismatch(spec: LighthouseBridgeSpec) -> str | None:
@@ -409,5 +341,21 @@ def client_mismatch(spec: LighthouseBridgeSpec) -> str | None:
     )
 
 
-def job_selector(instance: str) -> str:
-    return f"{naming.instance_selector(instance)},{naming.L_COMPONENT}={naming.BACKUP}"
+__all__ = [
+    "CONDITION",
+    "CONTAINER",
+    "Final",
+    "Inputs",
+    "Plan",
+    "ScheduleError",
+    "client_mismatch",
+    "decide",
+    "failure",
+    "final",
+    "fragment",
+    "interval",
+    "missed_deadline",
+    "plan",
+    "requested",
+    "wanted",
+]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from . import models
 
@@ -85,7 +86,7 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
     return head | {k: v for k, v in node.items() if k not in head}
 
 
-def structural_schema(model: type[models.BaseModel]) -> dict[str, Any]:
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     return _resolve(raw, defs)

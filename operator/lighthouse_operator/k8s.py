@@ -3,18 +3,16 @@
 Why not the official `kubernetes` package: it costs ~50 MiB of RSS and the operator image does not ship it. kopf
 already depends on aiohttp, and it hands us credentials as a kopf.ConnectionInfo (see main.py's login handler).
 
-Everything goes through `Kube.request`, which is the one place where HTTP errors become typed exceptions: callers ask
-for "absent is fine" (get -> None, delete -> False, create -> None on conflict) instead of catching statuses.
+Everything goes through `Kube.request`, which is the one place where HTTP errors become typed exceptions (api.py):
+callers ask for "absent is fine" (get -> None, delete -> False, create -> None on conflict) instead of catching
+statuses. Only main.py builds one; nothing else imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,28 +22,9 @@ import aiohttp
 import kopf
 
 from . import __version__, metrics, naming
+from .api import ApiError, Client, Conflict, Invalid, NotFound, Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str, body: Obj | None = None):
-        self.status, self.reason, self.message, self.body = status, reason, message, body or {}
-        super().__init__(f"{status} {reason}: {message}")
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Conflict(ApiError):
-    pass
-
-
-class Invalid(ApiError):
-    """422: the API server refused the object (validation, immutable field)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +92,8 @@ USER_AGENT = f"lighthouse-operator/{__version__}"
 
 
 class Kube:
-    """One aiohttp session to the API server with kopf's credentials; concurrency is bounded."""
+    """One aiohttp session to the API server with kopf's credentials; concurrency is bounded. An api.Client: the
+    reconcile reads through it (api.Reader), the applier writes through it (api.Writer)."""
 
     def __init__(
         self,
@@ -192,7 +172,7 @@ class Kube:
     ) -> list[Obj]:
         params = {"labelSelector": label_selector} if label_selector else None
         out = await self.request("GET", object_path(api_version, kind, namespace), params=params)
-        items = out.get("items", [])
+        items: list[Obj] = out.get("items") or []
         for it in items:  # list items come without apiVersion/kind
             it.setdefault("apiVersion", api_version)
             it.setdefault("kind", kind)
@@ -242,9 +222,6 @@ class Kube:
         except NotFound:
             return None
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Obj) -> Obj | None:
-        return await self.patch(api_version, kind, namespace, name, {"status": status}, subresource="status")
-
     async def delete(
         self,
         api_version: str,
@@ -263,37 +240,6 @@ class Kube:
         except (NotFound, Conflict):
             return False
 
-    async def event(self, involved: Obj, type_: str, reason: str, message: str, action: str = "Reconcile") -> None:
-        """A core/v1 Event about `involved` (shown by kubectl describe). Failures are logged, never raised."""
-        md = involved.get("metadata", {})
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ev = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{md.get('name', 'lighthouse')}.", "namespace": md.get("namespace")},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"),
-                "kind": involved.get("kind"),
-                "name": md.get("name"),
-                "namespace": md.get("namespace"),
-                "uid": md.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "action": action,
-            "source": {"component": naming.FIELD_MANAGER},
-            "reportingComponent": f"lighthouse.dev/{naming.FIELD_MANAGER}",
-            "reportingInstance": os.environ.get("POD_NAME") or socket.gethostname(),
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.create(ev)
-        except (TimeoutError, ApiError, aiohttp.ClientError) as e:
-            log.warning("Could not post Event reason=%s error=%s", reason, e)
-
 
 def _error(status: int, text: str) -> ApiError:
     try:
@@ -306,3 +252,8 @@ def _error(status: int, text: str) -> ApiError:
         # Server-side apply reports an object that does not fit the kind's schema as a 500 (kubernetes#109298).
         cls = Invalid
     return cls(status, reason, message, body)
+
+
+def _satisfies(kube: Kube) -> Client:
+    """Checked by mypy: Kube is a whole api.Client (so the test fake and a future cache can stand in for it)."""
+    return kube

@@ -16,9 +16,11 @@ import aiohttp
 import kopf
 
 from . import metrics, naming
-from .k8s import ApiError, Kube
-from .models import GROUP, PLURAL, VERSION
-from .reconcile import Reconciler, parent_of
+from .api import ApiError, Obj
+from .applier import Applier
+from .k8s import Kube
+from .models import GROUP, KIND, PLURAL, VERSION
+from .reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
 @dataclass
 class Runtime:
     settings: kopf.OperatorSettings | None = None
+    kube: Kube | None = None
     reconciler: Reconciler | None = None
 
     def credentials(self) -> kopf.ConnectionInfo:
@@ -60,9 +63,22 @@ def login_any(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
 
 
 def reconciler() -> Reconciler:
+    """The one client, read by the reconcile and written through the applier only."""
     if RUNTIME.reconciler is None:
-        RUNTIME.reconciler = Reconciler(Kube(RUNTIME.credentials))
+        RUNTIME.kube = Kube(RUNTIME.credentials)
+        RUNTIME.reconciler = Reconciler(RUNTIME.kube, Applier(RUNTIME.kube, RUNTIME.kube))
     return RUNTIME.reconciler
+
+
+def parent_of(child: Obj) -> tuple[str, str] | None:
+    """(namespace, name) of the LighthouseBridge controlling a child, from its ownerReference (or its labels)."""
+    for ref in child.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("controller"):
+            return child["metadata"]["namespace"], ref["name"]
+    labels = child.get("metadata", {}).get("labels") or {}
+    if labels.get(naming.L_MANAGED_BY) == naming.MANAGED_BY and naming.L_INSTANCE in labels:
+        return child["metadata"]["namespace"], labels[naming.L_INSTANCE]
+    return None
 
 
 @kopf.on.startup()
@@ -89,8 +105,8 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 
 @kopf.on.cleanup()
 async def close(**_: Any) -> None:
-    if RUNTIME.reconciler is not None:
-        await RUNTIME.reconciler.kube.close()
+    if RUNTIME.kube is not None:
+        await RUNTIME.kube.close()
 
 
 @kopf.on.probe(id="bridges")

@@ -1,6 +1,8 @@
-"""Operator metrics (kopf has none built in): reconciles by outcome, their durations, child writes, API requests."""
+"""Operator metrics (kopf has none built in): reconciles by outcome, their durations, writes, API requests, backups."""
 
 from __future__ import annotations
+
+import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -15,7 +17,10 @@ RECONCILE_SECONDS = Histogram(
 )
 RECONCILE_ERRORS = Counter("lighthouse_operator_reconcile_errors_total", "Failed reconciles by error type", ["error"])
 CHILD_WRITES = Counter(
-    "lighthouse_operator_child_writes_total", "Writes to children by kind and action", ["kind", "action"]
+    "lighthouse_operator_child_writes_total",
+    "Writes by the applier to objects the operator owns (children, Jobs, ControllerRevisions, Events), by kind and "
+    "action (create, update, delete)",
+    ["kind", "action"],
 )
 STATUS_WRITES = Counter("lighthouse_operator_status_writes_total", "Status patches of LighthouseBridges")
 API_REQUESTS = Counter(
@@ -47,3 +52,33 @@ BACKUP_JOBS = Counter(
     "Backup Jobs the operator created, by trigger (request: lighthouse.dev/backup-now, final: deletionPolicy Snapshot)",
     ["trigger"],
 )
+
+
+def record_backups(
+    namespace: str,
+    name: str,
+    *,
+    configured: bool,
+    missed: bool,
+    newly_missed: bool,
+    last_success: datetime.datetime | None,
+    requested: int,
+) -> None:
+    """One pass's backup judgement for one bridge."""
+    if configured:
+        BACKUP_MISSED.labels(namespace=namespace, name=name).set(1 if missed else 0)
+    if last_success is not None:
+        BACKUP_LAST_SUCCESS.labels(namespace=namespace, name=name).set(last_success.timestamp())
+    if newly_missed:
+        BACKUP_MISSES.labels(namespace=namespace, name=name).inc()
+    if requested:
+        BACKUP_JOBS.labels(trigger="request").inc(requested)
+
+
+def forget_bridge(namespace: str, name: str) -> None:
+    """Drop a deleted bridge's series."""
+    for family in (BACKUP_MISSED, BACKUP_LAST_SUCCESS, BACKUP_MISSES):
+        try:
+            family.remove(namespace, name)
+        except KeyError:
+            pass

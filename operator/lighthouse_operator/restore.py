@@ -1,8 +1,8 @@
 """Restore at creation (spec.restore): a Job seeds the new bridge's database before the bridge ever starts.
 
-`decide` is pure: spec.restore, the record kept in status.restore, the restore Job and its pods (`view_job`), and
-whether this bridge has already run -> a Plan the reconcile applies (hold the bridge Deployment at 0 replicas,
-create or delete the Job, what status and Events say). `observe` and `act` are the only API calls.
+Pure: spec.restore, the record kept in status.restore, the restore Job and its pods (jobs.view, read by
+observe.restore_job), and whether this bridge has already run -> a Plan the reconcile carries out (hold the bridge
+Deployment at 0 replicas, the Job to create or delete, what status and Events say).
 
 The record is the source of truth, not the Job: once Succeeded (or Skipped) it is final, so a deleted or
 garbage-collected Job, or a restarted operator, never runs a restore again. A restore only ever runs for a bridge
@@ -13,18 +13,16 @@ a wrong decision here cannot wipe data.
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import naming
+from .api import Create, Delete, Obj, Write
 from .builders import restore as builder
-from .k8s import Kube, Obj
+from .jobs import JobView
 from .models import LighthouseBridge, RestoreSpec
-
-log = logging.getLogger(__name__)
+from .status import Fragment
 
 SKIPPED = (
     "spec.restore applies only to a new bridge, and this one has already run: nothing was restored. "
@@ -36,105 +34,10 @@ CANCELLED = (
 MESSAGE_LIMIT = 1024
 
 
+CONTAINER = "restore"  # the tool's container in the restore Job
+
+
 # ------------------------------------------------------------------------------------------------- observed state
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What matters of the restore Job and its newest terminated pod."""
-
-    name: str
-    uid: str
-    owned: bool  # controlled by this LighthouseBridge
-    spec_digest: str | None
-    deleting: bool
-    active: int
-    failed: int
-    succeeded: bool  # condition Complete=True
-    failed_final: bool  # condition Failed=True
-    failure: str | None  # the Failed condition's reason and message
-    start_time: str | None
-    completion_time: str | None
-    pod_message: str | None  # termination message of the restore container (JSON result, or the log tail)
-    pod_exit: str | None  # e.g. "exit code 5 (Error)"
-    pod_waiting: str | None  # e.g. "ErrImagePull: ..." while a pod cannot start
-
-
-def _condition(job: Obj, type_: str) -> Mapping[str, Any] | None:
-    for c in (job.get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_ and c.get("status") == "True":
-            return c
-    return None
-
-
-def _container(pod: Obj) -> Mapping[str, Any]:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") == "restore":
-            return cs
-    return {}
-
-
-def view_job(job: Obj | None, pods: list[Obj], owner_uid: str) -> JobView | None:
-    if job is None:
-        return None
-    md, st = job.get("metadata") or {}, job.get("status") or {}
-    owned = any(r.get("uid") == owner_uid and r.get("controller") for r in md.get("ownerReferences") or [])
-    failed_cond = _condition(job, "Failed")
-    failure = None
-    if failed_cond is not None:
-        failure = ": ".join(x for x in (failed_cond.get("reason"), failed_cond.get("message")) if x)
-    terminated, waiting = None, None
-    for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
-        state = _container(pod).get("state") or {}
-        if state.get("terminated"):
-            terminated = state["terminated"]
-        elif state.get("waiting") and state["waiting"].get("reason") not in (None, "ContainerCreating"):
-            w = state["waiting"]
-            waiting = ": ".join(x for x in (w.get("reason"), w.get("message")) if x)
-    pod_exit = None
-    if terminated is not None and terminated.get("exitCode") is not None:
-        pod_exit = f"exit code {terminated['exitCode']}" + (
-            f" ({terminated['reason']})" if terminated.get("reason") else ""
-        )
-    return JobView(
-        name=md.get("name", "?"),
-        uid=md.get("uid", ""),
-        owned=owned,
-        spec_digest=(md.get("annotations") or {}).get(builder.A_SPEC),
-        deleting=bool(md.get("deletionTimestamp")),
-        active=int(st.get("active") or 0),
-        failed=int(st.get("failed") or 0),
-        succeeded=_condition(job, "Complete") is not None,
-        failed_final=failed_cond is not None,
-        failure=failure,
-        start_time=st.get("startTime"),
-        completion_time=st.get("completionTime"),
-        pod_message=(terminated or {}).get("message") or None,
-        pod_exit=pod_exit,
-        pod_waiting=waiting,
-    )
-
-
-def result_backup(message: str | None) -> str | None:
-    """The backup id from the tool's JSON result (LIGHTHOUSE_RESTORE_RESULT_FILE), if the pod reported one."""
-    if not message:
-        return None
-    try:
-        data = json.loads(message.strip().splitlines()[0])
-    except (ValueError, IndexError):
-        return None
-    return data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
-
-
-def failure_line(message: str | None) -> str | None:
-    """The tool's own error line from a log tail ("lighthouse-bridge restore: error: ..."), else the last line."""
-    lines = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
-    if not lines:
-        return None
-    for ln in reversed(lines):
-        if "error:" in ln:
-            return ln
-    return lines[-1]
 
 
 def bridge_started(status: Mapping[str, Any], deployment: Obj | None) -> bool:
@@ -163,6 +66,7 @@ class Plan:
     failed: str | None = None  # Stalled=True, reason RestoreFailed
     warning: str | None = None  # Degraded=True (the spec is not fully applied)
     event: tuple[str, str, str] | None = None  # (type, reason, message) for a fresh transition
+    writes: tuple[Write, ...] = ()  # the Job to create or delete (plan() fills it in)
 
 
 NOTHING = Plan(hold=False, record=None)
@@ -238,27 +142,27 @@ def decide(
         msg = f"waiting for the old Job {job.name} to be deleted"
         return Plan(True, {**base, "phase": "Pending", "message": msg}, restoring=msg)
 
-    attempts = job.failed + job.active + (1 if job.succeeded else 0)
+    attempts = job.failed + job.active + (1 if job.state == "Succeeded" else 0)
     if attempts:
         base["attempts"] = attempts
 
-    if job.succeeded:
-        backup = result_backup(job.pod_message) or (spec.from_ if spec.from_ != "latest" else None)
+    if job.state == "Succeeded":
+        backup = (job.result.id if job.result else None) or (spec.from_ if spec.from_ != "latest" else None)
         what = f"backup {backup}" if backup else f"backup {spec.from_}"
         msg = f"restored {what} from {source}"
-        done = {**base, "phase": "Succeeded", "completedAt": job.completion_time or now, "message": msg}
+        done = {**base, "phase": "Succeeded", "completedAt": job.completed or now, "message": msg}
         if backup:
             done["backup"] = backup
         return Plan(False, done, event=("Normal", "Restored", msg))
 
-    if want_digest is not None and job.spec_digest != want_digest:
+    if want_digest is not None and job.annotations.get(naming.A_RESTORE_SPEC) != want_digest:
         # A Job's template is immutable: a new spec.restore (or image) needs a new Job. Replacing even a running
         # one is safe: the tool restores in one transaction, so a killed run leaves the database empty again.
         msg = f"spec.restore (or the bridge image) changed: replacing Job {job.name}"
         return Plan(True, {**base, "phase": "Pending", "message": msg}, delete_job=job.uid, restoring=msg)
 
-    if job.failed_final:
-        detail = "; ".join(x for x in (failure_line(job.pod_message), job.pod_exit, job.failure) if x)
+    if job.state == "Failed":
+        detail = "; ".join(x for x in (job.last_words, job.exit, job.failure) if x)
         msg = _trim(
             f"restore Job {job.name} failed: {detail or 'no reason reported'}. The bridge stays at 0 "
             "replicas; fix the cause, then change spec.restore or delete the Job to try again"
@@ -267,24 +171,24 @@ def decide(
             **base,
             "phase": "Failed",
             "message": msg,
-            "completedAt": rec.get("completedAt") if phase == "Failed" else (job.completion_time or now),
+            "completedAt": rec.get("completedAt") if phase == "Failed" else (job.completed or now),
         }
         if done["completedAt"] is None:
             done["completedAt"] = now
         return Plan(True, done, failed=msg)
 
     # Running (or created and not started yet).
-    running = job.active > 0 or job.start_time is not None
+    running = job.active > 0 or job.started is not None
     attempt = f", attempt {attempts} of {builder.BACKOFF_LIMIT + 1}" if attempts > 1 else ""
     msg = f"restoring {spec.from_} from {source}: Job {job.name} {'running' if running else 'pending'}{attempt}"
-    if job.pod_waiting:
-        msg += f" (pod waiting: {job.pod_waiting})"
+    if job.waiting:
+        msg += f" (pod waiting: {job.waiting})"
     upd = {**base, "phase": "Running" if running else "Pending", "message": _trim(msg)}
     upd.pop("completedAt", None)
     return Plan(True, upd, restoring=_trim(msg))
 
 
-# -------------------------------------------------------------------------------------------------- I/O around it
+# -------------------------------------------------------------------------------------------- around the decision
 
 
 def needs_look(lhb: LighthouseBridge) -> bool:
@@ -298,44 +202,28 @@ def needs_look(lhb: LighthouseBridge) -> bool:
     return lhb.spec.restore is not None or phase is not None
 
 
-async def plan(kube: Kube, lhb: LighthouseBridge, observed: Mapping[tuple[str, str], Obj], now: str) -> Plan:
-    """Reads the Job (and, once it has run, its pods), then decides."""
-    status = lhb.status or {}
+def plan(lhb: LighthouseBridge, job: JobView | None, observed: Mapping[tuple[str, str], Obj], now: str) -> Plan:
+    """decide() for this bridge (`job`: observe.restore_job's view), with the Job to create or delete."""
+    status, name = lhb.status or {}, naming.Names(lhb.name).restore
     record = status.get("restore")
     if not needs_look(lhb):
-        return decide(lhb.spec.restore, record, None, None, True, None, naming.Names(lhb.name).restore, now)
-    name = naming.Names(lhb.name).restore
-    raw = await kube.get("batch/v1", "Job", lhb.namespace, name)
-    pods: list[Obj] = []
-    if raw is not None:  # its pods say why it fails (or which backup `latest` was): one LIST while restoring
-        pods = await kube.list("v1", "Pod", lhb.namespace, f"batch.kubernetes.io/job-name={name}")
-    job = view_job(raw, pods, lhb.metadata.uid)
+        return decide(lhb.spec.restore, record, None, None, True, None, name, now)
     manifest = builder.job(lhb)
-    want = ((manifest or {}).get("metadata") or {}).get("annotations", {}).get(builder.A_SPEC)
+    want = ((manifest or {}).get("metadata") or {}).get("annotations", {}).get(naming.A_RESTORE_SPEC)
     started = bridge_started(status, observed.get(("Deployment", naming.Names(lhb.name).bridge)))
-    return decide(lhb.spec.restore, record, job, want, started, builder.source_uri(lhb), name, now)
-
-
-async def act(kube: Kube, lhb: LighthouseBridge, p: Plan) -> list[str]:
-    """Deletes and creates the restore Job as planned; returns what was done (for the Events)."""
-    done = []
-    name = naming.Names(lhb.name).restore
+    p = decide(lhb.spec.restore, record, job, want, started, builder.source_uri(lhb), name, now)
     if p.delete_job:
         # Foreground: the Job object stays until its pods are gone, and the bridge is held until then.
-        if await kube.delete("batch/v1", "Job", lhb.namespace, name, propagation="Foreground", uid=p.delete_job):
-            done.append(f"Deleted Job/{name}")
-            log.info("Deleted Job name=%s namespace=%s reason=RestoreReplaced", name, lhb.namespace)
-    elif p.create_job:
-        manifest = builder.job(lhb)
-        if manifest is not None and await kube.create(manifest) is not None:
-            done.append(f"Created Job/{name}")
-            log.info(
-                "Created Job name=%s namespace=%s from=%s",
-                name,
-                lhb.namespace,
-                lhb.spec.restore.from_ if lhb.spec.restore else "",
-            )
-    return done
+        gone = Delete("batch/v1", "Job", lhb.namespace, name, p.delete_job, "Foreground", reason="RestoreReplaced")
+        return replace(p, writes=(gone,))
+    if p.create_job and manifest is not None:
+        return replace(p, writes=(Create(manifest, reason="RestoreRequested"),))
+    return p
+
+
+def fragment(p: Plan) -> Fragment | None:
+    """The restore's part of the status: status.restore (once a restore was ever asked for)."""
+    return Fragment(fields={"restore": p.record}) if p.record is not None else None
 
 
 def hold_bridge(manifests: list[dict[str, Any]], lhb: LighthouseBridge) -> list[dict[str, Any]]:
@@ -351,17 +239,14 @@ def hold_bridge(manifests: list[dict[str, Any]], lhb: LighthouseBridge) -> list[
 
 __all__ = [
     "CANCELLED",
+    "CONTAINER",
     "NOTHING",
     "SKIPPED",
-    "JobView",
     "Plan",
-    "act",
     "bridge_started",
     "decide",
-    "failure_line",
+    "fragment",
     "hold_bridge",
     "needs_look",
     "plan",
-    "result_backup",
-    "view_job",
 ]

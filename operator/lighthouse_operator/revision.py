@@ -14,29 +14,20 @@ Everything here is pure: the caller reads the referenced objects and the existin
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import naming
+from .api import Create, Delete, Patch, Write
+from .builders.common import digest
 from .models import LighthouseBridge
 
 Manifest = dict[str, Any]
 
-REVISION_ANNOTATION = naming.A_REVISION
-# On the LighthouseBridge: `kubectl annotate lhb/x lighthouse.dev/restartedAt=$(date -u +%FT%TZ)` rolls the pods.
-RESTARTED_AT_ANNOTATION = "lighthouse.dev/restartedAt"
 # Written into the Deployment's pod template by `kubectl rollout restart`. The operator never applies this key, so
 # server-side apply leaves it to its owner (kubectl) instead of removing it, and it never enters the revision hash.
-KUBECTL_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-FOREIGN_TEMPLATE_ANNOTATIONS = frozenset({KUBECTL_RESTARTED_AT})
-
-# ControllerRevision labels. No app.kubernetes.io/component: a StatefulSet claims ControllerRevisions matching its
-# selector (name, instance, component), and these must never look like the StatefulSet's own.
-L_REVISION_OF = "lighthouse.dev/revision-of"
-L_REVISION = "lighthouse.dev/revision"
+FOREIGN_TEMPLATE_ANNOTATIONS = frozenset({naming.A_KUBECTL_RESTARTED_AT})
 HISTORY_LIMIT = 10
 REVISION_LENGTH = 10
 
@@ -94,8 +85,7 @@ def references(template: Manifest) -> list[Ref]:
 
 
 def _sha(obj: Any) -> str:
-    raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(raw).hexdigest()
+    return digest(obj, length=64)
 
 
 def content_digest(obj: Mapping[str, Any] | None, keys: frozenset[str] | None = None) -> str:
@@ -119,7 +109,7 @@ def owned_template(template: Manifest) -> Manifest:
     ann = {
         k: v
         for k, v in (md.get("annotations") or {}).items()
-        if k not in FOREIGN_TEMPLATE_ANNOTATIONS and k != REVISION_ANNOTATION
+        if k not in FOREIGN_TEMPLATE_ANNOTATIONS and k != naming.A_REVISION
     }
     if ann:
         md["annotations"] = ann
@@ -163,7 +153,7 @@ def for_bridge(
         deployment["spec"]["template"],
         objects,
         lhb.spec.restart_nonce,
-        lhb.metadata.annotations.get(RESTARTED_AT_ANNOTATION),
+        lhb.metadata.annotations.get(naming.A_RESTARTED_AT),
     )
 
 
@@ -173,15 +163,8 @@ def stamp(workload: Manifest, revision: str) -> Manifest:
     out = copy.deepcopy(workload)
     md = out["spec"]["template"].setdefault("metadata", {})
     ann = {k: v for k, v in (md.get("annotations") or {}).items() if k not in FOREIGN_TEMPLATE_ANNOTATIONS}
-    ann[REVISION_ANNOTATION] = revision
+    ann[naming.A_REVISION] = revision
     md["annotations"] = ann
-    return out
-
-
-def with_template(workload: Manifest, template: Manifest) -> Manifest:
-    """A copy of a workload manifest running another (stored, last-good) pod template."""
-    out = copy.deepcopy(workload)
-    out["spec"]["template"] = copy.deepcopy(template)
     return out
 
 
@@ -190,7 +173,7 @@ def template_revision(obj: Mapping[str, Any] | None) -> str | None:
     if not obj:
         return None
     tmd = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    return (tmd.get("annotations") or {}).get(REVISION_ANNOTATION)
+    return (tmd.get("annotations") or {}).get(naming.A_REVISION)
 
 
 # ------------------------------------------------------------------------------------------- ControllerRevisions
@@ -206,13 +189,9 @@ def revision_labels(lhb_name: str, component: str, revision: str) -> dict[str, s
         naming.L_INSTANCE: lhb_name,
         naming.L_PART_OF: naming.PART_OF,
         naming.L_MANAGED_BY: naming.MANAGED_BY,
-        L_REVISION_OF: component,
-        L_REVISION: revision,
+        naming.L_REVISION_OF: component,
+        naming.L_REVISION: revision,
     }
-
-
-def history_selector(lhb_name: str, component: str) -> str:
-    return f"{naming.L_INSTANCE}={lhb_name},{naming.L_MANAGED_BY}={naming.MANAGED_BY},{L_REVISION_OF}={component}"
 
 
 def controller_revision(
@@ -245,7 +224,7 @@ def find(history: Iterable[Mapping[str, Any]], revision: str | None) -> Mapping[
     if not revision:
         return None
     for cr in history:
-        if (cr.get("metadata", {}).get("labels") or {}).get(L_REVISION) == revision:
+        if (cr.get("metadata", {}).get("labels") or {}).get(naming.L_REVISION) == revision:
             return cr
     return None
 
@@ -257,6 +236,16 @@ class HistoryPlan:
     create: Manifest | None = None
     renumber: tuple[str, int] | None = None  # (name, new number): a revision that comes back becomes the newest
     prune: tuple[str, ...] = field(default_factory=tuple)
+
+    def writes(self, namespace: str) -> list[Write]:
+        out: list[Write] = []
+        if self.create is not None:
+            out.append(Create(self.create, reason="RevisionRecorded"))
+        if self.renumber is not None:
+            name, number = self.renumber
+            out.append(Patch("apps/v1", "ControllerRevision", namespace, name, {"revision": number}, "RevisionReused"))
+        out += [Delete("apps/v1", "ControllerRevision", namespace, name, reason="HistoryLimit") for name in self.prune]
+        return out
 
 
 def plan_history(
@@ -287,7 +276,7 @@ def plan_history(
         return int(cr.get("revision") or 0)
 
     def rev_of(cr: Mapping[str, Any]) -> str | None:
-        return (cr["metadata"].get("labels") or {}).get(L_REVISION)
+        return (cr["metadata"].get("labels") or {}).get(naming.L_REVISION)
 
     protected = sum(1 for cr in history if rev_of(cr) in keep) + (1 if create else 0)
     others = sorted((cr for cr in history if rev_of(cr) not in keep), key=number, reverse=True)
@@ -299,9 +288,6 @@ def plan_history(
 __all__ = [
     "FOREIGN_TEMPLATE_ANNOTATIONS",
     "HISTORY_LIMIT",
-    "KUBECTL_RESTARTED_AT",
-    "RESTARTED_AT_ANNOTATION",
-    "REVISION_ANNOTATION",
     "HistoryPlan",
     "Ref",
     "compute",
@@ -309,7 +295,6 @@ __all__ = [
     "controller_revision",
     "find",
     "for_bridge",
-    "history_selector",
     "owned_template",
     "plan_history",
     "references",
@@ -318,5 +303,4 @@ __all__ = [
     "stamp",
     "stored_template",
     "template_revision",
-    "with_template",
 ]

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from . import metrics
+from . import clock, naming
 from .models import RolloutSpec
 from .revision import template_revision
+from .status import Fragment, condition
 
 Obj = Mapping[str, Any]
 Action = Literal["proceed", "complete", "rollback", "freeze", "wait"]
@@ -38,24 +39,9 @@ DEADLINE = "ProgressDeadlineExceeded"
 # persistentvolume"): left to the progress deadline instead of failing the rollout at once. Lower case.
 TRANSIENT_UNSCHEDULABLE = ("persistentvolumeclaim", "waiting for first consumer")
 
-DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
-STS_REVISION_LABEL = "controller-revision-hash"
-
-
-# ---------------------------------------------------------------------------------------------------------- time
-
-
-def parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_time(t: datetime.datetime) -> str:
-    return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Workloads judged by the gate: component -> kind, in the order failures are reported. The bridge is a Deployment,
+# the stores are StatefulSets.
+WORKLOADS = {naming.BRIDGE: "Deployment", naming.POSTGRES: "StatefulSet", naming.REDIS: "StatefulSet"}
 
 
 # --------------------------------------------------------------------------------------------------------- inputs
@@ -207,13 +193,13 @@ def _int(value: Any) -> int:
 def new_replicaset(deployment: Obj, replicasets: Iterable[Obj]) -> Obj | None:
     """The ReplicaSet the Deployment is rolling out: its deployment.kubernetes.io/revision equals the Deployment's
     (the controller syncs both once it has seen the current template)."""
-    want = ((deployment.get("metadata") or {}).get("annotations") or {}).get(DEPLOYMENT_REVISION)
+    want = ((deployment.get("metadata") or {}).get("annotations") or {}).get(naming.A_DEPLOYMENT_REVISION)
     uid = (deployment.get("metadata") or {}).get("uid")
     if want is None:
         return None
     for rs in replicasets:
         ann = (rs.get("metadata") or {}).get("annotations") or {}
-        if ann.get(DEPLOYMENT_REVISION) == want and (uid is None or _owned_by(rs, uid)):
+        if ann.get(naming.A_DEPLOYMENT_REVISION) == want and (uid is None or _owned_by(rs, uid)):
             return rs
     return None
 
@@ -224,7 +210,7 @@ def serving_revision(replicas: int, replicasets: Iterable[Obj]) -> str | None:
     ranked = []
     for rs in replicasets:
         ready = _int((rs.get("status") or {}).get("readyReplicas"))
-        number = _int(((rs.get("metadata") or {}).get("annotations") or {}).get(DEPLOYMENT_REVISION))
+        number = _int(((rs.get("metadata") or {}).get("annotations") or {}).get(naming.A_DEPLOYMENT_REVISION))
         if ready > 0:
             ranked.append((ready, number, template_revision(rs)))
     if not ranked:
@@ -300,7 +286,11 @@ def view_statefulset(sts: Obj | None, pods: Iterable[Obj], policy: Policy) -> Vi
     caught_up = _int(st.get("observedGeneration")) >= _int(md.get("generation"))
     update = st.get("updateRevision")
     live = [p for p in pods if not pod_terminating(p)]
-    ours = [p for p in live if ((p.get("metadata") or {}).get("labels") or {}).get(STS_REVISION_LABEL) == update]
+    ours = [
+        p
+        for p in live
+        if ((p.get("metadata") or {}).get("labels") or {}).get(naming.L_CONTROLLER_REVISION_HASH) == update
+    ]
     others = [p for p in live if p not in ours]
     ready = sum(1 for p in ours if pod_ready(p))
     signals = tuple(s for p in ours for s in pod_signals(p, policy))
@@ -375,7 +365,7 @@ def _hold(desired: str, rec: Record, policy: Policy, view: View | None, fresh: b
 
 def judge(desired: str, view: View | None, previous: Record, policy: Policy, now: datetime.datetime) -> RolloutDecision:
     """What to do about the rollout of `desired` right now. Deterministic for the same inputs."""
-    stamp = format_time(now)
+    stamp = clock.stamp(now)
     rec = previous
 
     # A revision that already failed is not retried until the desired revision changes.
@@ -419,7 +409,7 @@ def judge(desired: str, view: View | None, previous: Record, policy: Policy, now
         first = view.signals[0]
         extra = f" (and {len(view.signals) - 1} more)" if len(view.signals) > 1 else ""
         return _fail(desired, rec, policy, first.reason, first.describe() + extra, stamp, view)
-    started = parse_time(rec.started_at) or now
+    started = clock.parse(rec.started_at) or now
     elapsed = (now - started).total_seconds()
     if elapsed >= policy.progress_deadline_seconds or view.controller_failure:
         msg = (
@@ -441,7 +431,7 @@ def seconds_until_deadline(record: Record, policy: Policy, now: datetime.datetim
     """When the reconcile should look again at the latest, to catch the deadline on time (None: nothing pending)."""
     if record.phase != "Progressing":
         return None
-    started = parse_time(record.started_at) or now
+    started = clock.parse(record.started_at) or now
     return max(policy.progress_deadline_seconds - (now - started).total_seconds(), 0.0)
 
 
@@ -478,66 +468,66 @@ def revisions(decision: RolloutDecision, view: View | None) -> dict[str, str]:
 def conditions(decision: RolloutDecision, generation: int) -> list[dict[str, Any]]:
     """Conditions the rollout imposes on top of the component roll-up. Empty while nothing failed, apart from
     RolledBack=False once there is a record (so a past rollback visibly ended)."""
-
-    def cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
-        return {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
-
+    not_retried = "the failed revision is not retried until the desired revision changes"
+    msg = decision.message
     if decision.action == "rollback":
         return [
-            cond("Ready", "False", "RolledBack", decision.message),
-            cond("Stalled", "True", "RolledBack", decision.message),
-            cond("RolledBack", "True", decision.reason, decision.message),
-            cond("Degraded", "True", "RolledBack", decision.message),
-            cond(
-                "Reconciling",
-                "False",
-                "RolledBack",
-                "the failed revision is not retried until the desired revision changes",
-            ),
+            condition("Ready", False, "RolledBack", msg, generation),
+            condition("Stalled", True, "RolledBack", msg, generation),
+            condition("RolledBack", True, decision.reason, msg, generation),
+            condition("Degraded", True, "RolledBack", msg, generation),
+            condition("Reconciling", False, "RolledBack", not_retried, generation),
         ]
     if decision.action == "freeze":
         return [
-            cond("Ready", "False", "RolloutFrozen", decision.message),
-            cond("Stalled", "True", "RolloutFrozen", decision.message),
-            cond("RolledBack", "False", "RolloutFrozen", "frozen, not rolled back"),
-            cond("Degraded", "True", "RolloutFrozen", decision.message),
-            cond(
-                "Reconciling",
-                "False",
-                "RolloutFrozen",
-                "the failed revision is not retried until the desired revision changes",
-            ),
+            condition("Ready", False, "RolloutFrozen", msg, generation),
+            condition("Stalled", True, "RolloutFrozen", msg, generation),
+            condition("RolledBack", False, "RolloutFrozen", "frozen, not rolled back", generation),
+            condition("Degraded", True, "RolloutFrozen", msg, generation),
+            condition("Reconciling", False, "RolloutFrozen", not_retried, generation),
         ]
     # One reason per phase (not per pass), so a resync mid-rollout does not rewrite the status.
-    return [
-        cond("RolledBack", "False", "RolloutComplete" if decision.action == "complete" else "RolloutProgressing", "")
-    ]
+    reason = "RolloutComplete" if decision.action == "complete" else "RolloutProgressing"
+    return [condition("RolledBack", False, reason, "", generation)]
 
 
 def phase(decision: RolloutDecision) -> str | None:
     return {"rollback": "RolledBack", "freeze": "Frozen"}.get(decision.action)
 
 
-def event(decision: RolloutDecision, component: str) -> list[tuple[str, str, str]]:
-    """(type, reason, message) Events for a fresh transition: Warning RolloutFailed, then Normal RolledBack."""
-    if not decision.fresh:
-        return []
-    if decision.action in ("rollback", "freeze"):
-        out = [
-            (
-                "Warning",
-                "RolloutFailed",
-                f"{component}: revision {decision.desired} failed: {decision.reason}: {decision.record.message}",
-            )
+@dataclass(frozen=True)
+class Judged:
+    """One workload the gate judged this pass."""
+
+    component: str
+    kind: str
+    name: str
+    revision: str
+    decision: RolloutDecision
+    view: View | None
+
+
+def fragment(judged: Mapping[str, Judged], generation: int) -> Fragment:
+    """The rollout's part of the status: status.rollout records, status.revisions, and after a failure Ready=False,
+    Stalled=True, RolledBack (True after a rollback), Degraded=True, and the phase RolledBack or Frozen."""
+    fields: dict[str, Any] = {"rollout": {c: j.decision.record.to_status() for c, j in judged.items()}}
+    bridge = judged.get(naming.BRIDGE)
+    if bridge is not None:
+        fields["revisions"] = revisions(bridge.decision, bridge.view)
+    failed = [j for j in judged.values() if j.decision.action in ("rollback", "freeze")]
+    if not failed:
+        main = bridge or next(iter(judged.values()), None)
+        return Fragment(fields=fields, conditions=tuple(conditions(main.decision, generation) if main else []))
+    first = sorted(failed, key=lambda j: list(WORKLOADS).index(j.component))[0]
+    conds = conditions(first.decision, generation)
+    if len(failed) > 1:
+        more = "; ".join(f"{j.component}: {j.decision.message}" for j in failed if j is not first)
+        conds = [
+            {**c, "message": f"{c['message']}; {more}"} if c["status"] == "True" or c["type"] == "Ready" else c
+            for c in conds
         ]
-        if decision.action == "rollback":
-            out.append(("Normal", "RolledBack", f"{component}: restored revision {decision.restore}"))
-        else:
-            out.append(("Warning", "RolloutFrozen", f"{component}: {decision.message}"))
-        return out
-    if decision.action == "complete":
-        return [("Normal", "RolloutComplete", f"{component}: revision {decision.desired} is serving")]
-    return []
+    conds = [{**c, "message": f"{first.component}: {c['message']}"} if c["message"] else c for c in conds]
+    return Fragment(fields=fields, conditions=tuple(conds), phase=phase(first.decision))
 
 
 __all__ = [
@@ -545,14 +535,15 @@ __all__ = [
     "DEADLINE",
     "IMAGE_FAILURES",
     "UNSCHEDULABLE",
+    "WORKLOADS",
+    "Judged",
     "Policy",
     "Record",
     "RolloutDecision",
     "Signal",
     "View",
     "conditions",
-    "count",
-    "event",
+    "fragment",
     "judge",
     "new_replicaset",
     "phase",
@@ -565,9 +556,3 @@ __all__ = [
     "view_deployment",
     "view_statefulset",
 ]
-
-
-def count(decision: RolloutDecision, component: str) -> None:
-    """lighthouse_operator_rollbacks_total, once per failed rollout (fresh decisions only)."""
-    if decision.fresh and decision.action in ("rollback", "freeze"):
-        metrics.ROLLBACKS.labels(component=component, action=decision.action, reason=decision.reason).inc()

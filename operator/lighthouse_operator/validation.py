@@ -9,7 +9,16 @@ import pydantic
 
 from .models import LighthouseBridge
 
-_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+# The descriptors robfig/cron admits (as the CronJob controller reads them), and what they mean.
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 _DAYS = "sun mon tue wed thu fri sat".split()
 # (low, high, names) for minute, hour, day of month, month, day of week.
@@ -42,7 +51,7 @@ def cron_problem(schedule: str) -> str | None:
     s = schedule.strip()
     if s.startswith("TZ=") or s.startswith("CRON_TZ="):
         return "backup.schedule must not set a time zone (TZ=...); CronJob uses the controller's time zone"
-    if s in _CRON_MACROS:
+    if s in CRON_MACROS:
         return None
     fields = s.split()
     if len(fields) != 5:

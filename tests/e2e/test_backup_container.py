@@ -16,9 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from lighthouse_operator import backup as operator_backup
-from lighthouse_operator import naming
-from lighthouse_operator import restore as operator_restore
+from lighthouse_operator import jobs, naming
 from lighthouse_operator.builders import backup as backup_builder
 from lighthouse_operator.builders import restore as restore_builder
 from lighthouse_operator.models import LighthouseBridge
@@ -153,8 +151,15 @@ def target_url(services: ServiceEnv) -> Iterator[str]:
 
 
 def test_backup_then_restore_with_the_operators_jobs_in_the_bridge_image(
-    images: Images, services: ServiceEnv, postgres_url: str, target_url: str, redis_url: str, redis_prefix: str,
-    s3_client: Any, s3_bucket: str, tmp_path: Path,
+    images: Images,
+    services: ServiceEnv,
+    postgres_url: str,
+    target_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    s3_client: Any,
+    s3_bucket: str,
+    tmp_path: Path,
 ) -> None:
     tmp_path.chmod(0o755)
     seed_with_the_bridge(images, postgres_url, redis_url, redis_prefix, tmp_path)
@@ -181,7 +186,7 @@ def test_backup_then_restore_with_the_operators_jobs_in_the_bridge_image(
     result = json.loads(message)
     assert set(result) == {"id", "time", "size"} and result["size"] > 0, result
     # The operator's own parser reads what the tool wrote (status.lastBackup).
-    parsed = operator_backup.parse_result(message)
+    parsed = jobs.parse_result(message)
     assert parsed is not None and (parsed.id, parsed.size) == (result["id"], result["size"])
 
     root = f"{PREFIX}/{NAMESPACE}/{SOURCE}/{result['id']}/"
@@ -205,7 +210,7 @@ def test_backup_then_restore_with_the_operators_jobs_in_the_bridge_image(
     restored = json.loads(message)
     assert restored["id"] == result["id"] and restored["replaced"] is False
     assert restored["high_water"] == len(source_events)
-    assert operator_restore.result_backup(message) == result["id"]  # status.restore.backup
+    assert (r := jobs.parse_result(message)) is not None and r.id == result["id"]  # status.restore.backup
     assert events_in_order(target_url) == source_events
     assert fingerprint(target_url) == before
 
@@ -214,5 +219,5 @@ def test_backup_then_restore_with_the_operators_jobs_in_the_bridge_image(
     assert code == EXIT_NOT_EMPTY, output
     assert EXIT_NOT_EMPTY in restore_builder.PERMANENT_EXIT_CODES  # the Job fails at once instead of retrying
     assert "not empty" in output and "--replace" in output
-    assert operator_restore.result_backup(message) is None  # no success reported
+    assert jobs.parse_result(message) is None  # no success reported
     assert fingerprint(target_url) == before

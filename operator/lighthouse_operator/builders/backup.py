@@ -10,9 +10,6 @@ from ..models import LighthouseBridge
 from .bridge import database_url_env, service_account_name
 from .common import Manifest, digest, meta, restricted_container_security, s3_env
 
-# Kept in step with lighthouse_operator.backup (which imports status code; builders stay free of it).
-L_TRIGGER = "lighthouse.dev/backup-trigger"
-A_REQUEST = "lighthouse.dev/backup-request"
 RESULT_FILE = "/dev/termination-log"
 
 
@@ -121,8 +118,8 @@ def job(lhb: LighthouseBridge, name: str, trigger: str, request: str | None = No
     if cj is None:
         return None
     template = copy.deepcopy(cj["spec"]["jobTemplate"])
-    md = meta(lhb, name, naming.BACKUP, {A_REQUEST: request} if request is not None else None)
-    md["labels"][L_TRIGGER] = trigger
+    md = meta(lhb, name, naming.BACKUP, {naming.A_BACKUP_REQUEST: request} if request is not None else None)
+    md["labels"][naming.L_BACKUP_TRIGGER] = trigger
     if trigger == "final":
         del md["ownerReferences"]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": md, "spec": template["spec"]}

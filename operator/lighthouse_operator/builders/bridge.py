@@ -13,7 +13,7 @@ import yaml
 
 from .. import naming
 from ..models import LighthouseBridge
-from .common import Manifest, digest, meta, restricted_container_security, secret_env
+from .common import Manifest, meta, restricted_container_security, secret_env
 
 CONFIG_DIR = "/etc/lighthouse"
 RUN_DIR = "/run/lighthouse"
@@ -101,21 +101,12 @@ def _fuse(lhb: LighthouseBridge) -> tuple[Manifest, list[Manifest], list[Manifes
     return sc, volumes, mounts, {}
 
 
-def revision(lhb: LighthouseBridge) -> str:
-    """Hash of what shapes the bridge pods: the pod template as built (image, env, probes, volumes, security),
-    the policy it mounts, and spec.restartNonce. Replicas do not count. (The rollout issue adds the content of
-    referenced Secrets.)"""
-    return digest(
-        {"template": _pod_template(lhb), "config": config_data(lhb), "restartNonce": lhb.spec.restart_nonce}, length=10
-    )
-
-
 def service_account_name(lhb: LighthouseBridge) -> str:
     return lhb.spec.pod_template.service_account_name or naming.Names(lhb.name).bridge
 
 
 def _pod_template(lhb: LighthouseBridge) -> Manifest:
-    """The pod template without its revision annotation."""
+    """The pod template (the health gate adds its revision annotation)."""
     s, n = lhb.spec, naming.Names(lhb.name)
     pt = s.pod_template
     fuse_sc, fuse_volumes, fuse_mounts, fuse_limits = _fuse(lhb)
@@ -208,11 +199,8 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
 
 def deployment(lhb: LighthouseBridge) -> Manifest:
     s, n = lhb.spec, naming.Names(lhb.name)
+    # The health gate stamps the revision (lighthouse.dev/revision) into the template: revision.for_bridge.
     template = _pod_template(lhb)
-    template["metadata"]["annotations"] = {
-        **template["metadata"].get("annotations", {}),
-        naming.A_REVISION: revision(lhb),
-    }
     spec: Manifest = {
         "replicas": s.replicas,
         "selector": {"matchLabels": naming.selector(lhb.name, naming.BRIDGE)},

@@ -10,7 +10,6 @@ from .backup import RESULT_FILE, tool_container, tool_pod_template
 from .bridge import database_url_env
 from .common import Manifest, digest, meta, s3_env
 
-A_SPEC = "lighthouse.dev/restore-spec"
 # A new PostgreSQL StatefulSet takes a while to initialise; the tool waits for it (bounded) instead of failing.
 DATABASE_WAIT_SECONDS = 600
 BACKOFF_LIMIT = 2
@@ -86,6 +85,6 @@ def job(lhb: LighthouseBridge) -> Manifest | None:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": meta(lhb, naming.Names(lhb.name).restore, naming.RESTORE, {A_SPEC: digest(spec)}),
+        "metadata": meta(lhb, naming.Names(lhb.name).restore, naming.RESTORE, {naming.A_RESTORE_SPEC: digest(spec)}),
         "spec": spec,
     }

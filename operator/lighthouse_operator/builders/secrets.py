@@ -7,6 +7,7 @@ rotate a password by accident, and a Secret the user created under the same name
 from __future__ import annotations
 
 import secrets as _random
+from collections.abc import Callable
 
 from .. import naming
 from ..models import LighthouseBridge
@@ -57,7 +58,7 @@ def admin_token(lhb: LighthouseBridge, token: str) -> Manifest:
     return _secret(lhb, naming.Names(lhb.name).admin_secret, naming.BRIDGE, {"token": token})
 
 
-def generated_secrets(lhb: LighthouseBridge, generate=new_password) -> list[Manifest]:
+def generated_secrets(lhb: LighthouseBridge, generate: Callable[[], str] = new_password) -> list[Manifest]:
     """The Secrets this spec needs generated (external stores bring their own)."""
     out = []
     if lhb.spec.postgres.mode == "managed":

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Self
 
-from lighthouse_operator import naming, revision, rollout
+from lighthouse_operator import clock, naming
 
 from tests.harness.cluster import wait_for
 
@@ -135,7 +135,7 @@ class FlapSampler(Sampler):
             cond = next((c for c in p.status.conditions if c.type == "Ready"), None)
             if cond is not None and seen.get(p.metadata.name) != (cond.status == "True"):
                 self.transitions.append(
-                    (p.metadata.name, cond.status == "True", rollout.format_time(cond.last_transition_time))
+                    (p.metadata.name, cond.status == "True", clock.stamp(cond.last_transition_time))
                 )
 
     def rises(self) -> list[str]:
@@ -164,9 +164,9 @@ def test_good_rollout_advances_last_good_and_keeps_history(k: Kubectl, operator:
     assert revs["desired"] == revs["serving"] == revs["lastGood"] != first["lastGood"]
     assert second["rollout"]["bridge"]["phase"] == "Complete"
     dep = k.get("deployment", "demo-bridge")
-    assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] == revs["desired"]
-    history = k.items("controllerrevisions", revision.history_selector("demo", naming.BRIDGE))
-    stored = {cr["metadata"]["labels"][revision.L_REVISION]: cr for cr in history}
+    assert dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] == revs["desired"]
+    history = k.items("controllerrevisions", naming.history_selector("demo", naming.BRIDGE))
+    stored = {cr["metadata"]["labels"][naming.L_REVISION]: cr for cr in history}
     assert {first["desired"], revs["desired"]} <= set(stored)
     assert stored[revs["desired"]]["revision"] > stored[first["desired"]]["revision"]
     assert template_image({"spec": {"template": stored[revs["desired"]]["data"]["template"]}}) == GOOD2
@@ -208,7 +208,7 @@ def test_broken_image_is_rolled_back_while_the_old_pods_keep_serving(k: Kubectl,
     assert k.get("lhb", "demo")["spec"]["image"] == BROKEN
     dep = k.get("deployment", "demo-bridge")
     assert template_image(dep) == GOOD
-    assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] == good
+    assert dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] == good
     reasons = [(t, r) for t, r, _ in events(k)]
     assert ("Warning", "RolloutFailed") in reasons and ("Normal", "RolledBack") in reasons
     assert ("Warning", "RolledBack") not in reasons  # announced once, by the gate
@@ -250,7 +250,7 @@ def test_secret_content_change_triggers_a_rollout(k: Kubectl, operator: Operator
     )
     assert obj["metadata"]["generation"] == gen  # no spec change: the content alone rolled the pods
     dep = k.get("deployment", "demo-bridge")
-    assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] != rev1
+    assert dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] != rev1
     # An unrelated key in the same Secret does not.
     k.patch("secret", "demo-extra", {"stringData": {"unrelated": "x"}})
     time.sleep(RESYNC * 2)
@@ -271,7 +271,7 @@ def test_restart_nonce_and_restarted_at_annotation_roll_the_pods(k: Kubectl, ope
         timeout=TIMEOUT,
         message="nonce rollout",
     )
-    k("annotate", "lhb/demo", "-n", k.ns, f"{revision.RESTARTED_AT_ANNOTATION}=2026-11-29T21:00:00Z")
+    k("annotate", "lhb/demo", "-n", k.ns, f"{naming.A_RESTARTED_AT}=2026-11-29T21:00:00Z")
     wait_for(
         lambda: (
             (o := k.get("lhb", "demo")) and is_ready(o) and o["status"]["revisions"]["lastGood"] not in (rev1, rev2)
@@ -290,7 +290,7 @@ def test_kubectl_rollout_restart_is_not_fought(k: Kubectl, operator: Operator) -
     time.sleep(RESYNC * 3)  # several operator passes
     dep = k.get("deployment", "demo-bridge")
     ann = dep["spec"]["template"]["metadata"]["annotations"]
-    assert revision.KUBECTL_RESTARTED_AT in ann and ann[revision.REVISION_ANNOTATION] == rev
+    assert naming.A_KUBECTL_RESTARTED_AT in ann and ann[naming.A_REVISION] == rev
     new_rs = {
         rs["metadata"]["name"]
         for rs in k.items("replicasets", naming.selector_string("demo", "bridge"))
@@ -409,11 +409,11 @@ def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kub
     assert (
         rec["reason"] == "ProgressDeadlineExceeded" and rec["failedRevision"] == obj["status"]["revisions"]["desired"]
     )
-    detected = rollout.parse_time(rec["detectedAt"])
-    assert (detected - rollout.parse_time(started)).total_seconds() >= deadline  # not before the deadline
+    detected = clock.parse(rec["detectedAt"])
+    assert (detected - clock.parse(started)).total_seconds() >= deadline  # not before the deadline
     # The revision really flapped: its ready count rose again and again, the last time less than a deadline before
     # the failure was detected, so a clock reset by each rise would not have run out yet.
-    rises = [rollout.parse_time(at) for at in sampler.rises() if rollout.parse_time(at) <= detected]
+    rises = [clock.parse(at) for at in sampler.rises() if clock.parse(at) <= detected]
     assert len(rises) >= 3, sampler.transitions
     assert any(not ready for _, ready, _ in sampler.transitions), sampler.transitions
     assert (detected - rises[-1]).total_seconds() < deadline, (rises, detected)
@@ -433,7 +433,7 @@ def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kub
     assert revs["desired"] != revs["serving"] and revs["serving"] == revs["lastGood"] == good
     dep = k.get("deployment", "demo-bridge")
     assert template_image(dep) == GOOD
-    assert dep["spec"]["template"]["metadata"]["annotations"][revision.REVISION_ANNOTATION] == good
+    assert dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] == good
     assert rollbacks(operator) == before + 1
     assert ("Warning", "RolloutFailed") in [(t, r) for t, r, _ in events(k)]
     # The old pods served throughout: never fewer Ready than spec.replicas, and the very same pods.

@@ -1,22 +1,23 @@
 """An in-memory stand-in for k8s.Kube, for unit tests of the applier's decisions only (the integration tier uses
-the real API server). It mimics what matters here: server defaults, resourceVersion/generation, label selectors."""
+the real API server). It mimics what matters here: server defaults, resourceVersion/generation, label selectors.
+It is an api.Client, as k8s.Kube is (mypy checks both: `make verify`)."""
 
 from __future__ import annotations
 
 import copy
 import itertools
-from typing import Any
+from collections.abc import Callable
 
-from lighthouse_operator.k8s import Conflict, NotFound
-
-Obj = dict[str, Any]
+from lighthouse_operator.api import Client, Conflict, NotFound, Obj
+from lighthouse_operator.applier import Applier
+from lighthouse_operator.reconcile import Reconciler
 
 
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
-        self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
-        self.events: list[tuple[str, str, str]] = []
+        self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name); Events are kept apart
+        self.events: list[tuple[str, str, str]] = []  # (type, reason, message) of the Events posted
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
         self.missing_kinds: set[str] = set()  # kinds whose CRD is not installed
@@ -34,7 +35,7 @@ class FakeKube:
         self.objects[(obj["kind"], md["namespace"], md["name"])] = obj
         return copy.deepcopy(obj)
 
-    def edit(self, kind: str, namespace: str, name: str, fn: Any) -> None:
+    def edit(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], object]) -> None:
         """A hand edit through the API (kubectl edit): the server bumps resourceVersion and generation."""
         obj = self.objects[(kind, namespace, name)]
         fn(obj)
@@ -44,7 +45,9 @@ class FakeKube:
         o = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(o) if o else None
 
-    async def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None):
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[Obj]:
         want = dict(p.split("=", 1) for p in (label_selector or "").split(",") if p)
         return [
             copy.deepcopy(o)
@@ -69,6 +72,9 @@ class FakeKube:
         return self._store(new, bump_generation=True)
 
     async def create(self, manifest: Obj) -> Obj | None:
+        if manifest["kind"] == "Event":
+            self.events.append((manifest["type"], manifest["reason"], manifest["message"]))
+            return copy.deepcopy(manifest)
         key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         if key in self.objects:
             return None
@@ -99,9 +105,6 @@ class FakeKube:
         _merge(obj, patch)
         return self._store(obj, bump_generation=False)
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Obj):
-        return await self.patch(api_version, kind, namespace, name, {"status": status}, subresource="status")
-
     async def delete(
         self,
         api_version: str,
@@ -116,8 +119,18 @@ class FakeKube:
         self.writes.append(("delete", kind, name))
         return True
 
-    async def event(self, involved: Obj, type_: str, reason: str, message: str, action: str = "Reconcile") -> None:
-        self.events.append((type_, reason, message))
+
+def client(kube: FakeKube) -> Client:
+    """Checked by mypy: the fake is an api.Client, like k8s.Kube."""
+    return kube
+
+
+def applier(kube: FakeKube) -> Applier:
+    return Applier(kube, kube, instance="test")
+
+
+def reconciler(kube: FakeKube) -> Reconciler:
+    return Reconciler(kube, applier(kube))
 
 
 def _merge(target: Obj, patch: Obj) -> None:

@@ -1,15 +1,16 @@
-"""The applier's write decisions against an in-memory API (the real API server is exercised in integration)."""
+"""The applier's write decisions, and whole reconciles, against an in-memory API (the real API server is exercised in
+integration)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lighthouse_operator import builders, naming
-from lighthouse_operator.applier import Applier
+from lighthouse_operator import builders, naming, observe
+from lighthouse_operator.applier import Applier, ApplyReport
 from lighthouse_operator.models import LighthouseBridge
-from lighthouse_operator.reconcile import Reconciler
 
-from .fakes import FakeKube
+from .fakes import FakeKube, reconciler
+from .fakes import applier as new_applier
 
 
 def make(spec: dict[str, Any] | None = None, uid: str = "cr-uid") -> LighthouseBridge:
@@ -18,8 +19,8 @@ def make(spec: dict[str, Any] | None = None, uid: str = "cr-uid") -> LighthouseB
     )
 
 
-async def full_pass(applier: Applier, lhb: LighthouseBridge):
-    observed = await applier.observe(lhb)
+async def full_pass(applier: Applier, lhb: LighthouseBridge) -> ApplyReport:
+    observed = await observe.children(applier.reader, lhb)
     await applier.ensure_secrets(lhb)
     desired = builders.desired_children(lhb)
     report = await applier.apply(lhb, desired, observed)
@@ -29,17 +30,17 @@ async def full_pass(applier: Applier, lhb: LighthouseBridge):
 
 async def test_second_pass_writes_nothing() -> None:
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     first = await full_pass(applier, make())
     assert len(first.created) == len(builders.desired_children(make()))
     n = len(kube.writes)
-    second = await full_pass(Applier(kube), make())  # a fresh applier: no cache, e.g. after a restart
+    second = await full_pass(new_applier(kube), make())  # a fresh applier: no cache, e.g. after a restart
     assert second.writes == 0 and len(kube.writes) == n
 
 
 async def test_hand_edit_and_deletion_are_restored() -> None:
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     await full_pass(applier, make())
     kube.edit(
         "Deployment", "ns", "demo-bridge", lambda o: o["spec"]["template"]["spec"]["containers"][0].update(image="evil")
@@ -54,7 +55,7 @@ async def test_hand_edit_and_deletion_are_restored() -> None:
 
 async def test_spec_change_updates_only_affected_children() -> None:
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     await full_pass(applier, make())
     report = await full_pass(applier, make({"replicas": 3}))
     assert report.updated == ["Deployment/demo-bridge"]
@@ -75,7 +76,7 @@ async def test_generated_secrets_are_created_once_and_user_secrets_respected() -
         "metadata": {"name": "demo-admin-token", "namespace": "ns", "resourceVersion": "1"},
         "data": {"token": "mine"},
     }
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     r1 = await applier.ensure_secrets(make())
     assert sorted(r1.created) == ["demo-postgres-credentials", "demo-redis-credentials"]
     assert r1.user_supplied == ["demo-admin-token"]
@@ -89,7 +90,7 @@ async def test_generated_secrets_are_created_once_and_user_secrets_respected() -
 
 async def test_retain_orphans_and_a_new_bridge_adopts_with_the_same_password() -> None:
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     await full_pass(applier, make(uid="old"))
     pw = kube.objects[("Secret", "ns", "demo-postgres-credentials")]["data"]["password"]
     done = await applier.release(make(uid="old"))
@@ -106,7 +107,7 @@ async def test_retain_orphans_and_a_new_bridge_adopts_with_the_same_password() -
 
 async def test_delete_policy_removes_secrets_and_pvcs() -> None:
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     await full_pass(applier, make())
     kube.objects[("PersistentVolumeClaim", "ns", "data-demo-postgres-0")] = {
         "apiVersion": "v1",
@@ -133,7 +134,7 @@ async def test_reconcile_twice_is_idle_and_invalid_spec_touches_nothing() -> Non
         "spec": {},
     }
     kube.objects[("LighthouseBridge", "ns", "demo")] = body
-    r = Reconciler(kube)  # type: ignore[arg-type]
+    r = reconciler(kube)
     out = await r.trigger("ns", "demo", "test")
     assert out is not None and out.writes > 0
     status = kube.objects[("LighthouseBridge", "ns", "demo")]["status"]
@@ -169,7 +170,7 @@ async def test_missing_external_secret_stalls() -> None:
         "metadata": {"name": "demo", "namespace": "ns", "uid": "cr", "generation": 1, "finalizers": [naming.FINALIZER]},
         "spec": {"redis": {"mode": "external", "external": {"secretRef": {"name": "shared"}}}},
     }
-    out = await Reconciler(kube).trigger("ns", "demo", "test")  # type: ignore[arg-type]
+    out = await reconciler(kube).trigger("ns", "demo", "test")  # type: ignore[arg-type]
     assert out is not None and out.result == "stalled"
     st = kube.objects[("LighthouseBridge", "ns", "demo")]["status"]
     assert "Secret ns/shared not found" in next(c for c in st["conditions"] if c["type"] == "Stalled")["message"]
@@ -179,7 +180,7 @@ async def test_service_monitor_follows_the_spec_and_a_missing_crd_is_a_warning()
     from lighthouse_operator.builders import monitoring
 
     kube = FakeKube()
-    applier = Applier(kube)  # type: ignore[arg-type]
+    applier = new_applier(kube)
     on = make({"monitoring": {"serviceMonitor": True}})
     report = await full_pass(applier, on)
     await applier.apply_optional(
@@ -210,6 +211,6 @@ async def test_nothing_happens_before_the_finalizer_is_in_place() -> None:
         "metadata": {"name": "demo", "namespace": "ns", "uid": "cr", "generation": 1},
         "spec": {},
     }
-    out = await Reconciler(kube).trigger("ns", "demo", "test")  # type: ignore[arg-type]
+    out = await reconciler(kube).trigger("ns", "demo", "test")  # type: ignore[arg-type]
     assert out is not None and out.result == "waiting-for-finalizer"
     assert kube.writes == []

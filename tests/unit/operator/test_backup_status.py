@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 from lighthouse_operator import backup as bk
-from lighthouse_operator import naming
+from lighthouse_operator import clock, events, jobs, naming
 from lighthouse_operator import status as st
 from lighthouse_operator.builders import backup as builder
+from lighthouse_operator.jobs import JobView
 from lighthouse_operator.models import LighthouseBridge
 
 from .test_builders import CASES, NoAliases
@@ -43,14 +44,14 @@ def job(
     reason: str = "BackoffLimitExceeded",
     message: str = "Job has reached the specified backoff limit",
 ) -> dict:
-    labels = {naming.L_COMPONENT: "backup"} | ({bk.L_TRIGGER: trigger} if trigger else {})
+    labels = {naming.L_COMPONENT: "backup"} | ({naming.L_BACKUP_TRIGGER: trigger} if trigger else {})
     status: dict[str, Any] = {}
     if state == "Succeeded":
         status = {
-            "completionTime": bk.fmt(at),
+            "completionTime": clock.stamp(at),
             "conditions": [
-                {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": bk.fmt(at)},
-                {"type": "Complete", "status": "True", "lastTransitionTime": bk.fmt(at)},
+                {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": clock.stamp(at)},
+                {"type": "Complete", "status": "True", "lastTransitionTime": clock.stamp(at)},
             ],
         }
     elif state == "Failed":
@@ -61,7 +62,7 @@ def job(
                     "status": "True",
                     "reason": reason,
                     "message": message,
-                    "lastTransitionTime": bk.fmt(at),
+                    "lastTransitionTime": clock.stamp(at),
                 }
             ]
         }
@@ -70,7 +71,7 @@ def job(
             "name": name,
             "uid": uid or f"uid-{name}",
             "labels": labels,
-            "creationTimestamp": bk.fmt(at - minutes(1)),
+            "creationTimestamp": clock.stamp(at - minutes(1)),
         },
         "status": status,
     }
@@ -86,12 +87,12 @@ def pod(job_uid: str, exit_code: int, message: str | None, created: str = "2026-
     }
 
 
-def inputs(jobs: list[bk.JobView] | None = None, old: dict | None = None, now: datetime.datetime = T0, **kw: Any):
+def inputs(views: list[JobView] | None = None, old: dict | None = None, now: datetime.datetime = T0, **kw: Any):
     base: dict[str, Any] = dict(
         configured=True,
         schedule=EVERY_5,
         suspended=False,
-        jobs=jobs or [],
+        jobs=views or [],
         old=old or {},
         now=now,
         cronjob_created=T0 - minutes(1),
@@ -100,13 +101,13 @@ def inputs(jobs: list[bk.JobView] | None = None, old: dict | None = None, now: d
     return bk.Inputs(**base)
 
 
-def apply(d: bk.Decision, old: dict, when: str = "2026-11-29T03:00:00Z") -> dict:
-    """What the reconciler writes: the old status (standing in for st.build's roll-up) plus the backup overlay."""
-    return bk.overlay(old, d, old, when)
+def apply(d: bk.Plan, old: dict, when: str = "2026-11-29T03:00:00Z") -> dict:
+    """What the reconciler writes: the old status (standing in for the roll-up) with the backups' fragment."""
+    return st.compose(old, 1, [bk.fragment(d)], when)
 
 
 def cond(status: dict) -> dict | None:
-    return st.condition(status, bk.CONDITION)
+    return st.find(status, bk.CONDITION)
 
 
 # ---------------------------------------------------------------------------------------------------- schedules
@@ -144,29 +145,31 @@ def test_bad_schedule_is_a_clear_error(schedule: str) -> None:
 
 
 def test_result_from_the_termination_message() -> None:
-    r = bk.parse_result('{"id":"20261129T030000Z","time":"2026-11-29T03:00:07.5+00:00","size":1234}')
-    assert r == bk.Result("20261129T030000Z", "2026-11-29T03:00:07Z", 1234)
-    assert bk.parse_result("lighthouse-bridge backup: error: S3 unreachable") is None  # a log tail, not a result
-    assert bk.parse_result('{"id": "x", "size": -1}') == bk.Result("x", None, None)
-    assert bk.parse_result('{"size": 3}') is None and bk.parse_result(None) is None
+    r = jobs.parse_result('{"id":"20261129T030000Z","time":"2026-11-29T03:00:07.5+00:00","size":1234}')
+    assert r == jobs.Result("20261129T030000Z", "2026-11-29T03:00:07Z", 1234)
+    assert jobs.parse_result("lighthouse-bridge backup: error: S3 unreachable") is None  # a log tail, not a result
+    assert jobs.parse_result('{"id": "x", "size": -1}') == jobs.Result("x", None, None)
+    assert jobs.parse_result('{"size": 3}') is None and jobs.parse_result(None) is None
 
 
 def test_view_of_a_succeeded_job_reads_its_pods_result() -> None:
     j = job("demo-backup-1", "Succeeded", T0)
     msg = json.dumps({"id": "20261129T025900Z", "time": "2026-11-29T02:59:58Z", "size": 42})
-    v = bk.view_job(j, [pod("other", 0, '{"id": "wrong"}'), pod("uid-demo-backup-1", 0, msg)])
-    assert v.state == "Succeeded" and v.finished == T0 and v.trigger == "schedule"
-    assert v.result == bk.Result("20261129T025900Z", "2026-11-29T02:59:58Z", 42)
+    v = jobs.view(j, [pod("other", 0, '{"id": "wrong"}'), pod("uid-demo-backup-1", 0, msg)], bk.CONTAINER)
+    assert v.state == "Succeeded" and v.finished == T0
+    assert v.result == jobs.Result("20261129T025900Z", "2026-11-29T02:59:58Z", 42)
 
 
 def test_view_of_a_failed_job_names_the_reason_and_the_last_log_line() -> None:
     j = job("demo-backup-2", "Failed", T0, trigger="request")
-    v = bk.view_job(j, [pod("uid-demo-backup-2", 3, "Starting backup\nlighthouse-bridge backup: error: S3 down\n")])
-    assert v.state == "Failed" and v.trigger == "request"
-    assert v.reason == (
+    v = jobs.view(
+        j, [pod("uid-demo-backup-2", 3, "Starting backup\nlighthouse-bridge backup: error: S3 down\n")], "backup"
+    )
+    assert v.state == "Failed" and v.exit == "exit code 3 (Error)"
+    assert bk.failure(v) == (
         "BackoffLimitExceeded: Job has reached the specified backoff limit (lighthouse-bridge backup: error: S3 down)"
     )
-    assert bk.view_job(job("a", "Active", T0), []).state == "Active"
+    assert jobs.view(job("a", "Active", T0), [], bk.CONTAINER).state == "Active"
 
 
 # ----------------------------------------------------------------------------------------------------- decisions
@@ -192,18 +195,17 @@ def test_first_pass_waits_for_the_first_backup() -> None:
     d = bk.decide(inputs(), 1)
     c = d.condition
     assert c["status"] == "Unknown" and c["reason"] == "NoBackupYet"
-    assert d.record["schedule"] == EVERY_5 and d.record["scheduleSince"] == bk.fmt(T0)
+    assert d.record["schedule"] == EVERY_5 and d.record["scheduleSince"] == clock.stamp(T0)
     assert d.deadline == T0 + minutes(10) and not d.missed  # two intervals since the schedule started
 
 
 def test_success_sets_last_backup_from_the_result_and_is_stable() -> None:
-    v = bk.JobView(
+    v = JobView(
         "demo-backup-1",
-        "schedule",
         T0,
         "Succeeded",
         T0 + minutes(2),
-        result=bk.Result("20261129T030000Z", "2026-11-29T03:01:59Z", 4096),
+        result=jobs.Result("20261129T030000Z", "2026-11-29T03:01:59Z", 4096),
     )
     old = apply(bk.decide(inputs(now=T0), 1), {})
     d = bk.decide(inputs([v], old, now=T0 + minutes(3)), 1)
@@ -218,7 +220,7 @@ def test_success_sets_last_backup_from_the_result_and_is_stable() -> None:
 
 
 def test_success_without_a_result_falls_back_to_the_job() -> None:
-    v = bk.JobView("demo-backup-now-abc", "request", T0, "Succeeded", T0 + minutes(1))
+    v = JobView("demo-backup-now-abc", T0, "Succeeded", T0 + minutes(1))
     d = bk.decide(inputs([v], now=T0 + minutes(1)), 1)
     assert d.last_backup == {"name": "demo-backup-now-abc", "time": "2026-11-29T03:01:00Z"}  # no size
 
@@ -226,28 +228,28 @@ def test_success_without_a_result_falls_back_to_the_job() -> None:
 def test_status_remembers_successes_whose_jobs_were_pruned() -> None:
     old = {
         "lastBackup": {"name": "b1", "time": "2026-11-29T03:00:00Z"},
-        "lastSuccessfulBackupTime": bk.fmt(T0),
-        "backup": {"schedule": EVERY_5, "scheduleSince": bk.fmt(T0 - minutes(60))},
+        "lastSuccessfulBackupTime": clock.stamp(T0),
+        "backup": {"schedule": EVERY_5, "scheduleSince": clock.stamp(T0 - minutes(60))},
     }
     d = bk.decide(inputs([], old, now=T0 + minutes(4)), 1)
-    assert d.last_success == bk.fmt(T0) and d.condition["status"] == "True"
+    assert d.last_success == clock.stamp(T0) and d.condition["status"] == "True"
 
 
 def test_newest_finished_job_failing_gives_backup_failed_naming_it() -> None:
-    ok = bk.JobView("demo-backup-1", "schedule", T0, "Succeeded", T0)
-    bad = bk.JobView("demo-backup-2", "schedule", T0 + minutes(5), "Failed", T0 + minutes(6), "BackoffLimitExceeded")
+    ok = JobView("demo-backup-1", T0, "Succeeded", T0)
+    bad = JobView("demo-backup-2", T0 + minutes(5), "Failed", T0 + minutes(6), "BackoffLimitExceeded")
     d = bk.decide(inputs([ok, bad], now=T0 + minutes(7)), 1)
     assert d.condition["status"] == "False" and d.condition["reason"] == "BackupFailed"
     assert "demo-backup-2" in d.condition["message"] and "BackoffLimitExceeded" in d.condition["message"]
-    assert d.last_success == bk.fmt(T0) and not d.missed
+    assert d.last_success == clock.stamp(T0) and not d.missed
     # A newer success clears it.
-    ok2 = bk.JobView("demo-backup-3", "schedule", T0 + minutes(10), "Succeeded", T0 + minutes(10))
+    ok2 = JobView("demo-backup-3", T0 + minutes(10), "Succeeded", T0 + minutes(10))
     assert bk.decide(inputs([ok, bad, ok2], now=T0 + minutes(11)), 1).condition["status"] == "True"
 
 
 def test_missed_after_two_intervals_without_success() -> None:
-    ok = bk.JobView("demo-backup-1", "schedule", T0, "Succeeded", T0)
-    old = {"backup": {"schedule": EVERY_5, "scheduleSince": bk.fmt(T0 - minutes(1))}}
+    ok = JobView("demo-backup-1", T0, "Succeeded", T0)
+    old = {"backup": {"schedule": EVERY_5, "scheduleSince": clock.stamp(T0 - minutes(1))}}
     assert not bk.decide(inputs([ok], old, now=T0 + minutes(9)), 1).missed
     d = bk.decide(inputs([ok], old, now=T0 + minutes(10)), 1)
     assert d.missed and d.condition["status"] == "False" and d.condition["reason"] == "BackupMissed"
@@ -257,37 +259,37 @@ def test_missed_after_two_intervals_without_success() -> None:
 
 def test_first_sight_of_a_schedule_is_not_judged_by_the_past() -> None:
     # An operator upgrade finds an old success and no record: the count starts now, no instant false alarm.
-    old = {"lastSuccessfulBackupTime": bk.fmt(T0 - datetime.timedelta(days=3))}
+    old = {"lastSuccessfulBackupTime": clock.stamp(T0 - datetime.timedelta(days=3))}
     d = bk.decide(inputs(old=old, now=T0), 1)
     assert not d.missed and d.condition["status"] == "True" and d.deadline == T0 + minutes(10)
 
 
 def test_missed_with_no_success_counts_from_the_cronjob() -> None:
     old = apply(bk.decide(inputs(now=T0), 1), {})  # scheduleSince = T0, CronJob created at T0 - 1m
-    active = bk.JobView("demo-backup-1", "schedule", T0 + minutes(1), "Active")  # e.g. its image cannot be pulled
+    active = JobView("demo-backup-1", T0 + minutes(1), "Active")  # e.g. its image cannot be pulled
     d = bk.decide(inputs([active], old, now=T0 + minutes(10)), 1)
     assert d.missed and "since the schedule started at 2026-11-29T03:00:00Z" in d.condition["message"]
     # Missed wins over a failure, and names it.
-    bad = bk.JobView("demo-backup-0", "schedule", T0, "Failed", T0 + minutes(2), "DeadlineExceeded")
+    bad = JobView("demo-backup-0", T0, "Failed", T0 + minutes(2), "DeadlineExceeded")
     d = bk.decide(inputs([bad], old, now=T0 + minutes(10)), 1)
     assert d.condition["reason"] == "BackupMissed"
     assert "demo-backup-0 failed: DeadlineExceeded" in d.condition["message"]
 
 
 def test_suspended_is_unknown_and_never_missed() -> None:
-    old = {"lastSuccessfulBackupTime": bk.fmt(T0 - minutes(600))}
+    old = {"lastSuccessfulBackupTime": clock.stamp(T0 - minutes(600))}
     d = bk.decide(inputs(old=old, suspended=True, now=T0), 1)
     assert d.condition["status"] == "Unknown" and d.condition["reason"] == "BackupSuspended" and not d.missed
     assert "scheduleSince" not in d.record
     # Lifting suspend starts a fresh count instead of reporting the gap as missed.
     resumed = bk.decide(inputs(old=apply(d, old), now=T0 + minutes(1)), 1)
-    assert not resumed.missed and resumed.record["scheduleSince"] == bk.fmt(T0 + minutes(1))
+    assert not resumed.missed and resumed.record["scheduleSince"] == clock.stamp(T0 + minutes(1))
 
 
 def test_changed_schedule_restarts_the_count() -> None:
-    old = {"backup": {"schedule": "0 3 * * *", "scheduleSince": bk.fmt(T0 - datetime.timedelta(days=30))}}
+    old = {"backup": {"schedule": "0 3 * * *", "scheduleSince": clock.stamp(T0 - datetime.timedelta(days=30))}}
     d = bk.decide(inputs(old=old, now=T0, cronjob_created=None), 1)
-    assert d.record == {"schedule": EVERY_5, "scheduleSince": bk.fmt(T0)} and not d.missed
+    assert d.record == {"schedule": EVERY_5, "scheduleSince": clock.stamp(T0)} and not d.missed
 
 
 def test_invalid_schedule_is_unknown_not_a_crash() -> None:
@@ -306,7 +308,7 @@ def test_request_creates_one_job_and_is_remembered() -> None:
     assert new.create_request_job == "demo-backup-now-y"
 
 
-def test_overlay_keeps_position_and_transition_time() -> None:
+def test_fragment_keeps_position_and_transition_time() -> None:
     old = {
         "conditions": [
             {"type": "Ready", "status": "True"},
@@ -320,20 +322,18 @@ def test_overlay_keeps_position_and_transition_time() -> None:
             {"type": "Stalled", "status": "False"},
         ]
     }
-    d = bk.Decision(
+    d = bk.Plan(
         None,
         None,
         {},
         {"type": bk.CONDITION, "status": "True", "reason": "BackupSucceeded", "message": "b", "observedGeneration": 1},
     )
-    out = bk.overlay(old, d, old, "2026-11-29T00:00:00Z")
+    out = apply(d, old, "2026-11-29T00:00:00Z")
     assert [c["type"] for c in out["conditions"]] == ["Ready", bk.CONDITION, "Stalled"]
     assert out["conditions"][1]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    flipped = bk.overlay(
-        old, bk.Decision(None, None, {}, {**d.condition, "status": "False"}), old, "2026-11-29T00:00:00Z"
-    )
+    flipped = apply(bk.Plan(None, None, {}, {**d.condition, "status": "False"}), old, "2026-11-29T00:00:00Z")
     assert flipped["conditions"][1]["lastTransitionTime"] == "2026-11-29T00:00:00Z"
-    removed = bk.overlay(old, bk.Decision(None, None, {}, None), old)
+    removed = apply(bk.Plan(None, None, {}, None), old)
     assert [c["type"] for c in removed["conditions"]] == ["Ready", "Stalled"]
 
 
@@ -341,27 +341,41 @@ def test_events_once_per_transition() -> None:
     def s(status: str, reason: str, message: str = "m") -> dict:
         return {"conditions": [{"type": bk.CONDITION, "status": status, "reason": reason, "message": message}]}
 
-    assert bk.events({}, s("False", "BackupMissed")) == [("Warning", "BackupMissed", "m")]
-    assert bk.events(s("False", "BackupMissed"), s("False", "BackupMissed", "other")) == []
-    assert bk.events(s("True", "BackupSucceeded"), s("False", "BackupFailed", "job 1")) == [
+    def posted(old: dict, new: dict) -> list[tuple[str, str, str]]:
+        """The Events of a status change, as the reconcile posts them."""
+        return [(e.type, e.reason, e.message) for e in events.transitions(old, new)]
+
+    assert posted({}, s("False", "BackupMissed")) == [("Warning", "BackupMissed", "m")]
+    assert posted(s("False", "BackupMissed"), s("False", "BackupMissed", "other")) == []
+    assert posted(s("True", "BackupSucceeded"), s("False", "BackupFailed", "job 1")) == [
         ("Warning", "BackupFailed", "job 1")
     ]
-    assert bk.events(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 1")) == []
-    assert bk.events(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 2")) == [
+    assert posted(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 1")) == []
+    assert posted(s("False", "BackupFailed", "job 1"), s("False", "BackupFailed", "job 2")) == [
         ("Warning", "BackupFailed", "job 2")
     ]  # another Job failed
-    assert bk.events(s("False", "BackupMissed"), s("True", "BackupSucceeded", "ok")) == [
+    assert posted(s("False", "BackupMissed"), s("True", "BackupSucceeded", "ok")) == [
         ("Normal", "BackupSucceeded", "ok")
     ]
-    assert bk.events(s("Unknown", "NoBackupYet"), s("True", "BackupSucceeded")) == []  # routine: no Event
-    assert bk.events(s("True", "BackupSucceeded"), {}) == []
+    assert posted(s("Unknown", "NoBackupYet"), s("True", "BackupSucceeded")) == []  # routine: no Event
+    assert posted(s("True", "BackupSucceeded"), {}) == []
 
 
-def test_final_state() -> None:
-    assert bk.final_state(None) == "create"
-    assert bk.final_state(bk.JobView("f", "final", T0, "Active")) == "wait"
-    assert bk.final_state(bk.JobView("f", "final", T0, "Succeeded", T0)) == "done"
-    assert bk.final_state(bk.JobView("f", "final", T0, "Failed", T0, "x")) == "failed"
+def test_final_backup() -> None:
+    lhb = make(CASES["full"])
+    name = builder.final_job_name(lhb)
+    first = bk.final(lhb, None)
+    assert first.state == "wait" and first.job == name and "waiting for the final backup" in first.message
+    assert [w.manifest["metadata"]["name"] for w in first.writes] == [name]  # type: ignore[union-attr]
+    running = bk.final(lhb, JobView(name, T0, "Active"))
+    assert running.state == "wait" and running.writes == ()
+    assert running.assessment.deleting_reason == "Snapshotting" and running.assessment.stalled is None
+    assert bk.final(lhb, JobView(name, T0, "Succeeded", T0)).state == "done"
+    failed = bk.final(lhb, JobView(name, T0, "Failed", T0, "DeadlineExceeded", last_words="error: S3 down"))
+    assert failed.state == "failed" and "DeadlineExceeded (error: S3 down)" in failed.message
+    assert failed.assessment.stalled == ("SnapshotFailed", failed.message)
+    nothing = bk.final(make({}), None)
+    assert nothing.state == "unavailable" and nothing.writes == () and "spec.backup is not set" in nothing.message
 
 
 # ----------------------------------------------------------------------------------------------------- builders
@@ -389,8 +403,8 @@ def test_one_off_jobs_use_the_cronjob_template() -> None:
     assert container["terminationMessagePath"] == "/dev/termination-log"
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert {"name": "LIGHTHOUSE_BACKUP_RESULT_FILE", "value": "/dev/termination-log"} in container["env"]
-    assert req["metadata"]["labels"][bk.L_TRIGGER] == "request"
-    assert req["metadata"]["annotations"] == {builder.A_REQUEST: "v1"}
+    assert req["metadata"]["labels"][naming.L_BACKUP_TRIGGER] == "request"
+    assert req["metadata"]["annotations"] == {naming.A_BACKUP_REQUEST: "v1"}
     assert req["metadata"]["ownerReferences"][0]["uid"] == "0000-uid"
     assert "ownerReferences" not in final["metadata"]  # outlives the bridge for its logs; TTL removes it
     assert final["metadata"]["labels"][naming.L_INSTANCE] == "demo"

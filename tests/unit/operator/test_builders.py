@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lighthouse_operator import builders, naming
+from lighthouse_operator import builders, naming, revision
 from lighthouse_operator.builders import backup, bridge, network, secrets, stores
 from lighthouse_operator.models import LighthouseBridge
 
@@ -174,7 +174,9 @@ def test_pod_template_labels_cannot_break_the_selector() -> None:
     assert tpl["labels"][naming.L_COMPONENT] == "bridge"
     assert tpl["labels"]["team"] == "platform"
     assert tpl["annotations"]["example.com/owner"] == "platform"
-    assert naming.A_REVISION in tpl["annotations"]
+    # The health gate's stamp keeps the user's annotations beside the revision.
+    stamped = revision.stamp(bridge.deployment(make(CASES["full"])), "r1")["spec"]["template"]["metadata"]
+    assert stamped["annotations"] == {"example.com/owner": "platform", naming.A_REVISION: "r1"}
 
 
 @pytest.mark.parametrize(
@@ -267,11 +269,25 @@ def test_secrets_generated_only_for_managed_stores() -> None:
 
 
 def test_revision_follows_pod_shaping_fields_only() -> None:
-    base = bridge.revision(make({}))
-    assert bridge.revision(make({"replicas": 5})) == base
-    assert bridge.revision(make({"restartNonce": "1"})) != base
-    assert bridge.revision(make({"image": "x:2"})) != base
-    assert bridge.revision(make({"bridge": {"logLevel": "debug"}})) != base
+    """The one revision source (revision.for_bridge, as the health gate stamps it) over what the builders make."""
+
+    def rev(spec: dict[str, Any]) -> str:
+        lhb = make(spec)
+        return revision.for_bridge(lhb, bridge.deployment(lhb), {})
+
+    base = rev({})
+    assert rev({"replicas": 5}) == base
+    assert rev({"rollout": {"minReadySeconds": 10}}) == base
+    assert rev({"restartNonce": "1"}) != base
+    assert rev({"image": "x:2"}) != base
+    assert rev({"bridge": {"logLevel": "debug"}}) != base
+
+
+def test_builders_leave_the_revision_to_the_health_gate() -> None:
+    """No second revision algorithm: the built template carries none, the gate stamps revision.for_bridge's."""
+    for case in CASES.values():
+        dep = bridge.deployment(make(case))
+        assert naming.A_REVISION not in dep["spec"]["template"]["metadata"].get("annotations", {})
 
 
 def test_children_depend_on_spec() -> None:

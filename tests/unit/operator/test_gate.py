@@ -17,7 +17,7 @@ from lighthouse_operator import status as st
 from lighthouse_operator.builders import secrets as secret_builders
 from lighthouse_operator.models import LighthouseBridge
 
-from tests.unit.operator.fakes import FakeKube
+from tests.unit.operator.fakes import FakeKube, applier
 
 NOW = datetime.datetime(2026, 11, 29, 21, 0, 0, tzinfo=datetime.UTC)
 
@@ -51,7 +51,7 @@ def kube_with_secrets(lhb: LighthouseBridge) -> FakeKube:
 
 
 def prepare(kube: FakeKube, lhb: LighthouseBridge, now: datetime.datetime = NOW) -> gate.GateResult:
-    return asyncio.run(gate.Gate(kube).prepare(lhb, builders.desired_children(lhb), now))
+    return asyncio.run(gate.Gate(kube, applier(kube)).prepare(lhb, builders.desired_children(lhb), now))
 
 
 def bridge_manifest(result: gate.GateResult) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_a_second_pass_with_nothing_changed_writes_nothing() -> None:
     lhb = make()
     kube = kube_with_secrets(lhb)
     first = prepare(kube, lhb)
-    status = gate.overlay({}, first, 1, {}, "2026-11-29T21:00:00Z")
+    status = st.compose({}, 1, [rollout.fragment(first.judged, 1)], "2026-11-29T21:00:00Z")
     kube.writes.clear()
     second = prepare(kube, make(status=status))
     assert second.writes == 0 and kube.writes == []
@@ -96,7 +96,7 @@ def test_secret_content_change_changes_only_the_revisions_that_read_it() -> None
     after = prepare(kube, lhb)
     assert after.revision(naming.BRIDGE) != before.revision(naming.BRIDGE)
     assert after.revision(naming.POSTGRES) == before.revision(naming.POSTGRES)
-    g = gate.Gate(kube)
+    g = gate.Gate(kube, applier(kube))
     asyncio.run(g.prepare(lhb, builders.desired_children(lhb), NOW))
     assert g.parents_of("ns", "Secret", naming.Names("demo").admin_secret) == {"demo"}
     assert g.parents_of("ns", "Secret", "unrelated") == set()
@@ -119,7 +119,7 @@ def test_restart_nonce_and_annotation_roll_the_bridge_but_not_the_databases() ->
     base = prepare(kube, lhb)
     for other in (
         make({"restartNonce": "2"}),
-        make(annotations={revision.RESTARTED_AT_ANNOTATION: "2026-11-29T21:00:00Z"}),
+        make(annotations={naming.A_RESTARTED_AT: "2026-11-29T21:00:00Z"}),
     ):
         r = prepare(kube, other)
         assert r.revision(naming.BRIDGE) != base.revision(naming.BRIDGE)
@@ -149,7 +149,7 @@ def test_rollback_puts_the_stored_last_good_template_back_without_touching_the_s
     good_template = {
         "metadata": {
             "labels": naming.labels("demo", naming.BRIDGE),
-            "annotations": {revision.REVISION_ANNOTATION: "good1"},
+            "annotations": {naming.A_REVISION: "good1"},
         },
         "spec": {"containers": [{"name": "bridge", "image": "localhost/lighthouse-bridge:0.1.0"}]},
     }
@@ -184,7 +184,13 @@ def test_rollback_without_its_stored_template_freezes_instead() -> None:
     assert bridge_manifest(result)["spec"]["paused"] is True
 
 
-def test_overlay_after_a_rollback() -> None:
+def status_after(lhb: LighthouseBridge, result: gate.GateResult, when: str) -> dict[str, Any]:
+    """What the reconcile composes: the roll-up (of nothing, here), then the rollout's fragment."""
+    fragments = [st.rollup(lhb, st.Assessment(components={})), rollout.fragment(result.judged, 1)]
+    return st.compose(lhb.status, 1, fragments, when)
+
+
+def test_status_after_a_rollback() -> None:
     lhb = make({"image": "localhost/lighthouse-bridge:0.2.0-broken"})
     kube = kube_with_secrets(lhb)
     rev = prepare(kube, lhb).revision(naming.BRIDGE)
@@ -193,8 +199,7 @@ def test_overlay_after_a_rollback() -> None:
     kube.objects[("ControllerRevision", "ns", cr["metadata"]["name"])] = cr
     failed = make({"image": "localhost/lighthouse-bridge:0.2.0-broken"}, status=failed_status(rev, "good1"))
     result = prepare(kube, failed)
-    base = st.build(failed, st.Assessment(components={}), "2026-11-29T21:00:00Z")
-    out = gate.overlay(base, result, 1, failed.status, "2026-11-29T21:00:00Z")
+    out = status_after(failed, result, "2026-11-29T21:00:00Z")
     conds = {c["type"]: c for c in out["conditions"]}
     assert {t: conds[t]["status"] for t in ("Ready", "Stalled", "RolledBack", "Degraded", "Reconciling")} == {
         "Ready": "False",
@@ -211,8 +216,7 @@ def test_overlay_after_a_rollback() -> None:
     # The next pass (a resync five minutes later) writes exactly the same status: no churn, no moving times.
     again = make({"image": "localhost/lighthouse-bridge:0.2.0-broken"}, status=out)
     result2 = prepare(kube, again, NOW + datetime.timedelta(minutes=5))
-    base2 = st.build(again, st.Assessment(components={}), "2026-11-29T21:05:00Z")
-    assert gate.overlay(base2, result2, 1, again.status, "2026-11-29T21:05:00Z") == out
+    assert status_after(again, result2, "2026-11-29T21:05:00Z") == out
 
 
 def test_finish_deletes_stuck_statefulset_pods_and_posts_events_once() -> None:
@@ -242,9 +246,9 @@ def test_finish_deletes_stuck_statefulset_pods_and_posts_events_once() -> None:
     )
     result = gate.GateResult(
         manifests=[],
-        judged={naming.POSTGRES: gate.Judged(naming.POSTGRES, "StatefulSet", "demo-postgres", "p2", d, None)},
+        judged={naming.POSTGRES: rollout.Judged(naming.POSTGRES, "StatefulSet", "demo-postgres", "p2", d, None)},
     )
-    writes = asyncio.run(gate.Gate(kube).finish(body, result))
+    writes = asyncio.run(gate.Gate(kube, applier(kube)).finish(body, result))
     assert writes == 1 and ("Pod", "ns", "demo-postgres-0") not in kube.objects
     assert [r for _, r, _ in kube.events] == ["DeletedStuckPod", "RolloutFailed", "RolledBack"]
 

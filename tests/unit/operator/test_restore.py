@@ -1,5 +1,5 @@
-"""Restore at creation: the pure decision (restore.decide), the Job view, the status it gives, the gate's hold, and
-the Job builder (golden file; UPDATE_GOLDEN=1 rewrites it)."""
+"""Restore at creation: the pure decision (restore.decide), the Job view (jobs.view), the status it gives, the gate's
+hold, and the Job builder (golden file; UPDATE_GOLDEN=1 rewrites it)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from lighthouse_operator import builders, gate, naming, restore
+from lighthouse_operator import builders, gate, jobs, naming, observe, restore
 from lighthouse_operator import status as st
+from lighthouse_operator.api import Delete
 from lighthouse_operator.builders import restore as job_builder
 from lighthouse_operator.models import LighthouseBridge, RestoreSpec
 from lighthouse_operator.validation import InvalidSpec, parse
 
-from .fakes import FakeKube
+from .fakes import FakeKube, applier
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = "2026-11-29T12:00:00Z"
@@ -76,7 +77,7 @@ def job(
                 "message": "Job has reached the specified backoff limit",
             }
         )
-    md: dict[str, Any] = {"name": JOB, "uid": "job-uid", "annotations": {job_builder.A_SPEC: digest}}
+    md: dict[str, Any] = {"name": JOB, "uid": "job-uid", "annotations": {naming.A_RESTORE_SPEC: digest}}
     md["ownerReferences"] = [{"uid": "0000-uid" if owned else "other", "controller": True}]
     if deleting:
         md["deletionTimestamp"] = NOW
@@ -88,7 +89,7 @@ def job(
     return {"metadata": md, "status": status, "_pod": {"message": message, "exit": exit_code, "waiting": waiting}}
 
 
-def view(raw: dict[str, Any] | None) -> restore.JobView | None:
+def view(raw: dict[str, Any] | None) -> jobs.JobView | None:
     if raw is None:
         return None
     p = raw.pop("_pod")
@@ -99,14 +100,14 @@ def view(raw: dict[str, Any] | None) -> restore.JobView | None:
             term["message"] = p["message"]
         pods.append(
             {
-                "metadata": {"creationTimestamp": "2026-11-29T11:58:00Z"},
+                "metadata": {"creationTimestamp": "2026-11-29T11:58:00Z", "ownerReferences": [{"uid": "job-uid"}]},
                 "status": {"containerStatuses": [{"name": "restore", "state": {"terminated": term}}]},
             }
         )
     if p["waiting"]:
         pods.append(
             {
-                "metadata": {"creationTimestamp": "2026-11-29T11:59:00Z"},
+                "metadata": {"creationTimestamp": "2026-11-29T11:59:00Z", "ownerReferences": [{"uid": "job-uid"}]},
                 "status": {
                     "containerStatuses": [
                         {"name": "restore", "state": {"waiting": {"reason": "ErrImagePull", "message": p["waiting"]}}}
@@ -114,7 +115,16 @@ def view(raw: dict[str, Any] | None) -> restore.JobView | None:
                 },
             }
         )
-    return restore.view_job(raw, pods, "0000-uid")
+    # A pod of an older Job of the same name (deleted, replaced) never speaks for this one.
+    stranger = {
+        "metadata": {"ownerReferences": [{"uid": "older-job"}]},
+        "status": {
+            "containerStatuses": [
+                {"name": "restore", "state": {"terminated": {"exitCode": 0, "message": '{"id": "not-this-one"}'}}}
+            ]
+        },
+    }
+    return jobs.view(raw, [*pods, stranger], restore.CONTAINER, "0000-uid")
 
 
 def decide(
@@ -273,30 +283,35 @@ def test_bridge_started() -> None:
     assert not restore.bridge_started({"revisions": {"desired": "a"}, "rollout": {"bridge": {}}}, None)
 
 
-def test_failure_line_and_result_parsing() -> None:
+def test_last_words_and_result_parsing() -> None:
     assert (
-        restore.failure_line("a\nlighthouse-bridge restore: error: x\nTraceback tail\n")
+        jobs.last_words("a\nlighthouse-bridge restore: error: x\nTraceback tail\n")
         == "lighthouse-bridge restore: error: x"
     )
-    assert restore.failure_line("one\ntwo\n") == "two"
-    assert restore.failure_line(None) is None
-    assert restore.result_backup('{"id": "20261129T110000Z"}\n') == "20261129T110000Z"
-    assert restore.result_backup("not json") is None and restore.result_backup('["x"]') is None
+    assert jobs.last_words("one\ntwo\n") == "two"
+    assert jobs.last_words(None) is None and jobs.last_words(" \n") is None
+    assert jobs.parse_result('{"id": "20261129T110000Z"}\n') == jobs.Result("20261129T110000Z")
+    assert jobs.parse_result('{"id": "b1"}\nlog line after it') == jobs.Result("b1")  # the first line counts
+    assert jobs.parse_result("not json") is None and jobs.parse_result('["x"]') is None
 
 
 # ------------------------------------------------------------------------------------------------------ status
 
 
+def build(lhb: LighthouseBridge, a: st.Assessment) -> dict[str, Any]:
+    return st.compose(lhb.status, lhb.metadata.generation, [st.rollup(lhb, a)], NOW)
+
+
 def test_status_while_restoring_and_after_failure() -> None:
     lhb = make({"restore": {"from": "latest"}, "backup": {"schedule": "@daily", "s3": S3}})
     held = st.Health(0, 1, False, False, "held at 0 replicas: waiting for the restore")
-    out = st.build(lhb, st.Assessment(components={"bridge": held}, restoring="restoring latest"), when=NOW)
+    out = build(lhb, st.Assessment(components={"bridge": held}, restoring="restoring latest"))
     conds = {c["type"]: c for c in out["conditions"]}
     assert out["phase"] == "Restoring"
     assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "Restoring")
     assert (conds["Reconciling"]["status"], conds["Reconciling"]["reason"]) == ("True", "Restoring")
     assert conds["Stalled"]["status"] == "False" and conds["Degraded"]["status"] == "False"
-    out = st.build(lhb, st.Assessment(components={"bridge": held}, stalled=("RestoreFailed", "boom")), when=NOW)
+    out = build(lhb, st.Assessment(components={"bridge": held}, stalled=("RestoreFailed", "boom")))
     conds = {c["type"]: c for c in out["conditions"]}
     assert (conds["Stalled"]["status"], conds["Stalled"]["reason"], conds["Stalled"]["message"]) == (
         "True",
@@ -309,8 +324,10 @@ def test_status_while_restoring_and_after_failure() -> None:
 def test_status_restore_is_carried_through_other_writes() -> None:
     rec = {"phase": "Succeeded", "from": "latest", "backup": "20261129T110000Z"}
     lhb = make({}, status={"restore": rec})
-    assert st.build(lhb, st.Assessment(paused=True), when=NOW)["restore"] == rec
-    assert st.reconciling_first(lhb, when=NOW)["restore"] == rec
+    assert build(lhb, st.Assessment(paused=True))["restore"] == rec
+    assert st.compose(lhb.status, 2, [st.reconciling_first(2)], NOW)["restore"] == rec
+    # ... and a plan that has nothing to say about it leaves it alone.
+    assert restore.fragment(restore.plan(lhb, None, {}, NOW)) == st.Fragment(fields={"restore": rec})
 
 
 # -------------------------------------------------------------------------------------------------- gate, hold
@@ -336,14 +353,14 @@ async def test_gate_does_not_judge_or_start_a_held_bridge() -> None:
         }
     )
     kube = FakeKube()
-    g = gate.Gate(kube)  # type: ignore[arg-type]
+    g = gate.Gate(kube, applier(kube))
     desired = restore.hold_bridge(builders.desired_children(lhb), lhb)
     later = datetime.datetime(2026, 11, 29, 13, 0, tzinfo=datetime.UTC)
     result = await g.prepare(lhb, desired, now=later, hold={naming.BRIDGE: "waiting for the restore"})
     d = result.judged[naming.BRIDGE].decision
     assert d.action == "wait" and d.reason == "Held" and d.record.started_at is None
     assert d.record.last_good is None
-    assert not result.failed
+    assert all(j.decision.action in ("wait", "proceed") for j in result.judged.values())
     # Without the hold the same bridge starts a rollout (and its deadline) now.
     result = await g.prepare(lhb, desired, now=later)
     assert result.judged[naming.BRIDGE].decision.record.started_at == "2026-11-29T13:00:00Z"
@@ -410,7 +427,7 @@ def test_job_digest_follows_what_the_job_runs() -> None:
     def digest(spec_: dict[str, Any]) -> str:
         m = job_builder.job(make(spec_))
         assert m is not None
-        return m["metadata"]["annotations"][job_builder.A_SPEC]
+        return m["metadata"]["annotations"][naming.A_RESTORE_SPEC]
 
     base = {"backup": {"schedule": "@daily", "s3": S3}, "restore": {"from": "latest"}}
     assert digest(base) == digest(json.loads(json.dumps(base)))
@@ -425,16 +442,25 @@ def test_restore_without_a_location_is_an_invalid_spec() -> None:
     assert job_builder.job(make({"restore": {"from": "latest"}})) is None
 
 
-async def test_plan_and_act_against_a_fake_api() -> None:
+async def test_observe_plan_and_perform_against_a_fake_api() -> None:
     lhb = make({"backup": {"schedule": "@daily", "s3": S3}, "restore": {"from": "latest"}})
     kube = FakeKube()
-    p = await restore.plan(kube, lhb, {}, NOW)  # type: ignore[arg-type]
+    p = restore.plan(lhb, await observe.restore_job(kube, lhb), {}, NOW)
     assert p.create_job and p.persist_first
-    assert await restore.act(kube, lhb, p) == ["Created Job/demo-restore"]  # type: ignore[arg-type]
+    done = await applier(kube).perform(p.writes)
+    assert [str(d) for d in done] == ["Created Job/demo-restore"]
     assert ("Job", "team-a", "demo-restore") in kube.objects
     lhb.status = {"restore": p.record}
-    p = await restore.plan(kube, lhb, {}, NOW)  # type: ignore[arg-type]
+    p = restore.plan(lhb, await observe.restore_job(kube, lhb), {}, NOW)
     assert p.hold and not p.create_job and p.record is not None and p.record["phase"] == "Pending"
+    assert p.writes == ()
+    # A Job made for another spec.restore is replaced: deleted in the foreground, precondition on its uid.
+    kube.objects[("Job", "team-a", "demo-restore")]["metadata"]["annotations"][naming.A_RESTORE_SPEC] = "old"
+    p = restore.plan(lhb, await observe.restore_job(kube, lhb), {}, NOW)
+    uid = kube.objects[("Job", "team-a", "demo-restore")]["metadata"]["uid"]
+    assert p.writes == (
+        Delete("batch/v1", "Job", "team-a", "demo-restore", uid, "Foreground", reason="RestoreReplaced"),
+    )
     # Nothing is read once the restore is final.
     lhb.status = {"restore": {"phase": "Succeeded"}}
     assert not restore.needs_look(lhb)

@@ -10,7 +10,7 @@ import pytest
 from lighthouse_operator import naming, revision
 from lighthouse_operator.builders import bridge, stores
 from lighthouse_operator.models import LighthouseBridge
-from lighthouse_operator.revision import KUBECTL_RESTARTED_AT, REVISION_ANNOTATION, Ref
+from lighthouse_operator.revision import Ref
 
 
 def make(spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> LighthouseBridge:
@@ -170,8 +170,8 @@ def test_restart_nonce_and_restarted_at_annotation_roll_the_pods() -> None:
     base = bridge_revision(make())
     nonce1 = bridge_revision(make({"restartNonce": "1"}))
     nonce2 = bridge_revision(make({"restartNonce": "2"}))
-    annotated = bridge_revision(make(annotations={revision.RESTARTED_AT_ANNOTATION: "2026-11-29T20:00:00Z"}))
-    later = bridge_revision(make(annotations={revision.RESTARTED_AT_ANNOTATION: "2026-11-29T21:00:00Z"}))
+    annotated = bridge_revision(make(annotations={naming.A_RESTARTED_AT: "2026-11-29T20:00:00Z"}))
+    later = bridge_revision(make(annotations={naming.A_RESTARTED_AT: "2026-11-29T21:00:00Z"}))
     assert len({base, nonce1, nonce2, annotated, later}) == 5
     # Other annotations on the LighthouseBridge (Argo CD's tracking id, say) do not.
     assert bridge_revision(make(annotations={"argocd.argoproj.io/tracking-id": "x"})) == base
@@ -234,21 +234,22 @@ def test_annotations_the_operator_does_not_own_never_enter_the_hash() -> None:
     objs = objects_for(make())
     base = revision.compute(template, objs)
     restarted = copy.deepcopy(template)
-    restarted["metadata"]["annotations"][KUBECTL_RESTARTED_AT] = "2026-11-29T20:35:00Z"
-    restarted["metadata"]["annotations"][REVISION_ANNOTATION] = "something-else"
+    restarted["metadata"].setdefault("annotations", {})[naming.A_KUBECTL_RESTARTED_AT] = "2026-11-29T20:35:00Z"
+    restarted["metadata"]["annotations"][naming.A_REVISION] = "something-else"
     assert revision.compute(restarted, objs) == base
-    assert KUBECTL_RESTARTED_AT in restarted["metadata"]["annotations"]  # not mutated
+    assert naming.A_KUBECTL_RESTARTED_AT in restarted["metadata"]["annotations"]  # not mutated
 
 
 def test_stamp_sets_the_revision_and_never_applies_kubectls_annotation() -> None:
     dep = bridge.deployment(make())
-    dep["spec"]["template"]["metadata"]["annotations"][KUBECTL_RESTARTED_AT] = "2026-11-29T20:35:00Z"
+    template_md = dep["spec"]["template"]["metadata"]
+    template_md.setdefault("annotations", {})[naming.A_KUBECTL_RESTARTED_AT] = "2026-11-29T20:35:00Z"
     stamped = revision.stamp(dep, "abc123")
     ann = stamped["spec"]["template"]["metadata"]["annotations"]
-    assert ann[REVISION_ANNOTATION] == "abc123"
-    assert KUBECTL_RESTARTED_AT not in ann
+    assert ann[naming.A_REVISION] == "abc123"
+    assert naming.A_KUBECTL_RESTARTED_AT not in ann
     assert revision.template_revision(stamped) == "abc123"
-    assert KUBECTL_RESTARTED_AT in dep["spec"]["template"]["metadata"]["annotations"]  # input untouched
+    assert naming.A_KUBECTL_RESTARTED_AT in dep["spec"]["template"]["metadata"]["annotations"]  # input untouched
 
 
 def test_store_templates_get_revisions_too() -> None:
@@ -278,9 +279,9 @@ def test_controller_revision_is_owned_labelled_and_holds_the_template() -> None:
     assert revision.stored_template(cr) == template
     assert revision.stored_template(cr) is not template
     labels = cr["metadata"]["labels"]
-    assert labels[revision.L_REVISION] == "r1" and labels[revision.L_REVISION_OF] == naming.BRIDGE
+    assert labels[naming.L_REVISION] == "r1" and labels[naming.L_REVISION_OF] == naming.BRIDGE
     # Selected by the history selector, never by a StatefulSet's selector (which would try to claim it).
-    sel = dict(p.split("=") for p in revision.history_selector("demo", naming.BRIDGE).split(","))
+    sel = dict(p.split("=") for p in naming.history_selector("demo", naming.BRIDGE).split(","))
     assert all(labels.get(k) == v for k, v in sel.items())
     for component in (naming.POSTGRES, naming.REDIS, naming.BRIDGE):
         sts_selector = naming.selector("demo", component)
@@ -330,12 +331,3 @@ def test_find_by_revision() -> None:
     found = revision.find(h, "r2")
     assert found is not None and found["metadata"]["name"] == "demo-bridge-r2"
     assert revision.find(h, "r9") is None and revision.find(h, None) is None
-
-
-def test_with_template_swaps_only_the_template() -> None:
-    dep = bridge.deployment(make())
-    old_template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "bridge", "image": "x"}]}}
-    out = revision.with_template(dep, old_template)
-    assert out["spec"]["template"] == old_template
-    assert out["spec"]["replicas"] == dep["spec"]["replicas"] and out["metadata"] == dep["metadata"]
-    assert dep["spec"]["template"] != old_template

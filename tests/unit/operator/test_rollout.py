@@ -11,6 +11,7 @@ broken revision), and its pod deleted (sts_after_delete); `kubectl rollout resta
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import json
@@ -19,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lighthouse_operator import metrics, rollout
+from lighthouse_operator import clock, events, gate, metrics, naming, rollout
 from lighthouse_operator.models import RolloutSpec
-from lighthouse_operator.revision import KUBECTL_RESTARTED_AT, REVISION_ANNOTATION
 from lighthouse_operator.rollout import Policy, Record, judge
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rollout"
@@ -46,7 +46,7 @@ class Scene:
         """The StatefulSet as the operator would have stamped it (its template carries our revision)."""
         sts = copy.deepcopy(self.sts)
         assert sts is not None
-        sts["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})[REVISION_ANNOTATION] = revision
+        sts["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})[naming.A_REVISION] = revision
         v = rollout.view_statefulset(sts, self.sts_pods, policy)
         assert v is not None
         return v
@@ -69,7 +69,7 @@ def scene(name: str) -> Scene:
 
 
 def progressing(revision: str, last_good: str | None = "r1", started: datetime.datetime = T0) -> Record:
-    return Record(revision=revision, started_at=rollout.format_time(started), phase="Progressing", last_good=last_good)
+    return Record(revision=revision, started_at=clock.stamp(started), phase="Progressing", last_good=last_good)
 
 
 def at(seconds: float) -> datetime.datetime:
@@ -134,7 +134,7 @@ def test_controller_not_caught_up_is_not_judged() -> None:
     s = scene("broken_restarts")
     dep = copy.deepcopy(s.deployment)
     dep["metadata"]["generation"] += 1  # the operator just applied r5; the controller has not seen it
-    dep["spec"]["template"]["metadata"]["annotations"][REVISION_ANNOTATION] = "r5"
+    dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] = "r5"
     v = rollout.view_deployment(dep, s.replicasets, s.pods, POLICY)
     assert v is not None and not v.caught_up and v.signals == ()
     d = judge("r5", v, progressing("r5"), POLICY, at(10))
@@ -268,9 +268,7 @@ def test_a_failed_revision_is_not_retried_until_desired_changes() -> None:
     # A new desired revision (a fixed spec, a nonce, a new Secret content) rolls out normally.
     d = judge("r5", scene("restored").view(), failed.record, POLICY, at(700))
     assert d.action == "proceed" and d.fresh
-    assert d.record == Record(
-        revision="r5", started_at=rollout.format_time(at(700)), phase="Progressing", last_good="r1"
-    )
+    assert d.record == Record(revision="r5", started_at=clock.stamp(at(700)), phase="Progressing", last_good="r1")
 
 
 def test_going_back_to_the_last_good_spec_completes_at_once() -> None:
@@ -317,7 +315,7 @@ def test_kubectl_rollout_restart_is_not_fought() -> None:
     rec = Record(revision="r1", started_at="2026-11-29T20:00:00Z", phase="Complete", last_good="r1")
     for name in ("kubectl_restart_midway", "kubectl_restart_done"):
         s = scene(name)
-        assert KUBECTL_RESTARTED_AT in s.deployment["spec"]["template"]["metadata"]["annotations"]
+        assert naming.A_KUBECTL_RESTARTED_AT in s.deployment["spec"]["template"]["metadata"]["annotations"]
         d = judge("r1", s.view(), rec, POLICY, at(600))
         assert d.action == "complete" and not d.fresh and d.record == rec
         assert rollout.conditions(d, 3) == [
@@ -342,8 +340,8 @@ def test_waiting_for_a_missing_deployment() -> None:
 def test_serving_revision_follows_the_ready_pods() -> None:
     def rs(rev: str, number: int, ready: int) -> dict[str, Any]:
         return {
-            "metadata": {"annotations": {rollout.DEPLOYMENT_REVISION: str(number)}},
-            "spec": {"template": {"metadata": {"annotations": {REVISION_ANNOTATION: rev}}}},
+            "metadata": {"annotations": {naming.A_DEPLOYMENT_REVISION: str(number)}},
+            "spec": {"template": {"metadata": {"annotations": {naming.A_REVISION: rev}}}},
             "status": {"readyReplicas": ready},
         }
 
@@ -414,22 +412,33 @@ def test_conditions_after_a_freeze() -> None:
     assert rollout.phase(d) == "Frozen"
 
 
+def judged(d: rollout.RolloutDecision) -> dict[str, rollout.Judged]:
+    return {"bridge": rollout.Judged("bridge", "Deployment", "demo-bridge", d.desired, d, None)}
+
+
 def test_events_are_posted_once_per_transition() -> None:
     d = judge("r2", scene("broken_restarts").view(), progressing("r2"), POLICY, at(19))
-    evs = rollout.event(d, "bridge")
-    assert [(t, r) for t, r, _ in evs] == [("Warning", "RolloutFailed"), ("Normal", "RolledBack")]
-    assert "r2" in evs[0][2] and "CrashLoopBackOff" in evs[0][2] and "r1" in evs[1][2]
+    evs = events.rollout(judged(d))
+    assert [(e.type, e.reason) for e in evs] == [("Warning", "RolloutFailed"), ("Normal", "RolledBack")]
+    assert "r2" in evs[0].message and "CrashLoopBackOff" in evs[0].message and "r1" in evs[1].message
     held = judge("r2", scene("restored").view(), d.record, POLICY, at(30))
-    assert rollout.event(held, "bridge") == []
+    assert events.rollout(judged(held)) == []
 
 
 def test_rollback_counter_counts_fresh_failures_once() -> None:
+    from tests.unit.operator.fakes import FakeKube, applier
+
+    kube = FakeKube()
+    g = gate.Gate(kube, applier(kube))
+    body = {"metadata": {"name": "demo", "namespace": "ns"}}
     counter = metrics.ROLLBACKS.labels(component="bridge", action="rollback", reason="CrashLoopBackOff")
     before = counter._value.get()
     d = judge("r2", scene("broken_restarts").view(), progressing("r2"), POLICY, at(19))
-    rollout.count(d, "bridge")
-    rollout.count(judge("r2", scene("restored").view(), d.record, POLICY, at(30)), "bridge")
+    asyncio.run(g.finish(body, gate.GateResult([], judged(d))))
+    again = judge("r2", scene("restored").view(), d.record, POLICY, at(30))
+    asyncio.run(g.finish(body, gate.GateResult([], judged(again))))
     assert counter._value.get() == before + 1
+    assert [r for _, r, _ in kube.events] == ["RolloutFailed", "RolledBack"]  # posted once too
 
 
 def test_shape_workload_restores_the_stored_template_and_leaves_the_rest() -> None:
