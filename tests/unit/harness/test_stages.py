@@ -80,10 +80,13 @@ def test_templates_use_the_selector_tag_pattern() -> None:
     """The Go templates decide per container with the same regexp the selectors use per pod."""
     text = (STAGES / "pod.yaml").read_text()
     assert '":[^:/@]*" + w + "[^:/@]*(@|$)"' in fate_expression()
+    templates = re.findall(r'\{\{ \$(\w+) := "(:[^"]*)" \}\}', text)
+    # Every regexp assignment in a template is one this test reads: one written another way must not slip past.
+    assert len(templates) == text.count(' := ":'), "a template regexp is written in a shape this test does not read"
     for word in ("broken", "pullfail", "flapping"):
-        for found in re.findall(r'\{\{ \$\w+ := "(:[^"]*)" \}\}', text):
-            if word in found:
-                assert found == f":[^:/@]*{word}[^:/@]*(@|$)"
+        mine = [regexp for name, regexp in templates if name == word]
+        assert mine, f"no template decides {word!r} any more: the stages changed, update this test with them"
+        assert set(mine) == {f":[^:/@]*{word}[^:/@]*(@|$)"}
 
 
 @pytest.mark.parametrize(

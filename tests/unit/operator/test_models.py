@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pydantic
 import pytest
 from lighthouse_operator import models
+from lighthouse_operator.drift import parse_quantity
 from lighthouse_operator.validation import InvalidSpec, cron_problem, parse
 
 
@@ -52,9 +55,17 @@ def test_unknown_field_is_refused() -> None:
     assert "replicaz" in str(e.value)
 
 
-@pytest.mark.parametrize("q", ["1Gi", "500m", "2", 3, "1.5", "1e3"])
-def test_quantities_accepted(q: object) -> None:
-    models.ResourceRequirements.model_validate({"limits": {"memory": q}})
+@pytest.mark.parametrize(
+    ("q", "value"),
+    [("1Gi", 2**30), ("500m", Decimal("0.5")), ("2", 2), (3, 3), ("1.5", Decimal("1.5")), ("1e3", 1000)],
+)
+def test_quantities_accepted(q: int | str, value: Decimal) -> None:
+    r = models.ResourceRequirements.model_validate({"limits": {"memory": q}, "requests": {"cpu": q}})
+    # Passed to the pod as written (the API server canonicalises it, not the operator)...
+    assert r.to_k8s() == {"limits": {"memory": q}, "requests": {"cpu": q}}
+    # ... and readable by drift.py, which compares the server's canonical form by value (an unreadable quantity
+    # would look changed on every pass and be re-applied forever).
+    assert parse_quantity(q) == value
 
 
 @pytest.mark.parametrize("q", ["1 GB", "lots", "1Gib", ""])
