@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails when generated files drift from their sources, then lints (ruff) and type-checks (mypy) the operator.
+# Fails when generated files drift from their sources, then checks the code: ruff (lint and format), the layering
+# contracts (import-linter, pyproject.toml [tool.importlinter]) and mypy (strict for the operator).
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -23,8 +24,14 @@ fi
 [ "$rc" -eq 0 ] || exit "$rc"
 log "Generated files are up to date"
 
-log "ruff"
-.venv/bin/ruff check operator tests/unit/operator tests/integration/operator benchmarks/operator_*.py
-log "mypy (operator package)"
-.venv/bin/mypy --no-incremental -p lighthouse_operator
+operator_py=(operator tests/unit/operator tests/integration/operator tests/unit/harness benchmarks/operator_*.py
+  benchmarks/rollout_bench.py benchmarks/_operator_harness.py)
+log "ruff (operator)"
+.venv/bin/ruff check "${operator_py[@]}"
+.venv/bin/ruff format --check "${operator_py[@]}"
+log "import-linter (layering contracts)"
+.venv/bin/lint-imports
+log "mypy --strict (operator package, and the test fake that stands in for its API client)"
+.venv/bin/mypy --no-incremental --strict -p lighthouse_operator
+.venv/bin/mypy --no-incremental --strict tests/unit/operator/fakes.py
 log "verify OK"
