@@ -1,7 +1,6 @@
 """Time as the API server writes it: RFC 3339 in UTC, whole seconds ("2026-11-29T21:00:00Z").
 
-The reconcile reads the clock once per pass and hands that instant to every decision, so one pass never disagrees
-with itself about what time it is.
+The decisions never read the clock themselves: the reconcile hands them the time, so they stay pure and testable.
 """
 
 from __future__ import annotations

@@ -227,10 +227,12 @@ class Reconciler:
         if gated.wake_in is not None:
             self._wake_at_deadline(namespace, name, gated.wake_in)
 
-        # Backups: the Jobs say what status.lastBackup and BackupSucceeded are; backup-now asks for one Job.
+        # Backups: the Jobs say what status.lastBackup and BackupSucceeded are; backup-now asks for one Job. The
+        # clock is read again: a new schedule counts from now, when its CronJob exists (it was applied above).
         backing = None
         if (backup_jobs := await observe.backup_jobs(self.reader, lhb)) is not None:
-            backing = backup.plan(lhb, backup_jobs, report.objects.get(("CronJob", naming.Names(lhb.name).backup)), now)
+            cronjob = report.objects.get(("CronJob", naming.Names(lhb.name).backup))
+            backing = backup.plan(lhb, backup_jobs, cronjob, clock.now())
             backup_done = await self.applier.perform(backing.writes)
             writes += len(backup_done)
             await self.applier.post(body, events.backup(backing, backup_done))
