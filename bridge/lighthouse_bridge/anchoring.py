@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 CONTEXT = 2
 
@@ -29,6 +30,15 @@ class Anchor:
     lines: int
     original_line: int
     status: str = "exact"
+
+    @classmethod
+    def from_stored(cls, doc: dict[str, Any]) -> Anchor:
+        return cls(doc["text_hash"], doc["context_hash"], doc["lines"], doc["original_line"])
+
+    def stored(self) -> dict[str, Any]:
+        """What an annotation row and its event keep (the status is computed on each read)."""
+        return {"text_hash": self.text_hash, "context_hash": self.context_hash, "lines": self.lines,
+                "original_line": self.original_line}
 
     def public(self) -> dict[str, object]:
         return {"status": self.status, "text_hash": self.text_hash, "context_hash": self.context_hash,

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from types import FrameType
+from typing import Any
 
 from lighthouse_bridge import __version__
 from lighthouse_bridge.core.config import DEFAULT_PORT, Settings, load
@@ -17,7 +18,7 @@ def _configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment (+ CLI overrides); exits 2 with every offending LIGHTHOUSE_* variable named."""
     return load(Settings, **overrides)
 

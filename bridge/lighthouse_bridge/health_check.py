@@ -78,7 +78,7 @@ def check_dependencies(resp: Fetched) -> list[CheckResult]:
             continue
         dep = resp.body.get(name) if isinstance(resp.body, dict) else None
         status = dep.get("status") if isinstance(dep, dict) else None
-        if status == "connected":
+        if status == "connected" and isinstance(dep, dict):
             results.append(CheckResult(name, HEALTHY, f"connected latency_ms={dep.get('latency_ms')}"))
         else:
             error = dep.get("error") if isinstance(dep, dict) else None

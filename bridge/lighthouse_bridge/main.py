@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from lighthouse_bridge import __version__, errors
-from lighthouse_bridge.agents.auth import DocsGuard
+from lighthouse_bridge import __version__
+from lighthouse_bridge.agents.roles import OPEN_PATHS
 from lighthouse_bridge.agents.service import Agents
+from lighthouse_bridge.api import problems
 from lighthouse_bridge.api.deps import require_principal
-from lighthouse_bridge.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from lighthouse_bridge.api.middleware import BodyLimitMiddleware, DocsGuard, MetricsMiddleware
 from lighthouse_bridge.api.routes import annotations as annotation_routes
 from lighthouse_bridge.api.routes import (
     audit,
@@ -59,14 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(require_principal)],
     )
     app.state.settings = settings
-    errors.install(app)
+    problems.install(app)
     app.include_router(health.router)
     protected = [Depends(require_principal)]
     for module in (events, shadow, history, annotation_routes, snapshots):
         app.include_router(module.router, dependencies=protected)
     for module in (sessions, validate, experts, audit):
         app.include_router(module.router, dependencies=protected)
-    errors.document_problems(app, frozenset({"/livez", "/readyz", "/health", "/metrics"}))
+    problems.document_problems(app, OPEN_PATHS)
     app.add_middleware(DocsGuard)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware)

@@ -1,4 +1,5 @@
-"""The body of `require_principal`: bearer credentials -> Principal, role check, per-agent rate limit.
+"""Who is calling: bearer credentials -> Principal, role check, per-agent rate limit. No web framework here: a front
+end (api/deps.py for HTTP) hands over the Authorization header, the method and the route template.
 
 Credentials, in order: the admin token (LIGHTHOUSE_ADMIN_TOKEN, compared in constant time), then an agent token
 (signature, expiry, registry row: see tokens.py). Without LIGHTHOUSE_ADMIN_TOKEN the bridge runs open (development
@@ -8,21 +9,26 @@ only; a warning is logged at start). Every refusal is audited.
 from __future__ import annotations
 
 import hmac
-from typing import Any
-
-from fastapi import Request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lighthouse_bridge.agents import roles, tokens
-from lighthouse_bridge.api.deps import Principal
-from lighthouse_bridge.errors import BridgeError, Unauthorized
+from lighthouse_bridge.errors import Forbidden, RateLimited, Unauthorized
+from lighthouse_bridge.store import db
+
+if TYPE_CHECKING:
+    from lighthouse_bridge.agents.service import Agents
 
 
-class Forbidden(BridgeError):
-    status, kind, title = 403, "forbidden", "Forbidden"
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling; routes and services depend on this type only."""
 
-
-class RateLimited(BridgeError):
-    status, kind, title = 429, "rate-limited", "Too many requests"
+    name: str
+    admin: bool
+    role: str = "admin"  # builder | expert | viewer | admin | enrolment (| public on the open health routes)
+    agent_id: str | None = None
+    jti: str | None = None  # agent token id; None for the admin token
 
 
 PUBLIC = Principal("anonymous", admin=False, role="public")
@@ -30,85 +36,52 @@ ANONYMOUS_ADMIN = Principal("anonymous", admin=True, role="admin", agent_id="ano
 ADMIN = Principal("admin", admin=True, role="admin", agent_id="admin")
 
 
-def _route(request: Request) -> tuple[str, str]:
-    route: Any = request.scope.get("route")
-    return request.method, getattr(route, "path", request.url.path)
+@dataclass(frozen=True)
+class Request:
+    """What the front end saw: the Authorization header (or ""), the method and route template, the client."""
+
+    authorization: str
+    method: str
+    path: str
+    client: str | None = None
 
 
-def _fail(request: Request, reason: str, path: str) -> Unauthorized:
-    agents = getattr(request.app.state, "agents", None)
+def _fail(agents: Agents | None, req: Request, reason: str) -> Unauthorized:
     if agents is not None:
-        client = request.client.host if request.client else None
-        agents.auth_failed(reason, path, client)
+        agents.auth_failed(reason, req.path, req.client)
     return Unauthorized(reason)
 
 
-async def authenticate(request: Request) -> Principal:
-    method, path = _route(request)
-    if path in roles.OPEN_PATHS:
+async def authenticate(agents: Agents | None, admin_token: str | None, req: Request) -> Principal:
+    """The one authentication gate: every route except /livez, /readyz, /health and /metrics needs a valid bearer
+    token whose role may call it (agents.roles). `agents` is None before the agents runtime started."""
+    if req.path in roles.OPEN_PATHS:
         return PUBLIC
-    settings = request.app.state.settings
-    if not settings.admin_token:
+    if not admin_token:
         return ANONYMOUS_ADMIN
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
+    scheme, _, presented = req.authorization.partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
-        raise _fail(request, "missing bearer token", path)
-    if hmac.compare_digest(presented.encode(), settings.admin_token.encode()):
+        raise _fail(agents, req, "missing bearer token")
+    if hmac.compare_digest(presented.encode(), admin_token.encode()):
         return ADMIN
-    agents = getattr(request.app.state, "agents", None)
     if agents is None or agents.key is None:
-        raise _fail(request, "wrong bearer token", path)
+        raise _fail(agents, req, "wrong bearer token")
     try:
         claims = tokens.verify_signature(agents.key, presented)
-        await agents.rt.guard("token_check", tokens.check_registry(agents.pool, claims))
+        await db.guard("token_check", tokens.check_registry(agents.pool, claims))
     except tokens.TokenError as exc:
-        raise _fail(request, str(exc), path) from None
+        raise _fail(agents, req, str(exc)) from None
     principal = Principal(claims.agent_id, admin=claims.role == "admin", role=claims.role, agent_id=claims.agent_id,
                           jti=claims.jti)
-    if not roles.allows(claims.role, method, path):
-        agents.record("auth_forbidden", "denied", claims.agent_id, "auth", "auth", role=claims.role, method=method,
-                      path=path)
-        raise Forbidden(f"role {claims.role!r} may not {method} {path}",
-                        allowed_roles=sorted(roles.allowed_roles(method, path)))
+    if not roles.allows(claims.role, req.method, req.path):
+        agents.record("auth_forbidden", "denied", claims.agent_id, "auth", "auth", role=claims.role,
+                      method=req.method, path=req.path)
+        raise Forbidden(f"role {claims.role!r} may not {req.method} {req.path}",
+                        allowed_roles=sorted(roles.allowed_roles(req.method, req.path)))
     if claims.role != "admin":
         allowed, retry_after = await agents.limiter.hit(claims.agent_id)
         if not allowed:
             raise RateLimited(f"agent {claims.agent_id!r} exceeded {agents.limiter.per_minute} requests per minute",
                               retry_after=retry_after)
     return principal
-
-
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """errors.responses plus the auth layer's own problems (403 role, 429 rate limit) for OpenAPI."""
-    from lighthouse_bridge import errors
-
-    out = errors.responses(*[c for c in codes if c not in (403, 429)])
-    schema = {"schema": {"type": "object", "required": ["type", "title", "status", "detail"]}}
-    out[403] = {"description": "The token's role may not call this route", "content": {errors.PROBLEM_JSON: schema}}
-    out[429] = {"description": "Per-agent rate limit exceeded (retry_after seconds in the body)",
-                "content": {errors.PROBLEM_JSON: schema}}
-    return out
-
-
-class DocsGuard:
-    """Pure ASGI middleware: /openapi.json and /docs* are plain Starlette routes that FastAPI's app-wide
-    dependencies do not reach, so the same gate is applied here (any valid token may read the API schema)."""
-
-    PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] in self.PATHS:
-            from lighthouse_bridge.errors import problem
-
-            request = Request(scope, receive)
-            try:
-                await authenticate(request)
-            except BridgeError as exc:
-                await problem(exc.status, exc.kind, exc.title, exc.detail, **exc.extra)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

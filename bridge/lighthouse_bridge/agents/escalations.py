@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from lighthouse_bridge.agents.audit import event
-from lighthouse_bridge.errors import Conflict, NotFound
-from lighthouse_bridge.store import events
+from lighthouse_bridge.errors import Conflict
+from lighthouse_bridge.store import db, events
 
 COLUMNS = ("id, command_hash, policy_hash, tool_name, tool_input, agent_id, rule_id, reason, read_only, status, "
            "decision, decision_reason, decided_by, created_at, deadline, decided_at")
@@ -85,14 +85,7 @@ async def create(pool: asyncpg.Pool, *, command_hash: str, policy_hash: str, too
 
 
 async def get(pool: asyncpg.Pool, escalation_id: str) -> asyncpg.Record:
-    try:
-        eid = uuid.UUID(escalation_id)
-    except ValueError:
-        raise NotFound(f"no escalation {escalation_id!r}") from None
-    row = await pool.fetchrow(f"SELECT {COLUMNS} FROM escalations WHERE id = $1", eid)
-    if row is None:
-        raise NotFound(f"no escalation {escalation_id!r}")
-    return row
+    return await db.fetch_by_id(pool, f"SELECT {COLUMNS} FROM escalations WHERE id = $1", escalation_id, "escalation")
 
 
 async def votes(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lighthouse_bridge.api.models import clean_json, clean_text
 from lighthouse_bridge.errors import InvalidInput, TooLarge
+from lighthouse_bridge.models import clean_json, clean_text
 
 TOOL_NAME_MAX = 128
 

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 
 from lighthouse_bridge.agents.audit import event
-from lighthouse_bridge.errors import Conflict, NotFound
-from lighthouse_bridge.store import events
+from lighthouse_bridge.errors import Conflict
+from lighthouse_bridge.store import db, events
 
 TASK_COLUMNS = ("id, capability, payload, status, requested_by, claimed_by, lease_until, attempts, max_attempts, "
                 "result, error, created_at, updated_at")
@@ -83,14 +83,7 @@ async def delegate(pool: asyncpg.Pool, capability: str, payload: dict[str, Any],
 
 
 async def get_task(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record:
-    try:
-        tid = uuid.UUID(task_id)
-    except ValueError:
-        raise NotFound(f"no task {task_id!r}") from None
-    r = await pool.fetchrow(f"SELECT {TASK_COLUMNS} FROM expert_tasks WHERE id = $1", tid)
-    if r is None:
-        raise NotFound(f"no task {task_id!r}")
-    return r
+    return await db.fetch_by_id(pool, f"SELECT {TASK_COLUMNS} FROM expert_tasks WHERE id = $1", task_id, "task")
 
 
 async def claim(pool: asyncpg.Pool, expert: str, capabilities: list[str], lease_seconds: float

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -112,7 +113,30 @@ async def insert(conn: asyncpg.Connection, claims: Claims, issued_by: str, enrol
     )
 
 
-def row_public(row: asyncpg.Record) -> dict[str, object]:
+async def enrol_roles(conn: asyncpg.Pool | asyncpg.Connection, jti: str) -> list[str]:
+    """The roles an enrolment token may mint."""
+    return list(await conn.fetchval("SELECT enrol_roles FROM agent_tokens WHERE jti = $1", uuid.UUID(jti)) or [])
+
+
+async def expires_at(conn: asyncpg.Pool | asyncpg.Connection, jti: str) -> datetime | None:
+    return await conn.fetchval("SELECT expires_at FROM agent_tokens WHERE jti = $1", uuid.UUID(jti))
+
+
+async def registered(conn: asyncpg.Pool | asyncpg.Connection, agent_id: str | None, limit: int,
+                     ) -> list[asyncpg.Record]:
+    """Registry rows (of one agent, or all), newest first."""
+    return await conn.fetch(
+        "SELECT * FROM agent_tokens WHERE $1::text IS NULL OR agent_id = $1 ORDER BY issued_at DESC LIMIT $2",
+        agent_id, limit)
+
+
+async def revoke(conn: asyncpg.Connection, jti: uuid.UUID, by: str) -> asyncpg.Record | None:
+    """Mark revoked (idempotent: the first revocation's time and author stay); None for an unknown token."""
+    return await conn.fetchrow("UPDATE agent_tokens SET revoked_at = coalesce(revoked_at, now()),"
+                               " revoked_by = coalesce(revoked_by, $2) WHERE jti = $1 RETURNING *", jti, by)
+
+
+def row_public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     return {"jti": str(row["jti"]), "agent_id": row["agent_id"], "role": row["role"],
             "enrol_roles": list(row["enrol_roles"]), "issued_by": row["issued_by"],
             "issued_at": row["issued_at"].isoformat(), "expires_at": row["expires_at"].isoformat(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from lighthouse_bridge.agents import auth
+from lighthouse_bridge.agents.auth import Principal
+from lighthouse_bridge.agents.service import Agents
 from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.core.runtime import Runtime
 
@@ -15,29 +17,29 @@ async def get_runtime(request: Request) -> Runtime:  # async: a sync dependency 
     return request.app.state.runtime
 
 
+async def get_agents(request: Request) -> Agents:
+    return request.app.state.agents
+
+
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling. The agents/auth issue replaces require_principal's body; routes only depend on this type."""
-
-    name: str
-    admin: bool
-    role: str = "admin"  # builder | expert | viewer | admin | enrolment (| public on the open health routes)
-    agent_id: str | None = None
-    jti: str | None = None  # agent token id; None for the admin token
+def auth_request(request: Request) -> auth.Request:
+    """The credentials and the route template (the role table is keyed by templates, not by concrete paths)."""
+    route: Any = request.scope.get("route")
+    return auth.Request(authorization=request.headers.get("authorization", ""), method=request.method,
+                        path=getattr(route, "path", request.url.path),
+                        client=request.client.host if request.client else None)
 
 
 async def require_principal(request: Request) -> Principal:
-    """The one authentication gate, installed app-wide: every route except /livez, /readyz, /health and /metrics
-    needs a valid bearer token whose role may call it (see lighthouse_bridge.agents.auth and agents.roles)."""
-    from lighthouse_bridge.agents.auth import authenticate
-
-    return await authenticate(request)
+    """The authentication gate, installed app-wide (main.py): see agents.auth.authenticate."""
+    return await auth.authenticate(getattr(request.app.state, "agents", None), request.app.state.settings.admin_token,
+                                   auth_request(request))
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AgentsDep = Annotated[Agents, Depends(get_agents)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]

@@ -1,14 +1,18 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request metrics and the request-size limit."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request metrics, the request-size limit, and the auth gate
+for the API documents."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lighthouse_bridge import metrics
-from lighthouse_bridge.errors import TooLarge, problem
+from lighthouse_bridge.api.deps import require_principal
+from lighthouse_bridge.api.problems import error_response, problem
+from lighthouse_bridge.errors import BridgeError, TooLarge
 
 
 class MetricsMiddleware:
@@ -76,3 +80,22 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited, send)
+
+
+class DocsGuard:
+    """/openapi.json and /docs* are plain Starlette routes that FastAPI's app-wide dependencies do not reach, so the
+    same gate is applied here (any valid token may read the API schema)."""
+
+    PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.PATHS:
+            try:
+                await require_principal(Request(scope, receive))
+            except BridgeError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

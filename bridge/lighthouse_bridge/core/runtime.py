@@ -16,10 +16,10 @@ import asyncpg
 from lighthouse_bridge import metrics
 from lighthouse_bridge.cache.redis_cache import Cache
 from lighthouse_bridge.core.config import Settings
-from lighthouse_bridge.errors import InvalidInput, StoreUnavailable
-from lighthouse_bridge.store import blobs, db, events, projection
-from lighthouse_bridge.store.db import is_connection_error
+from lighthouse_bridge.errors import InvalidInput
+from lighthouse_bridge.store import blobs, db, events, ingest, projection
 from lighthouse_bridge.store.group_commit import GroupCommitter
+from lighthouse_bridge.store.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,9 @@ class Runtime:
             cache = Cache(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout,
                           ttl=settings.cache_ttl_seconds, max_blob_bytes=settings.cache_max_blob_bytes)
             if settings.project_path is not None:
-                from lighthouse_bridge.ingest import ingest_once
-
-                await ingest_once(pool, settings)
+                await ingest.ingest_once(pool, settings.project_path, exclude=settings.ingest_exclude,
+                                         max_file_bytes=settings.max_file_bytes,
+                                         max_path_bytes=settings.max_path_bytes)
             proj = projection.Projection(pool, settings.database_url, poll_interval=settings.projection_poll_interval,
                                          snapshot_interval=settings.snapshot_interval,
                                          snapshot_keep=settings.snapshot_keep)
@@ -176,20 +176,10 @@ class Runtime:
         cached = await self.cache.get("blob", sha)
         if cached is not None:
             return cached
-        content = await self.guard("read_blob", blobs.get(self.pool, sha))
+        content = await db.guard("read_blob", blobs.get(self.pool, sha))
         if content is not None:
             await self.cache.set("blob", sha, content)
         return content
-
-    async def guard(self, operation: str, coro: Any) -> Any:
-        """Await a store call; connection failures become 503 problems and are counted."""
-        try:
-            return await coro
-        except Exception as exc:
-            if is_connection_error(exc):
-                metrics.STORE_FAILURES.labels(operation).inc()
-                raise StoreUnavailable(f"PostgreSQL unavailable during {operation}: {exc!r}") from exc
-            raise
 
     async def resolve_at(self, at: str | None) -> int:
         """`at` as a position (digits) or an ISO-8601 time -> position; None -> the replica's current position."""
@@ -203,11 +193,11 @@ class Runtime:
             raise InvalidInput(f"at must be a position or an ISO-8601 time, got {at!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return await self.guard("position_at_time", events.position_at_time(self.pool, when))
+        return await db.guard("position_at_time", events.position_at_time(self.pool, when))
 
-    async def tree_at(self, position: int) -> projection.Tree:
+    async def tree_at(self, position: int) -> Tree:
         if position >= self.projection.position:
             await self.projection.wait_for(position)
             if position == self.projection.position:
                 return self.projection.tree
-        return await self.guard("tree_at", projection.build(self.pool, position))
+        return await db.guard("tree_at", projection.build(self.pool, position))

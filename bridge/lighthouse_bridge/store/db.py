@@ -1,4 +1,4 @@
-"""asyncpg pool, connection-error classification and versioned migrations.
+"""asyncpg pool, connection errors (classified and translated, once) and versioned migrations.
 
 Migrations are numbered SQL files in migrations/ (NNNN_name.sql). They run at start inside one transaction each,
 under a session-level pg_advisory_lock, so several replicas starting together apply each file exactly once.
@@ -11,10 +11,17 @@ import json
 import logging
 import re
 import time
+import uuid
+from collections.abc import Awaitable
 from importlib import resources
+from typing import Any, TypeVar
 
 import asyncpg
 
+from lighthouse_bridge import metrics
+from lighthouse_bridge.errors import NotFound, StoreUnavailable
+
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x4C48_0001  # pg_advisory_lock key for migrations ("LH" + 1)
@@ -38,6 +45,44 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 def is_connection_error(exc: BaseException) -> bool:
     """True when the failure means PostgreSQL is unreachable (-> 503), not that the request was wrong."""
     return isinstance(exc, _CONNECTION_ERRORS)
+
+
+def unavailable(exc: BaseException, operation: str, advice: str | None = None,
+                **extra: Any) -> StoreUnavailable | None:
+    """The one translation of a PostgreSQL connection failure: a StoreUnavailable (503 over HTTP: nothing was
+    acknowledged, the client may retry), counted per operation. None when `exc` is not a connection failure."""
+    if not is_connection_error(exc):
+        return None
+    metrics.STORE_FAILURES.labels(operation).inc()
+    detail = f"PostgreSQL unavailable during {operation}" + (f"; {advice}" if advice else "")
+    return StoreUnavailable(f"{detail}: {exc!r}", **extra)
+
+
+async def guard(operation: str, aw: Awaitable[T], advice: str | None = None, **extra: Any) -> T:
+    """Await a store call; a connection failure becomes `unavailable(...)`."""
+    try:
+        return await aw
+    except Exception as exc:
+        translated = unavailable(exc, operation, advice, **extra)
+        if translated is not None:
+            raise translated from exc
+        raise
+
+
+def parse_id(row_id: str, what: str) -> uuid.UUID:
+    """A row id from a client: a malformed one names no row (NotFound, like an unknown one)."""
+    try:
+        return uuid.UUID(row_id)
+    except ValueError:
+        raise NotFound(f"no {what} {row_id!r}") from None
+
+
+async def fetch_by_id(conn: asyncpg.Pool | asyncpg.Connection, sql: str, row_id: str, what: str) -> asyncpg.Record:
+    """The row `sql` selects for the id ($1); NotFound for a malformed or unknown id."""
+    row = await conn.fetchrow(sql, parse_id(row_id, what))
+    if row is None:
+        raise NotFound(f"no {what} {row_id!r}")
+    return row
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -39,6 +39,7 @@ import asyncpg
 from lighthouse_bridge.errors import Conflict, InvalidInput, NotFound
 from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.store.db import COMMIT_ORDER_LOCK, NOTIFY_CHANNEL
+from lighthouse_bridge.store.tree import FileEntry
 
 FILE_EVENTS = ("file_created", "file_modified", "file_deleted", "file_moved")
 
@@ -345,7 +346,7 @@ async def path_history(pool: asyncpg.Pool, path: str, limit: int, up_to: int | N
     )
 
 
-async def file_at(pool: asyncpg.Pool, path: str, position: int) -> dict[str, Any] | None:
+async def file_at(pool: asyncpg.Pool, path: str, position: int) -> FileEntry | None:
     """The state of one file at `position` from its last event, without replaying the tree; None if absent."""
     row = await pool.fetchrow(
         f"SELECT {EVENT_COLUMNS} FROM ("
@@ -365,12 +366,5 @@ async def file_at(pool: asyncpg.Pool, path: str, position: int) -> dict[str, Any
     if row["aggregate_id"] == path and row["event_type"] in ("file_deleted", "file_moved"):
         return None
     version = data.get("new_version", row["version"]) if row["aggregate_id"] != path else row["version"]
-    return {
-        "path": path,
-        "sha256": data["sha256"],
-        "size": data["size"],
-        "author": row["source_agent"],
-        "position": row["position"],
-        "version": version,
-        "modified_at": row["recorded_at"].isoformat(),
-    }
+    return FileEntry(path, data["sha256"], data["size"], row["source_agent"], row["position"], version,
+                     row["recorded_at"].isoformat())

@@ -21,15 +21,16 @@ import asyncpg
 
 from lighthouse_bridge.errors import BridgeError
 from lighthouse_bridge.store import events
+from lighthouse_bridge.store.events import AppendResult, NewEvent, TxHook
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Request:
-    events: list[events.NewEvent]
-    hook: events.TxHook | None
-    future: asyncio.Future[list[events.AppendResult]]
+    events: list[NewEvent]  # (this field shadows the module inside the class body)
+    hook: TxHook | None
+    future: asyncio.Future[list[AppendResult]]
 
 
 class GroupCommitter:
@@ -66,7 +67,8 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                group, n = [], 0
+                group: list[_Request] = []
+                n = 0
                 while self._queue and (not group or n + len(self._queue[0].events) <= self.max_group_events):
                     req = self._queue.pop(0)
                     n += len(req.events)

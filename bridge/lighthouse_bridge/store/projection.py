@@ -1,4 +1,4 @@
-"""The shadow tree projected from file events, and the follower that keeps one replica's copy current.
+"""The follower that keeps one replica's copy of the shadow tree (store/tree.py) current.
 
 Each bridge replica holds the current tree in memory and follows the global position: a dedicated connection
 LISTENs on `lighthouse_events` (payload = the new head position), a poll every `projection_poll_interval` covers
@@ -14,14 +14,14 @@ import bisect
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from lighthouse_bridge import metrics
+from lighthouse_bridge.store import snapshots
 from lighthouse_bridge.store.db import NOTIFY_CHANNEL, is_connection_error
+from lighthouse_bridge.store.tree import FileEntry, Tree, apply
 
 log = logging.getLogger(__name__)
 
@@ -31,66 +31,6 @@ REPLAY_SQL = (
     " CASE WHEN event_type IN ('file_created', 'file_modified', 'file_deleted', 'file_moved') THEN data END AS data,"
     " source_agent, recorded_at FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
 )
-
-
-@dataclass(slots=True)
-class FileEntry:
-    path: str
-    sha256: str
-    size: int
-    author: str | None
-    position: int
-    version: int
-    modified_at: str
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "size": self.size,
-            "author": self.author,
-            "position": self.position,
-            "version": self.version,
-            "modified_at": self.modified_at,
-        }
-
-
-@dataclass
-class Tree:
-    position: int = 0
-    files: dict[str, FileEntry] = field(default_factory=dict)
-
-    def copy(self) -> Tree:
-        return Tree(self.position, dict(self.files))
-
-
-def apply(tree: Tree, position: int, event_type: str, aggregate_id: str, version: int, data: dict[str, Any] | None,
-          author: str | None, recorded_at: datetime | str) -> bool:
-    """Apply one event to the tree; returns True when the file set changed. Non-file events only advance."""
-    tree.position = position
-    if data is None:
-        return False
-    ts = recorded_at if isinstance(recorded_at, str) else recorded_at.isoformat()
-    if event_type in ("file_created", "file_modified"):
-        tree.files[aggregate_id] = FileEntry(aggregate_id, data["sha256"], data["size"], author, position, version, ts)
-        return event_type == "file_created"
-    if event_type == "file_deleted":
-        tree.files.pop(aggregate_id, None)
-        return True
-    if event_type == "file_moved":
-        old = tree.files.pop(aggregate_id, None)
-        new_path = data["new_path"]
-        tree.files[new_path] = FileEntry(
-            new_path,
-            data.get("sha256") or (old.sha256 if old else ""),
-            int(data["size"]) if data.get("size") is not None else (old.size if old else 0),
-            author,
-            position,
-            data.get("new_version", 1),
-            ts,
-        )
-        return True
-    return False
 
 
 async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> int:
@@ -111,8 +51,6 @@ async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> int:
 
 async def build(pool: asyncpg.Pool, up_to: int, *, use_snapshots: bool = True) -> Tree:
     """The tree at position `up_to`: newest snapshot at or before it, plus the tail."""
-    from lighthouse_bridge.store import snapshots
-
     tree = (await snapshots.latest_at_or_before(pool, up_to) if use_snapshots else None) or Tree()
     await replay(pool, tree, up_to)
     return tree
@@ -144,8 +82,6 @@ class Projection:
         return self.tree.position
 
     async def start(self) -> None:
-        from lighthouse_bridge.store import snapshots
-
         t0 = time.monotonic()
         snap = await snapshots.latest_at_or_before(self.pool, 2**62)
         if snap is not None:
@@ -211,8 +147,6 @@ class Projection:
     async def _maybe_snapshot(self) -> None:
         if not self.snapshot_interval or self.position - self.last_snapshot_position < self.snapshot_interval:
             return
-        from lighthouse_bridge.store import snapshots
-
         try:
             await snapshots.create(self.pool, f"auto-{self.position}", self.tree.copy(), auto=True)
             self.last_snapshot_position = self.position

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from lighthouse_bridge.errors import Conflict
-from lighthouse_bridge.store.projection import FileEntry, Tree
+from lighthouse_bridge.store.tree import FileEntry, Tree
 
 
 def encode(tree: Tree) -> bytes:

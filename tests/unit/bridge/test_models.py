@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from lighthouse_bridge.api.models import AnnotationIn, EventIn, ShadowUpdateIn
+from lighthouse_bridge.models import AnnotationIn, EventIn, ShadowUpdateIn
 from pydantic import ValidationError
 
 

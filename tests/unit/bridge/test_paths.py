@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from lighthouse_bridge.api.problems import status_of
 from lighthouse_bridge.errors import InvalidPath
 from lighthouse_bridge.paths import validate_path, validate_prefix
 
@@ -33,7 +34,7 @@ def test_rejects_bad_paths(path: str, reason: str) -> None:
     with pytest.raises(InvalidPath) as exc:
         validate_path(path)
     assert reason in exc.value.detail
-    assert exc.value.status == 422
+    assert status_of(exc.value) == 422
 
 
 def test_length_limit_counts_bytes_and_is_configurable() -> None:

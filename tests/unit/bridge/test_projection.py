@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lighthouse_bridge.store.projection import FileEntry, Tree, apply
 from lighthouse_bridge.store.snapshots import decode, encode
+from lighthouse_bridge.store.tree import FileEntry, Tree, apply
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

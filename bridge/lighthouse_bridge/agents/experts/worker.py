@@ -19,6 +19,7 @@ import asyncpg
 
 from lighthouse_bridge import anchoring
 from lighthouse_bridge.agents.experts import Finding, performance, security
+from lighthouse_bridge.store import annotations as annotation_rows
 from lighthouse_bridge.store import events
 from lighthouse_bridge.store.db import is_connection_error
 
@@ -29,7 +30,6 @@ CHECKPOINT_KEY = "agents.experts.checkpoint"
 MAX_SCAN_BYTES = 2 << 20
 SCANNERS: dict[str, Callable[[str, str], list[Finding]]] = {security.NAME: security.scan,
                                                            performance.NAME: performance.scan}
-ANNOTATION_COLUMNS = "id, path, line, end_line, message, category, severity, author, anchor, created_at, updated_at"
 
 
 async def register_builtins(pool: asyncpg.Pool) -> None:
@@ -52,16 +52,12 @@ async def process_file(pool: asyncpg.Pool, path: str, content: bytes, position: 
     except UnicodeDecodeError:
         text = None
     lines = anchoring.split_lines(content) if text is not None else []
-    old = await pool.fetch("SELECT id, author FROM annotations WHERE path = $1 AND author = ANY($2::text[])",
-                           path, list(SCANNERS))
+    old = await annotation_rows.by_authors(pool, path, list(SCANNERS))
     new: list[tuple[uuid.UUID, str, Finding, dict[str, Any]]] = []
     if text is not None and len(content) <= MAX_SCAN_BYTES:
         for name, scan in SCANNERS.items():
             for f in scan(path, text):
-                a = anchoring.make_anchor(lines, f.line, f.line)
-                anchor = {"text_hash": a.text_hash, "context_hash": a.context_hash, "lines": a.lines,
-                          "original_line": f.line}
-                new.append((uuid.uuid4(), name, f, anchor))
+                new.append((uuid.uuid4(), name, f, anchoring.make_anchor(lines, f.line, f.line).stored()))
     batch = [events.NewEvent("shadow_annotation_deleted", str(r["id"]), "annotation", data={"id": str(r["id"])},
                              source_agent=r["author"], metadata={"source_component": "experts"}) for r in old]
     for aid, name, f, anchor in new:
@@ -74,11 +70,10 @@ async def process_file(pool: asyncpg.Pool, path: str, content: bytes, position: 
 
     async def hook(conn: asyncpg.Connection, _r: list[events.AppendResult]) -> None:
         if old:
-            await conn.execute("DELETE FROM annotations WHERE id = ANY($1::uuid[])", [r["id"] for r in old])
+            await annotation_rows.delete(conn, [r["id"] for r in old])
         for aid, name, f, anchor in new:
-            await conn.execute(
-                f"INSERT INTO annotations ({ANNOTATION_COLUMNS}) VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, now(),"
-                " now())", aid, path, f.line, f"[{f.rule}] {f.message}", f.category, f.severity, name, anchor)
+            await annotation_rows.insert(conn, aid, path, f.line, f.line, f"[{f.rule}] {f.message}", f.category,
+                                     f.severity, name, anchor)
         await _save_checkpoint(conn, position)
 
     if batch:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from lighthouse_bridge.api.deps import PrincipalDep, RuntimeDep
-from lighthouse_bridge.api.models import DiffOut, HistoryOut, Text
-from lighthouse_bridge.api.routes.shadow import file_state
-from lighthouse_bridge.errors import NotFound, TooLarge, responses
-from lighthouse_bridge.paths import validate_path
-from lighthouse_bridge.store import events
+from lighthouse_bridge.api.problems import responses
+from lighthouse_bridge.api.render import json_model
+from lighthouse_bridge.models import DiffOut, HistoryOut, Text
+from lighthouse_bridge.services import history as service
 
 router = APIRouter(tags=["history"])
 
@@ -20,36 +18,9 @@ router = APIRouter(tags=["history"])
 @router.get("/history/{path:path}", response_model=HistoryOut, responses=responses(404))
 async def history(
     path: str, rt: RuntimeDep, _p: PrincipalDep, limit: Annotated[int, Query(ge=1, le=10000)] = 1000
-) -> dict[str, Any]:
+) -> Response:
     """Every version of `path`, oldest first: its own events plus moves into and out of it."""
-    validate_path(path, rt.settings.max_path_bytes)
-    rows = await rt.guard("history", events.path_history(rt.pool, path, limit))
-    if not rows:
-        raise NotFound(f"{path!r} has no history")
-    versions = []
-    for r in rows:
-        data = r["data"]
-        own = r["aggregate_id"] == path
-        versions.append({
-            "version": r["version"] if own else data.get("new_version", 0),
-            "position": r["position"],
-            "event_type": r["event_type"],
-            "sha256": data.get("sha256"),
-            "size": data.get("size"),
-            "timestamp": r["recorded_at"].isoformat(),
-            "author": r["source_agent"],
-            "path": path,
-            "from_path": None if own else r["aggregate_id"],
-            "to_path": data.get("new_path") if own and r["event_type"] == "file_moved" else None,
-        })
-    return {"path": path, "versions": versions}
-
-
-async def _content_at(rt: Any, path: str, position: int) -> bytes | None:
-    state = await file_state(rt, path, position)
-    if state is None:
-        return None
-    return await rt.read_blob(state["sha256"])
+    return json_model(await service.history(rt, path, limit))
 
 
 @router.get("/diff", response_model=DiffOut, responses=responses(404))
@@ -59,30 +30,7 @@ async def diff(
     path: Annotated[Text, Query(min_length=1, max_length=4096)],
     from_: Annotated[Text | None, Query(alias="from", max_length=64, description="Position or ISO-8601 time")] = None,
     to: Annotated[Text | None, Query(max_length=64, description="Position or ISO-8601 time; default now")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Unified diff of `path` between two points (positions or times). A side where the file does not exist
     is empty (/dev/null); 404 when it exists at neither."""
-    validate_path(path, rt.settings.max_path_bytes)
-    p_from = await rt.resolve_at(from_) if from_ is not None else 0
-    p_to = await rt.resolve_at(to)
-    a = await _content_at(rt, path, p_from)
-    b = await _content_at(rt, path, p_to)
-    if a is None and b is None:
-        raise NotFound(f"{path!r} exists at neither position {p_from} nor {p_to}")
-    limit = rt.settings.max_diff_bytes
-    if len(a or b"") + len(b or b"") > limit * 4:
-        raise TooLarge(f"file versions are too large to diff (limit {limit} bytes of diff)")
-    if b"\x00" in (a or b"")[:8192] or b"\x00" in (b or b"")[:8192]:
-        text = "" if a == b else f"Binary files a/{path} and b/{path} differ\n"
-    else:
-        lines = difflib.unified_diff(
-            (a or b"").decode("utf-8", errors="replace").splitlines(keepends=True),
-            (b or b"").decode("utf-8", errors="replace").splitlines(keepends=True),
-            fromfile=f"a/{path}" if a is not None else "/dev/null",
-            tofile=f"b/{path}" if b is not None else "/dev/null",
-            fromfiledate=f"position {p_from}", tofiledate=f"position {p_to}",
-        )
-        text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
-    if len(text.encode()) > limit:
-        raise TooLarge(f"diff is larger than {limit} bytes")
-    return {"path": path, "from_position": p_from, "to_position": p_to, "diff": text}
+    return json_model(await service.diff(rt, path, from_, to))

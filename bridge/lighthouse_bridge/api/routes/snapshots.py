@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from lighthouse_bridge.api.deps import PrincipalDep, RuntimeDep
-from lighthouse_bridge.api.models import SnapshotIn, SnapshotList, SnapshotOut
-from lighthouse_bridge.errors import responses
-from lighthouse_bridge.store import events, snapshots
+from lighthouse_bridge.api.problems import responses
+from lighthouse_bridge.api.render import json_model
+from lighthouse_bridge.models import SnapshotIn, SnapshotList, SnapshotOut
+from lighthouse_bridge.services import snapshots
 
 router = APIRouter(tags=["snapshots"])
 
 
 @router.post("/snapshots", response_model=SnapshotOut, responses=responses(409))
-async def create_snapshot(body: SnapshotIn, rt: RuntimeDep, _p: PrincipalDep) -> dict[str, Any]:
+async def create_snapshot(body: SnapshotIn, rt: RuntimeDep, _p: PrincipalDep) -> Response:
     """Snapshot the tree at the store's current head (409 if the name is taken)."""
-    head = await rt.guard("snapshot", events.head_position(rt.pool))
-    await rt.guard("snapshot", rt.projection.wait_for(head))
-    tree = rt.projection.tree.copy()
-    return await rt.guard("snapshot", snapshots.create(rt.pool, body.name, tree))
+    return json_model(await snapshots.create(rt, body))
 
 
 @router.get("/snapshots", response_model=SnapshotList, responses=responses())
-async def list_snapshots(rt: RuntimeDep, _p: PrincipalDep) -> dict[str, Any]:
-    return {"snapshots": await rt.guard("snapshots", snapshots.list_all(rt.pool))}
+async def list_snapshots(rt: RuntimeDep, _p: PrincipalDep) -> Response:
+    return json_model(await snapshots.list_all(rt))

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 
-from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.errors import BridgeError
 from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.store import blobs, events
@@ -47,20 +46,19 @@ def scan(root: Path, exclude: list[str], max_bytes: int, max_path_bytes: int) ->
     return out
 
 
-async def ingest_once(pool: asyncpg.Pool, settings: Settings) -> int:
-    """Ingest the project tree if it was never ingested; returns the number of events appended."""
-    assert settings.project_path is not None
+async def ingest_once(pool: asyncpg.Pool, root: Path, *, exclude: list[str], max_file_bytes: int,
+                      max_path_bytes: int) -> int:
+    """Ingest the project tree at `root` if it was never ingested; returns the number of events appended."""
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", INGEST_LOCK)
         try:
             if await conn.fetchval("SELECT 1 FROM bridge_meta WHERE key = 'initial_ingest'"):
                 return 0
             if await conn.fetchval("SELECT 1 FROM events WHERE aggregate_type = 'file' LIMIT 1"):
-                log.info("Store already holds files; skipping initial ingest path=%s", settings.project_path)
-                await _mark(conn, settings, 0)
+                log.info("Store already holds files; skipping initial ingest path=%s", root)
+                await _mark(conn, root, 0)
                 return 0
-            files = scan(settings.project_path, settings.ingest_exclude, settings.max_file_bytes,
-                         settings.max_path_bytes)
+            files = scan(root, exclude, max_file_bytes, max_path_bytes)
             appended = 0
             for i in range(0, len(files), BATCH):
                 chunk = files[i : i + BATCH]
@@ -74,17 +72,17 @@ async def ingest_once(pool: asyncpg.Pool, settings: Settings) -> int:
                     )
                     for (rel, _), sha in zip(chunk, shas, strict=True)
                 ]
-                results = await events.append(pool, batch, max_path_bytes=settings.max_path_bytes)
+                results = await events.append(pool, batch, max_path_bytes=max_path_bytes)
                 appended += sum(1 for r in results if not r.duplicate)
-            await _mark(conn, settings, len(files))
-            log.info("Ingested project path=%s files=%d events=%d", settings.project_path, len(files), appended)
+            await _mark(conn, root, len(files))
+            log.info("Ingested project path=%s files=%d events=%d", root, len(files), appended)
             return appended
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", INGEST_LOCK)
 
 
-async def _mark(conn: asyncpg.Connection, settings: Settings, files: int) -> None:
+async def _mark(conn: asyncpg.Connection, root: Path, files: int) -> None:
     await conn.execute(
         "INSERT INTO bridge_meta (key, value) VALUES ('initial_ingest', $1) ON CONFLICT (key) DO NOTHING",
-        {"path": str(settings.project_path), "files": files},
+        {"path": str(root), "files": files},
     )

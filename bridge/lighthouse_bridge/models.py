@@ -1,4 +1,7 @@
-"""Request and response models: the OpenAPI contract (see /tmp/bridge-api-contract.md in the project notes)."""
+"""Typed inputs and results of the services: the HTTP API's OpenAPI contract, and any other front end's.
+
+Pure pydantic (no web framework), so every layer may import it; the services take and return these types.
+"""
 
 from __future__ import annotations
 
@@ -260,6 +263,128 @@ class SnapshotList(BaseModel):
 class BlobOut(BaseModel):
     sha256: str
     size: int
+
+
+# ---------------------------------------------------------------- validation and escalations (agents)
+class ValidateMetadata(BaseModel):
+    risk_level: str
+    cache_hit: bool
+    expert_required: bool
+    rule_id: str
+
+
+class ValidateOut(BaseModel):
+    decision: Literal["approved", "blocked", "escalated"]
+    reason: str
+    rule_id: str
+    cache_hit: bool
+    processing_time_ms: float
+    read_only: bool
+    command_hash: str
+    escalation_id: str | None = None
+    escalation_status: str | None = None
+    deadline: str | None = None
+    votes: list[dict[str, Any]] = Field(default_factory=list)
+    # upstream-compatible fields
+    approved: bool = Field(description="True exactly when decision is approved.")
+    reasoning: str
+    confidence: float
+    metadata: ValidateMetadata
+    status: Literal["approved", "blocked", "review_required"]
+    id: str | None = None
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Literal["approved", "approve", "rejected", "reject", "blocked"]
+    reason: Annotated[Text, Field(min_length=1, max_length=2000)]
+
+
+# ---------------------------------------------------------------- sessions and tokens (agents)
+AgentId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+Role = Literal["builder", "expert", "viewer", "admin", "enrolment"]
+
+
+class SessionCreateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: AgentId
+    role: Role = "builder"
+    ttl_seconds: Annotated[int, Field(ge=60, le=366 * 86400)] | None = None
+    enrol_roles: list[Literal["builder", "expert", "viewer"]] = Field(
+        default_factory=list, description="For role=enrolment: the roles this enrolment token may mint.")
+    # accepted for upstream compatibility (its clients send them); recorded in the audit line, not in the token
+    metadata: dict[str, Any] | None = Field(None, description="Accepted for upstream compatibility; not stored.")
+    ip_address: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Annotated[str, Field(max_length=512)] | None = None
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    session_token: str
+    expires_at: str
+    agent_id: str
+    role: str
+
+
+class SessionValidateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    session_id: str | None = None
+    agent_id: str | None = None
+
+
+class SessionValidateOut(BaseModel):
+    valid: bool
+    session_id: str | None = None
+    agent_id: str | None = None
+    role: str | None = None
+    expires_at: str | None = None
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------- experts and their work queue (agents)
+Capability = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: AgentId | None = Field(None, description="Defaults to the caller; only the admin may name another.")
+    agent_type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    capabilities: Annotated[list[Capability], Field(min_length=1, max_length=64)]
+
+
+class DelegateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capability: Capability
+    payload: JsonObject = Field(default_factory=dict)
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capabilities: Annotated[list[Capability], Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Subset of the registered capabilities to claim from (default: all of them).")
+    lease_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: JsonObject = Field(default_factory=dict)
+
+
+class FailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error: Annotated[Text, Field(min_length=1, max_length=4000)]
+    retry: bool = True
 
 
 # ---------------------------------------------------------------- health

@@ -1,0 +1,63 @@
+"""Experts: registration and the delegated-task work queue (claim / complete / fail)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lighthouse_bridge.agents import queue
+from lighthouse_bridge.agents.auth import Principal
+from lighthouse_bridge.agents.service import Agents
+from lighthouse_bridge.errors import Forbidden, NotFound
+from lighthouse_bridge.models import ClaimIn, CompleteIn, DelegateIn, FailIn, RegisterIn
+from lighthouse_bridge.store import db
+
+
+async def register(agents: Agents, caller: Principal, body: RegisterIn) -> dict[str, Any]:
+    """Register (or update) an external expert and its capabilities; an expert registers itself, the admin anyone."""
+    me = caller.agent_id or caller.name
+    agent_id = body.agent_id or me
+    if agent_id != me and not caller.admin:
+        raise Forbidden(f"an expert registers itself ({me!r}), not {agent_id!r}")
+    return await db.guard("expert_register", queue.register(agents.pool, agent_id, body.agent_type,
+                                                            list(dict.fromkeys(body.capabilities)), me))
+
+
+async def list_experts(agents: Agents) -> dict[str, Any]:
+    return {"experts": await db.guard("experts", queue.list_experts(agents.pool))}
+
+
+async def delegate(agents: Agents, caller: Principal, body: DelegateIn) -> dict[str, Any]:
+    """Queue a task for any registered expert with `capability`."""
+    return await db.guard("delegate", queue.delegate(agents.pool, body.capability, body.payload, body.max_attempts,
+                                                     caller.agent_id or caller.name))
+
+
+async def claim(agents: Agents, caller: Principal, body: ClaimIn) -> dict[str, Any]:
+    """Lease the oldest pending task this expert can handle: {"task": ...}, None when there is none."""
+    me = caller.agent_id or caller.name
+    caps = await db.guard("claim", queue.expert_capabilities(agents.pool, me))
+    if caps is None:
+        raise NotFound(f"{me!r} is not a registered expert; POST /expert/register first")
+    wanted = body.capabilities or caps
+    extra = sorted(set(wanted) - set(caps))
+    if extra:
+        raise Forbidden(f"{me!r} is not registered for {extra}")
+    lease = body.lease_seconds or agents.settings.task_lease_seconds
+    return {"task": await db.guard("claim", queue.claim(agents.pool, me, wanted, lease))}
+
+
+async def task(agents: Agents, task_id: str) -> dict[str, Any]:
+    return queue.task_public(await db.guard("task", queue.get_task(agents.pool, task_id)))
+
+
+async def complete(agents: Agents, caller: Principal, task_id: str, body: CompleteIn) -> dict[str, Any]:
+    return await db.guard("task_complete", queue.finish(
+        agents.pool, task_id, caller.agent_id or caller.name, ok=True, result=body.result, error=None, retry=False,
+        admin=caller.admin))
+
+
+async def fail(agents: Agents, caller: Principal, task_id: str, body: FailIn) -> dict[str, Any]:
+    """Give a task back: retried while attempts remain (and retry is true), else failed."""
+    return await db.guard("task_fail", queue.finish(
+        agents.pool, task_id, caller.agent_id or caller.name, ok=False, result=None, error=body.error,
+        retry=body.retry, admin=caller.admin))
