@@ -67,11 +67,22 @@ def free_port() -> int:
 def bridge(env: dict[str, str], log: Path) -> Iterator[str]:
     """One bridge (`lighthouse-bridge serve`, one uvicorn worker) on 127.0.0.1; yields its base URL."""
     port = free_port()
-    full = {**os.environ, **env, "LIGHTHOUSE_HOST": "127.0.0.1", "LIGHTHOUSE_PORT": str(port),
-            "LIGHTHOUSE_LOG_LEVEL": "warning"}
+    full = {
+        **os.environ,
+        **env,
+        "LIGHTHOUSE_HOST": "127.0.0.1",
+        "LIGHTHOUSE_PORT": str(port),
+        "LIGHTHOUSE_LOG_LEVEL": "warning",
+    }
     with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "lighthouse_bridge.cli", "serve"], env=full, stdout=fh,
-                                stderr=fh, cwd=REPO, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lighthouse_bridge.cli", "serve"],
+            env=full,
+            stdout=fh,
+            stderr=fh,
+            cwd=REPO,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -95,15 +106,23 @@ def bridge(env: dict[str, str], log: Path) -> Iterator[str]:
 
 def ensure_wrk() -> str | None:
     """wrk via the project's apt helper; None when it cannot be installed (then only the paced generator runs)."""
-    proc = subprocess.run(["bash", "-c", f"source {REPO}/hack/lib/common.sh && apt_install wrk && command -v wrk"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", "-c", f"source {REPO}/hack/lib/common.sh && apt_install wrk && command -v wrk"],
+        capture_output=True,
+        text=True,
+    )
     return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def wrk(binary: str, url: str, seconds: int = 10, connections: int = 16) -> dict[str, float]:
     """Closed-loop maximum throughput: requests/s and latency percentiles (ms) from `wrk --latency`."""
-    out = subprocess.run([binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        [binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
@@ -151,8 +170,15 @@ async def _paced(host: str, port: int, path: str, rate: float, seconds: float, c
     def q(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {"rate": rate, "achieved_rps": len(latencies) / seconds, "p50_ms": q(0.50), "p99_ms": q(0.99),
-            "max_ms": latencies[-1] * 1000, "requests": len(latencies), "errors": errors}
+    return {
+        "rate": rate,
+        "achieved_rps": len(latencies) / seconds,
+        "p50_ms": q(0.50),
+        "p99_ms": q(0.99),
+        "max_ms": latencies[-1] * 1000,
+        "requests": len(latencies),
+        "errors": errors,
+    }
 
 
 def paced(url: str, path: str, rate: float = 1000, seconds: float = 10, conns: int = 10) -> dict[str, float]:
@@ -161,9 +187,15 @@ def paced(url: str, path: str, rate: float = 1000, seconds: float = 10, conns: i
 
 
 def append_results(title: str, command: str, lines: list[str]) -> None:
-    text = [f"## {title} ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')})", "", f"Command: `{command}`",
-            f"Machine: {os.cpu_count()} CPUs (shared with other work), Python {sys.version.split()[0]}", "",
-            *lines, ""]
+    text = [
+        f"## {title} ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')})",
+        "",
+        f"Command: `{command}`",
+        f"Machine: {os.cpu_count()} CPUs (shared with other work), Python {sys.version.split()[0]}",
+        "",
+        *lines,
+        "",
+    ]
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nFigures appended by the scripts in benchmarks/.\n\n")
     with RESULTS.open("a") as fh:

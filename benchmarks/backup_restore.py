@@ -48,8 +48,11 @@ def sql(url: str, *statements: str) -> object:
 
 def generate(url: str, size_mib: int) -> int:
     rows = size_mib * 1024
-    sql(url, "CREATE EXTENSION IF NOT EXISTS pgcrypto",
-        "CREATE TABLE events (position bigint PRIMARY KEY, payload bytea NOT NULL)")
+    sql(
+        url,
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+        "CREATE TABLE events (position bigint PRIMARY KEY, payload bytea NOT NULL)",
+    )
     step = 100_000
     for start in range(1, rows + 1, step):
         end = min(rows, start + step - 1)
@@ -82,15 +85,24 @@ def main() -> None:
     import boto3
     from botocore.config import Config
 
-    s3 = boto3.client("s3", endpoint_url=env["LIGHTHOUSE_S3_ENDPOINT"], region_name="us-east-1",
-                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                      config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["LIGHTHOUSE_S3_ENDPOINT"],
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
     bucket = f"bench-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     lines: list[str] = []
     try:
-        with fresh_database(env) as src, fresh_database(env) as plain_dst, fresh_database(env) as tool_dst, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            fresh_database(env) as src,
+            fresh_database(env) as plain_dst,
+            fresh_database(env) as tool_dst,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             print(f"Generating {args.size_mib} MiB", file=sys.stderr)
             db_size = generate(src, args.size_mib)
             pw_env = {**env, "PGPASSWORD": "lighthouse"}
@@ -98,25 +110,38 @@ def main() -> None:
 
             dump_file = Path(tmp) / "plain.dump"
             print("Plain pg_dump to local disk", file=sys.stderr)
-            t_pd, rss_pd, _ = timed([pg_tool("pg_dump"), "--format=custom", f"--file={dump_file}",
-                                  f"--dbname={safe(src)}"], pw_env)
+            t_pd, rss_pd, _ = timed(
+                [pg_tool("pg_dump"), "--format=custom", f"--file={dump_file}", f"--dbname={safe(src)}"], pw_env
+            )
             plain_size = dump_file.stat().st_size
             print("Plain pg_restore from local disk", file=sys.stderr)
-            t_pr, rss_pr, _ = timed([pg_tool("pg_restore"), "--no-owner", "--exit-on-error",
-                                     f"--dbname={safe(plain_dst)}", str(dump_file)], pw_env)
+            t_pr, rss_pr, _ = timed(
+                [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", f"--dbname={safe(plain_dst)}", str(dump_file)],
+                pw_env,
+            )
             dump_file.unlink()
 
-            tool_env = {**env, "LIGHTHOUSE_S3_BUCKET": bucket, "LIGHTHOUSE_S3_PREFIX": "bench",
-                        "LIGHTHOUSE_NAMESPACE": "bench", "LIGHTHOUSE_NAME": "backup-restore",
-                        "LIGHTHOUSE_DATABASE_URL": src, "LIGHTHOUSE_LOG_LEVEL": "warning"}
+            tool_env = {
+                **env,
+                "LIGHTHOUSE_S3_BUCKET": bucket,
+                "LIGHTHOUSE_S3_PREFIX": "bench",
+                "LIGHTHOUSE_NAMESPACE": "bench",
+                "LIGHTHOUSE_NAME": "backup-restore",
+                "LIGHTHOUSE_DATABASE_URL": src,
+                "LIGHTHOUSE_LOG_LEVEL": "warning",
+            }
             cli = [sys.executable, "-m", "lighthouse_bridge.cli"]
             print("lighthouse-bridge backup", file=sys.stderr)
             t_b, rss_b, rss_b_child = timed([*cli, "backup"], tool_env)
             print("lighthouse-bridge restore", file=sys.stderr)
-            t_r, rss_r, rss_r_child = timed([*cli, "restore", "--from", "latest"],
-                                            {**tool_env, "LIGHTHOUSE_DATABASE_URL": tool_dst})
-            tool_size = sum(o["Size"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-                            if o["Key"].endswith("database.dump"))
+            t_r, rss_r, rss_r_child = timed(
+                [*cli, "restore", "--from", "latest"], {**tool_env, "LIGHTHOUSE_DATABASE_URL": tool_dst}
+            )
+            tool_size = sum(
+                o["Size"]
+                for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+                if o["Key"].endswith("database.dump")
+            )
             rows_src = sql(src, "SELECT count(*) FROM events")
             rows_dst = sql(tool_dst, "SELECT count(*) FROM events")
             assert rows_src == rows_dst, (rows_src, rows_dst)

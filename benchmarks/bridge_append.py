@@ -1,6 +1,6 @@
 """Event append throughput: single events vs batches, at the store layer and over HTTP (one uvicorn worker).
 
-    .venv/bin/python benchmarks/bridge_append.py [--events 20000]
+.venv/bin/python benchmarks/bridge_append.py [--events 20000]
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ async def store_level(dsn: str, n: int) -> list[str]:
 
             await asyncio.gather(*(worker(w, count // conc) for w in range(conc)))
             dt = time.perf_counter() - t0
-            lines.append(f"- store, single appends, {conc} concurrent writers: {count / dt:,.0f} events/s "
-                         f"({count} events, {dt:.2f} s)")
+            lines.append(
+                f"- store, single appends, {conc} concurrent writers: {count / dt:,.0f} events/s "
+                f"({count} events, {dt:.2f} s)"
+            )
         committer = GroupCommitter(pool)
         for conc in (16, 64):
             count = n // 10
@@ -53,9 +55,11 @@ async def store_level(dsn: str, n: int) -> list[str]:
 
             await asyncio.gather(*(gworker(w, count // conc) for w in range(conc)))
             dt = time.perf_counter() - t0
-            lines.append(f"- store, single appends through group commit (what the API uses), {conc} concurrent "
-                         f"writers: {count / dt:,.0f} events/s "
-                         f"(avg group {committer.grouped_requests / max(1, committer.groups):.1f} requests)")
+            lines.append(
+                f"- store, single appends through group commit (what the API uses), {conc} concurrent "
+                f"writers: {count / dt:,.0f} events/s "
+                f"(avg group {committer.grouped_requests / max(1, committer.groups):.1f} requests)"
+            )
         await committer.stop()
         for batch, conc in ((100, 1), (1000, 1), (1000, 4)):
             t0 = time.perf_counter()
@@ -67,8 +71,10 @@ async def store_level(dsn: str, n: int) -> list[str]:
             await asyncio.gather(*(bworker(w, n // batch // conc) for w in range(conc)))
             dt = time.perf_counter() - t0
             total = (n // batch // conc) * conc * batch
-            lines.append(f"- store, batches of {batch}, {conc} concurrent writers: {total / dt:,.0f} events/s "
-                         f"({total} events, {dt:.2f} s)")
+            lines.append(
+                f"- store, batches of {batch}, {conc} concurrent writers: {total / dt:,.0f} events/s "
+                f"({total} events, {dt:.2f} s)"
+            )
         # Reference: what PostgreSQL itself gives for one-row commits on this disk, without the ordering lock.
         await pool.execute("CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, v text)")
         for conc in (1, 16):
@@ -81,8 +87,10 @@ async def store_level(dsn: str, n: int) -> list[str]:
 
             await asyncio.gather(*(plain(count // conc) for _ in range(conc)))
             dt = time.perf_counter() - t0
-            lines.append(f"- reference: plain one-row INSERT commits (no events, no lock), {conc} writers: "
-                         f"{count / dt:,.0f} commits/s")
+            lines.append(
+                f"- reference: plain one-row INSERT commits (no events, no lock), {conc} writers: "
+                f"{count / dt:,.0f} commits/s"
+            )
         head = await events.head_position(pool)
         gaps = await pool.fetchval("SELECT count(*) FROM events") != head
         lines.append(f"- positions after the run: 1..{head}, gaps: {'YES' if gaps else 'none'}")
@@ -99,8 +107,15 @@ async def http_level(url: str, n: int) -> list[str]:
 
         async def worker(w: int, per: int) -> None:
             for i in range(per):
-                r = await c.post("/event/store", json={"event_type": "custom", "aggregate_id": f"h{w}-{i % 50}",
-                                                       "aggregate_type": "bench", "data": {"i": i}})
+                r = await c.post(
+                    "/event/store",
+                    json={
+                        "event_type": "custom",
+                        "aggregate_id": f"h{w}-{i % 50}",
+                        "aggregate_type": "bench",
+                        "data": {"i": i},
+                    },
+                )
                 r.raise_for_status()
 
         await asyncio.gather(*(worker(w, count // 32) for w in range(32)))
@@ -110,8 +125,17 @@ async def http_level(url: str, n: int) -> list[str]:
         t0 = time.perf_counter()
         batches = n // batch
         for b in range(batches):
-            body = {"events": [{"event_type": "custom", "aggregate_id": f"hb-{i % 50}", "aggregate_type": "bench",
-                                "data": {"i": i}} for i in range(batch)]}
+            body = {
+                "events": [
+                    {
+                        "event_type": "custom",
+                        "aggregate_id": f"hb-{i % 50}",
+                        "aggregate_type": "bench",
+                        "data": {"i": i},
+                    }
+                    for i in range(batch)
+                ]
+            }
             (await c.post("/events", json=body)).raise_for_status()
             _ = b
         dt = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """Projection rebuild speed: replay from zero vs from the newest snapshot, in events per second.
 
-    .venv/bin/python benchmarks/bridge_rebuild.py [--files 5000 --events 100000]
+.venv/bin/python benchmarks/bridge_rebuild.py [--files 5000 --events 100000]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ async def run(dsn: str, files: int, total: int) -> list[str]:
         shas = await blobs.put_many(pool, [f"content {i}\n".encode() for i in range(200)])
         rng = random.Random(1)
         paths = [f"src/pkg{i % 50}/mod{i}.py" for i in range(files)]
-        await events.append(pool, [events.NewEvent("file_created", p, "file", {"sha256": rng.choice(shas)})
-                                   for p in paths])
+        await events.append(
+            pool, [events.NewEvent("file_created", p, "file", {"sha256": rng.choice(shas)}) for p in paths]
+        )
         t0 = time.perf_counter()
         written = files
         while written < total:

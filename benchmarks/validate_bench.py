@@ -36,8 +36,10 @@ async def run(url: str, token: str, n: int, conc: int, kind: str, offset: int) -
     server: list[float] = []
     counter = iter(range(n))
     limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as c:
+
         async def worker() -> None:
             for i in counter:
                 cmd = "git status" if kind == "hit" else f"ls dir-{offset + i}"
@@ -63,13 +65,21 @@ def main() -> None:
     env = services_env()
     lines = []
     with fresh_database(env) as dsn, tempfile.TemporaryDirectory() as tmp:
-        benv = {"LIGHTHOUSE_DATABASE_URL": dsn, "LIGHTHOUSE_REDIS_URL": env["LIGHTHOUSE_REDIS_URL"],
-                "LIGHTHOUSE_REDIS_PREFIX": f"bench-validate-{time.time_ns()}:", "LIGHTHOUSE_ADMIN_TOKEN": ADMIN,
-                "LIGHTHOUSE_AUDIT_LOG": f"{tmp}/audit.log", "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
-                "LIGHTHOUSE_EXPERTS": "false"}
+        benv = {
+            "LIGHTHOUSE_DATABASE_URL": dsn,
+            "LIGHTHOUSE_REDIS_URL": env["LIGHTHOUSE_REDIS_URL"],
+            "LIGHTHOUSE_REDIS_PREFIX": f"bench-validate-{time.time_ns()}:",
+            "LIGHTHOUSE_ADMIN_TOKEN": ADMIN,
+            "LIGHTHOUSE_AUDIT_LOG": f"{tmp}/audit.log",
+            "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
+            "LIGHTHOUSE_EXPERTS": "false",
+        }
         with bridge(benv, Path(tmp) / "bridge.log") as url:
-            r = httpx.post(url + "/session/create", json={"agent_id": "bench", "role": "builder"},
-                           headers={"Authorization": f"Bearer {ADMIN}"})
+            r = httpx.post(
+                url + "/session/create",
+                json={"agent_id": "bench", "role": "builder"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
             token = r.json()["session_token"]
             offset = 0
             for conc in (1, args.concurrency):
@@ -82,9 +92,13 @@ def main() -> None:
                         f"- /validate cache {kind}, {conc} connection(s), {args.requests} requests: "
                         f"p50 {pct(lat, 0.5):.2f} ms, p99 {pct(lat, 0.99):.2f} ms (client); "
                         f"server processing p50 {pct(server, 0.5):.2f} ms, p99 {pct(server, 0.99):.2f} ms; "
-                        f"{args.requests / wall:.0f} req/s")
-    append_results("validate_bench", f"python benchmarks/validate_bench.py --requests {args.requests} "
-                   f"--concurrency {args.concurrency}", lines)
+                        f"{args.requests / wall:.0f} req/s"
+                    )
+    append_results(
+        "validate_bench",
+        f"python benchmarks/validate_bench.py --requests {args.requests} --concurrency {args.concurrency}",
+        lines,
+    )
 
 
 if __name__ == "__main__":

@@ -37,19 +37,28 @@ class Anchor:
 
     def stored(self) -> dict[str, Any]:
         """What an annotation row and its event keep (the status is computed on each read)."""
-        return {"text_hash": self.text_hash, "context_hash": self.context_hash, "lines": self.lines,
-                "original_line": self.original_line}
+        return {
+            "text_hash": self.text_hash,
+            "context_hash": self.context_hash,
+            "lines": self.lines,
+            "original_line": self.original_line,
+        }
 
     def public(self) -> dict[str, object]:
-        return {"status": self.status, "text_hash": self.text_hash, "context_hash": self.context_hash,
-                "lines": self.lines, "original_line": self.original_line}
+        return {
+            "status": self.status,
+            "text_hash": self.text_hash,
+            "context_hash": self.context_hash,
+            "lines": self.lines,
+            "original_line": self.original_line,
+        }
 
 
 def make_anchor(lines: list[str], line: int, end_line: int) -> Anchor:
     """Anchor lines [line, end_line] (1-based, inclusive). Lines beyond the end hash as empty."""
     lo, hi = line - 1, end_line
     text = lines[lo:hi]
-    ctx = lines[max(0, lo - CONTEXT):hi + CONTEXT]
+    ctx = lines[max(0, lo - CONTEXT) : hi + CONTEXT]
     return Anchor(_h(text), _h(ctx), end_line - line + 1, line)
 
 
@@ -61,9 +70,9 @@ def resolve(lines: list[str], anchor: Anchor, line: int) -> tuple[int, str]:
     stripped = [s.rstrip() for s in lines]
     best: tuple[int, int, int] | None = None  # (context mismatch, distance, line)
     for start in range(0, max(0, len(lines) - n + 1)):
-        if _h(stripped[start:start + n]) != anchor.text_hash:
+        if _h(stripped[start : start + n]) != anchor.text_hash:
             continue
-        ctx = _h(stripped[max(0, start - CONTEXT):start + n + CONTEXT])
+        ctx = _h(stripped[max(0, start - CONTEXT) : start + n + CONTEXT])
         key = (0 if ctx == anchor.context_hash else 1, abs(start + 1 - line), start + 1)
         if best is None or key < best:
             best = key

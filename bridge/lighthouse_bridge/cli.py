@@ -14,8 +14,9 @@ from lighthouse_bridge.core.config import DEFAULT_PORT, Settings, load
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -47,8 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     # timeout_graceful_shutdown bounds the wait for any response that does not end on its own.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=settings.log_level == "debug", lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     DrainingServer(config).run()
     return 0
 
@@ -76,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
     sub.add_parser("config", help="list every LIGHTHOUSE_* setting").set_defaults(func=cmd_config)
     # Subcommands owned by other packages plug in when present.
-    for module in ("lighthouse_bridge.fs.cli", "lighthouse_bridge.backup.cli", "lighthouse_bridge.agents.cli",
-                   "lighthouse_bridge.health_check"):
+    for module in (
+        "lighthouse_bridge.fs.cli",
+        "lighthouse_bridge.backup.cli",
+        "lighthouse_bridge.agents.cli",
+        "lighthouse_bridge.health_check",
+    ):
         try:
             mod = __import__(module, fromlist=["add_subcommands"])
         except ImportError:

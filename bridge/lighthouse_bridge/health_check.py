@@ -182,6 +182,7 @@ def fetch_all(url: str, token: str | None, timeout: float) -> dict[str, Fetched]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     out: dict[str, Fetched] = {}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout) as client:
+
         def get(path: str, accept_503: bool = False) -> Fetched:
             try:
                 resp = client.get(path)
@@ -218,16 +219,18 @@ def cmd_health(args: argparse.Namespace) -> int:
         print("lighthouse-bridge health: --timeout must be > 0", file=sys.stderr)
         return 2
     settings = load(ClientSettings, prog="lighthouse-bridge health")
-    status, results = evaluate(fetch_all(args.url or settings.url, args.token or settings.token_or_admin,
-                                         args.timeout))
+    status, results = evaluate(fetch_all(args.url or settings.url, args.token or settings.token_or_admin, args.timeout))
     print(render(status, results, "json" if args.json else "verbose" if args.verbose else "summary"))
     return EXIT_CODES[status]
 
 
 def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("health", help="check a running bridge (exit 0 healthy, 1 degraded, 2 unhealthy)")
-    p.add_argument("--url", default=None,
-                   help=f"bridge URL (env LIGHTHOUSE_BRIDGE_URL, default {DEFAULT_BRIDGE_URL} on LIGHTHOUSE_PORT)")
+    p.add_argument(
+        "--url",
+        default=None,
+        help=f"bridge URL (env LIGHTHOUSE_BRIDGE_URL, default {DEFAULT_BRIDGE_URL} on LIGHTHOUSE_PORT)",
+    )
     p.add_argument("--token", default=None, help="bearer token (env LIGHTHOUSE_TOKEN, then LIGHTHOUSE_ADMIN_TOKEN)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--verbose", action="store_true", help="one line per check")

@@ -41,8 +41,12 @@ def create_app(settings: Settings) -> FastAPI:
         except BaseException:
             await app.state.runtime.stop()
             raise
-        log.info("Bridge started position=%d redis=%s fuse_mode=%s", app.state.runtime.projection.position,
-                 app.state.runtime.cache.status, settings.fuse_mode)
+        log.info(
+            "Bridge started position=%d redis=%s fuse_mode=%s",
+            app.state.runtime.projection.position,
+            app.state.runtime.cache.status,
+            settings.fuse_mode,
+        )
         try:
             yield
         finally:

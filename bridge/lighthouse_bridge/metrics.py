@@ -17,36 +17,52 @@ from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter("lighthouse_bridge_requests_total", "HTTP requests", ["method", "route", "status"],
-                   registry=REGISTRY)
+REQUESTS = Counter(
+    "lighthouse_bridge_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
+)
 DURATION = Histogram(
-    "lighthouse_bridge_request_duration_seconds", "HTTP request duration", ["method", "route"], registry=REGISTRY,
+    "lighthouse_bridge_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
+    registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-ERRORS = Counter("lighthouse_bridge_errors_total", "HTTP responses with status >= 400", ["route", "status"],
-                 registry=REGISTRY)
-STORE_FAILURES = Counter("lighthouse_bridge_event_store_failures_total", "Event store operations that failed",
-                         ["operation"], registry=REGISTRY)
-EVENTS_APPENDED = Counter("lighthouse_bridge_events_appended_total", "Events appended by this replica",
-                          registry=REGISTRY)
-CACHE_HITS = Counter("lighthouse_bridge_speed_layer_cache_hits_total", "Redis cache hits", ["kind"],
-                     registry=REGISTRY)
-CACHE_REQUESTS = Counter("lighthouse_bridge_speed_layer_cache_requests_total", "Redis cache lookups", ["kind"],
-                         registry=REGISTRY)
+ERRORS = Counter(
+    "lighthouse_bridge_errors_total", "HTTP responses with status >= 400", ["route", "status"], registry=REGISTRY
+)
+STORE_FAILURES = Counter(
+    "lighthouse_bridge_event_store_failures_total",
+    "Event store operations that failed",
+    ["operation"],
+    registry=REGISTRY,
+)
+EVENTS_APPENDED = Counter(
+    "lighthouse_bridge_events_appended_total", "Events appended by this replica", registry=REGISTRY
+)
+CACHE_HITS = Counter("lighthouse_bridge_speed_layer_cache_hits_total", "Redis cache hits", ["kind"], registry=REGISTRY)
+CACHE_REQUESTS = Counter(
+    "lighthouse_bridge_speed_layer_cache_requests_total", "Redis cache lookups", ["kind"], registry=REGISTRY
+)
 CACHE_ERRORS = Counter("lighthouse_bridge_cache_errors_total", "Redis calls that failed", registry=REGISTRY)
 REDIS_UP = Gauge("lighthouse_bridge_redis_connection_status", "1 when Redis answers", registry=REGISTRY)
 POSTGRES_UP = Gauge("lighthouse_bridge_postgres_connection_status", "1 when PostgreSQL answers", registry=REGISTRY)
-FUSE_MOUNTED = Gauge("lighthouse_bridge_fuse_mount_status", "1 when the FUSE status file says mounted",
-                     registry=REGISTRY)
+FUSE_MOUNTED = Gauge(
+    "lighthouse_bridge_fuse_mount_status", "1 when the FUSE status file says mounted", registry=REGISTRY
+)
 ACTIVE_CONNECTIONS = Gauge("lighthouse_bridge_active_connections", "HTTP requests in flight", registry=REGISTRY)
 STREAM_CLIENTS = Gauge("lighthouse_bridge_stream_clients", "Open /events/stream responses", registry=REGISTRY)
-PROJECTION_POSITION = Gauge("lighthouse_bridge_projection_position", "Last position applied to this replica's tree",
-                            registry=REGISTRY)
+PROJECTION_POSITION = Gauge(
+    "lighthouse_bridge_projection_position", "Last position applied to this replica's tree", registry=REGISTRY
+)
 STORE_HEAD = Gauge("lighthouse_bridge_store_head_position", "Highest committed position known", registry=REGISTRY)
-PROJECTION_LAG_EVENTS = Gauge("lighthouse_bridge_projection_lag_events", "Head minus applied position",
-                              registry=REGISTRY)
-PROJECTION_LAG_SECONDS = Gauge("lighthouse_bridge_projection_lag_seconds",
-                               "Seconds since the oldest unapplied position became known", registry=REGISTRY)
+PROJECTION_LAG_EVENTS = Gauge(
+    "lighthouse_bridge_projection_lag_events", "Head minus applied position", registry=REGISTRY
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "lighthouse_bridge_projection_lag_seconds",
+    "Seconds since the oldest unapplied position became known",
+    registry=REGISTRY,
+)
 
 
 def _cgroup_limit() -> float | None:
@@ -65,11 +81,15 @@ class _MemoryCollector(Collector):
         self._proc = psutil.Process(os.getpid())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily("lighthouse_bridge_memory_usage_bytes", "Resident memory of this process",
-                                value=float(self._proc.memory_info().rss))
+        yield GaugeMetricFamily(
+            "lighthouse_bridge_memory_usage_bytes",
+            "Resident memory of this process",
+            value=float(self._proc.memory_info().rss),
+        )
         limit = _cgroup_limit() or float(psutil.virtual_memory().total)
-        yield GaugeMetricFamily("lighthouse_bridge_memory_limit_bytes", "cgroup memory limit (host RAM if none)",
-                                value=limit)
+        yield GaugeMetricFamily(
+            "lighthouse_bridge_memory_limit_bytes", "cgroup memory limit (host RAM if none)", value=limit
+        )
 
 
 REGISTRY.register(_MemoryCollector())

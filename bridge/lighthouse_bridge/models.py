@@ -314,7 +314,8 @@ class SessionCreateIn(BaseModel):
     role: Role = "builder"
     ttl_seconds: Annotated[int, Field(ge=60, le=366 * 86400)] | None = None
     enrol_roles: list[Literal["builder", "expert", "viewer"]] = Field(
-        default_factory=list, description="For role=enrolment: the roles this enrolment token may mint.")
+        default_factory=list, description="For role=enrolment: the roles this enrolment token may mint."
+    )
     # accepted for upstream compatibility (its clients send them); recorded in the audit line, not in the token
     metadata: dict[str, Any] | None = Field(None, description="Accepted for upstream compatibility; not stored.")
     ip_address: Annotated[str, Field(max_length=64)] | None = None
@@ -370,7 +371,8 @@ class ClaimIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     capabilities: Annotated[list[Capability], Field(min_length=1, max_length=64)] | None = Field(
-        None, description="Subset of the registered capabilities to claim from (default: all of them).")
+        None, description="Subset of the registered capabilities to claim from (default: all of them)."
+    )
     lease_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
 
 

@@ -28,8 +28,12 @@ from lighthouse_bridge.store import events
 log = logging.getLogger(__name__)
 
 AUDIT_LINES = Counter("lighthouse_bridge_audit_records_total", "Audit records written", ["action"], registry=REGISTRY)
-AUDIT_FAILURES = Counter("lighthouse_bridge_audit_write_failures_total", "Audit file or event writes that failed",
-                         ["sink"], registry=REGISTRY)
+AUDIT_FAILURES = Counter(
+    "lighthouse_bridge_audit_write_failures_total",
+    "Audit file or event writes that failed",
+    ["sink"],
+    registry=REGISTRY,
+)
 
 
 class AuditLog:
@@ -47,8 +51,14 @@ class AuditLog:
         return self._fd
 
     def write(self, action: str, outcome: str, actor: str | None, **details: Any) -> dict[str, Any]:
-        record = {"ts": datetime.now(UTC).isoformat(), "action": action, "outcome": outcome, "actor": actor,
-                  "replica": self._host, **details}
+        record = {
+            "ts": datetime.now(UTC).isoformat(),
+            "action": action,
+            "outcome": outcome,
+            "actor": actor,
+            "replica": self._host,
+            **details,
+        }
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         with self._lock:
             try:
@@ -129,10 +139,12 @@ class EventSink:
                 await self._task
 
 
-def event(event_type: str, aggregate_type: str, aggregate_id: str, data: dict[str, Any],
-          agent: str | None = None) -> events.NewEvent:
-    return events.NewEvent(event_type, aggregate_id, aggregate_type, data=data, source_agent=agent,
-                           metadata={"source_component": "agents"})
+def event(
+    event_type: str, aggregate_type: str, aggregate_id: str, data: dict[str, Any], agent: str | None = None
+) -> events.NewEvent:
+    return events.NewEvent(
+        event_type, aggregate_id, aggregate_type, data=data, source_agent=agent, metadata={"source_component": "agents"}
+    )
 
 
 def tail(path: Path, limit: int) -> list[dict[str, Any]]:

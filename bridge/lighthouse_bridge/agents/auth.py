@@ -72,16 +72,29 @@ async def authenticate(agents: Agents | None, admin_token: str | None, req: Requ
         await db.guard("token_check", tokens.check_registry(agents.pool, claims))
     except tokens.TokenError as exc:
         raise _fail(agents, req, str(exc)) from None
-    principal = Principal(claims.agent_id, admin=claims.role == "admin", role=claims.role, agent_id=claims.agent_id,
-                          jti=claims.jti)
+    principal = Principal(
+        claims.agent_id, admin=claims.role == "admin", role=claims.role, agent_id=claims.agent_id, jti=claims.jti
+    )
     if not roles.allows(claims.role, req.method, req.path):
-        agents.record("auth_forbidden", "denied", claims.agent_id, "auth", "auth", role=claims.role,
-                      method=req.method, path=req.path)
-        raise Forbidden(f"role {claims.role!r} may not {req.method} {req.path}",
-                        allowed_roles=sorted(roles.allowed_roles(req.method, req.path)))
+        agents.record(
+            "auth_forbidden",
+            "denied",
+            claims.agent_id,
+            "auth",
+            "auth",
+            role=claims.role,
+            method=req.method,
+            path=req.path,
+        )
+        raise Forbidden(
+            f"role {claims.role!r} may not {req.method} {req.path}",
+            allowed_roles=sorted(roles.allowed_roles(req.method, req.path)),
+        )
     if claims.role != "admin":
         allowed, retry_after = await agents.limiter.hit(claims.agent_id)
         if not allowed:
-            raise RateLimited(f"agent {claims.agent_id!r} exceeded {agents.limiter.per_minute} requests per minute",
-                              retry_after=retry_after)
+            raise RateLimited(
+                f"agent {claims.agent_id!r} exceeded {agents.limiter.per_minute} requests per minute",
+                retry_after=retry_after,
+            )
     return principal

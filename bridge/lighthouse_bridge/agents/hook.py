@@ -37,8 +37,9 @@ class HookConfig:
     agent_id: str | None
 
 
-def hook_config(settings: HookSettings, url: str | None = None, token: str | None = None,
-                wait: float | None = None) -> HookConfig:
+def hook_config(
+    settings: HookSettings, url: str | None = None, token: str | None = None, wait: float | None = None
+) -> HookConfig:
     """Flags over the environment (core.config.HookSettings)."""
     return HookConfig(
         url=(url or settings.url).rstrip("/"),
@@ -110,8 +111,11 @@ def run(stdin: TextIO, err: TextIO, cfg: HookConfig) -> int:
             if r.status_code >= 500:
                 return offline(req, cfg, f"bridge answered {r.status_code}", err)
             if r.status_code != 200:
-                print(f"Lighthouse blocked {req['tool_name']}: bridge refused the request ({r.status_code}: "
-                      f"{_detail(r)})", file=err)
+                print(
+                    f"Lighthouse blocked {req['tool_name']}: bridge refused the request ({r.status_code}: "
+                    f"{_detail(r)})",
+                    file=err,
+                )
                 return BLOCKED
             body = r.json()
             verdict = _verdict(body, req["tool_name"], err)
@@ -119,8 +123,11 @@ def run(stdin: TextIO, err: TextIO, cfg: HookConfig) -> int:
                 remaining = cfg.wait - (time.monotonic() - started)
                 if remaining <= 0:
                     return _fail_safe(body, req, cfg, err)
-                r = c.get(f"/escalations/{body['escalation_id']}", params={"wait": round(min(remaining, 25.0), 3)},
-                          timeout=httpx.Timeout(min(remaining, 25.0) + cfg.timeout, connect=3.0))
+                r = c.get(
+                    f"/escalations/{body['escalation_id']}",
+                    params={"wait": round(min(remaining, 25.0), 3)},
+                    timeout=httpx.Timeout(min(remaining, 25.0) + cfg.timeout, connect=3.0),
+                )
                 if r.status_code != 200:
                     return _fail_safe(body, req, cfg, err)
                 body = r.json()
@@ -133,9 +140,11 @@ def run(stdin: TextIO, err: TextIO, cfg: HookConfig) -> int:
 def _fail_safe(body: dict[str, Any], req: dict[str, Any], cfg: HookConfig, err: TextIO) -> int:
     if body.get("read_only"):
         return APPROVED
-    print(f"Lighthouse blocked {req['tool_name']}: no expert decision within {cfg.wait:g}s on escalation "
-          f"{body.get('escalation_id')} ({body.get('reason')}); fail-safe blocks operations that are not read-only",
-          file=err)
+    print(
+        f"Lighthouse blocked {req['tool_name']}: no expert decision within {cfg.wait:g}s on escalation "
+        f"{body.get('escalation_id')} ({body.get('reason')}); fail-safe blocks operations that are not read-only",
+        file=err,
+    )
     return BLOCKED
 
 
@@ -150,7 +159,8 @@ def main(url: str | None = None, token: str | None = None, wait: float | None = 
     try:
         settings = HookSettings()
     except ValidationError as exc:  # a hook that crashes lets the tool through: refuse instead
-        print(f"Lighthouse blocked the tool: invalid configuration: {'; '.join(invalid_variables(exc))}",
-              file=sys.stderr)
+        print(
+            f"Lighthouse blocked the tool: invalid configuration: {'; '.join(invalid_variables(exc))}", file=sys.stderr
+        )
         return BLOCKED
     return run(sys.stdin, sys.stderr, hook_config(settings, url, token, wait))

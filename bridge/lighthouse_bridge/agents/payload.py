@@ -47,8 +47,17 @@ def parse(doc: Any, max_input_bytes: int) -> ValidationRequest:
     """Accept {tool_name, tool_input, agent_id} or the older {id?, tool, input, agent}; 422/413 otherwise."""
     if not isinstance(doc, dict):
         raise InvalidInput("body must be a JSON object")
-    current = {"tool_name", "tool_input", "agent_id", "session_id", "hook_event_name", "cwd", "transcript_path",
-               "permission_mode", "tool_use_id"}
+    current = {
+        "tool_name",
+        "tool_input",
+        "agent_id",
+        "session_id",
+        "hook_event_name",
+        "cwd",
+        "transcript_path",
+        "permission_mode",
+        "tool_use_id",
+    }
     legacy = {"id", "tool", "input", "agent"}
     if "tool_name" in doc:
         shape, name_key, input_key, agent_key, allowed = "current", "tool_name", "tool_input", "agent_id", current

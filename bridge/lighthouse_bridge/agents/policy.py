@@ -90,8 +90,11 @@ def _block(rid: str, regex: str, reason: str) -> dict[str, Any]:
 # The upstream rule set (shared/reference/bridge-upstream.md), in upstream order.
 DEFAULT_RULES: list[dict[str, Any]] = [
     # any flag order (-rf, -fr, -r -f, --recursive), as long as one flag is recursive and the target is /
-    _block("block-rm-rf-root", r"\brm\s+(?=(-\S+\s+)*(-[A-Za-z]*[rR][A-Za-z]*|--recursive)\b)(-\S+\s+)+/+(\*|\s|$)",
-           "recursive delete of /"),
+    _block(
+        "block-rm-rf-root",
+        r"\brm\s+(?=(-\S+\s+)*(-[A-Za-z]*[rR][A-Za-z]*|--recursive)\b)(-\S+\s+)+/+(\*|\s|$)",
+        "recursive delete of /",
+    ),
     _block("block-sudo-rm", r"\bsudo\s+(-\S+\s+)*rm\b", "rm with sudo"),
     _block("block-chmod-777", r"\bchmod\s+(-\S+\s+)*0?777\b", "world-writable permissions"),
     _block("block-dd-device", r"\bdd\b.*\bof=/dev/", "dd onto a device"),
@@ -101,13 +104,29 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     _block("block-reboot", r"\breboot\b", "rebooting the machine"),
     _block("block-kill-9", r"\bkill\s+(-\S+\s+)*-(9|KILL|SIGKILL)\b", "kill -9"),
     _block("block-killall", r"\b(killall|pkill)\b", "killing processes by name"),
-    {"id": "escalate-system-path", "tool": "*", "path": SYSTEM_PATHS, "action": "escalate",
-     "reason": "touches a system path"},
-    {"id": "escalate-system-path-shell", "tool": "Bash", "command": r"(^|[\s=<>'\"])/(etc|usr|var|boot|sys|proc)/"
-     r"|(^|[\s=<>'\"])/dev/(?!null\b)", "action": "escalate", "reason": "shell command names a system path"},
+    {
+        "id": "escalate-system-path",
+        "tool": "*",
+        "path": SYSTEM_PATHS,
+        "action": "escalate",
+        "reason": "touches a system path",
+    },
+    {
+        "id": "escalate-system-path-shell",
+        "tool": "Bash",
+        "command": r"(^|[\s=<>'\"])/(etc|usr|var|boot|sys|proc)/"
+        r"|(^|[\s=<>'\"])/dev/(?!null\b)",
+        "action": "escalate",
+        "reason": "shell command names a system path",
+    },
     {"id": "approve-read-only-tool", "tool": "@read_only", "action": "approve", "reason": "read-only tool"},
-    {"id": "approve-safe-shell", "tool": "Bash", "command": SAFE_SHELL, "action": "approve",
-     "reason": "safe read-only shell command"},
+    {
+        "id": "approve-safe-shell",
+        "tool": "Bash",
+        "command": SAFE_SHELL,
+        "action": "approve",
+        "reason": "safe read-only shell command",
+    },
 ]
 
 
@@ -179,9 +198,13 @@ def _compile(spec: RuleSpec) -> Rule:
     tools = [spec.tool] if isinstance(spec.tool, str) else spec.tool
     marker = tools == ["@read_only"]
     return Rule(
-        id=spec.id or "", tools=None if "*" in tools or marker else frozenset(tools), read_only_marker=marker,
+        id=spec.id or "",
+        tools=None if "*" in tools or marker else frozenset(tools),
+        read_only_marker=marker,
         command=re.compile(spec.command) if spec.command else None,
-        path=re.compile(spec.path) if spec.path else None, action=spec.action, reason=spec.reason,
+        path=re.compile(spec.path) if spec.path else None,
+        action=spec.action,
+        reason=spec.reason,
     )
 
 
@@ -190,10 +213,19 @@ def build(spec: PolicySpec, source: str) -> Policy:
     if spec.include_defaults:
         own = {r.id for r in rules}
         rules += [_compile(RuleSpec(**d)) for d in DEFAULT_RULES if d["id"] not in own]
-    canonical = json.dumps({"spec": spec.model_dump(), "defaults": DEFAULT_RULES if spec.include_defaults else []},
-                           sort_keys=True, default=str)
-    return Policy(rules, spec.default_action, frozenset(spec.read_only_tools), spec.escalation_timeout_seconds,
-                  hashlib.sha256(canonical.encode()).hexdigest()[:16], source)
+    canonical = json.dumps(
+        {"spec": spec.model_dump(), "defaults": DEFAULT_RULES if spec.include_defaults else []},
+        sort_keys=True,
+        default=str,
+    )
+    return Policy(
+        rules,
+        spec.default_action,
+        frozenset(spec.read_only_tools),
+        spec.escalation_timeout_seconds,
+        hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        source,
+    )
 
 
 def default_policy() -> Policy:

@@ -16,10 +16,12 @@ from redis.exceptions import RedisError
 from lighthouse_bridge.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
-LIMITED = Counter("lighthouse_bridge_rate_limited_total", "Requests refused by the per-agent rate limit",
-                  registry=REGISTRY)
-BYPASSED = Counter("lighthouse_bridge_rate_limit_bypassed_total", "Requests let through because Redis was down",
-                   registry=REGISTRY)
+LIMITED = Counter(
+    "lighthouse_bridge_rate_limited_total", "Requests refused by the per-agent rate limit", registry=REGISTRY
+)
+BYPASSED = Counter(
+    "lighthouse_bridge_rate_limit_bypassed_total", "Requests let through because Redis was down", registry=REGISTRY
+)
 
 
 class RateLimiter:

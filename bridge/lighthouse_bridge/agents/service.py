@@ -29,21 +29,29 @@ from lighthouse_bridge.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
-DECISIONS = Counter("lighthouse_bridge_validation_decisions_total", "Validation decisions",
-                    ["decision", "source"], registry=REGISTRY)
-VALIDATE_SECONDS = Histogram("lighthouse_bridge_validation_duration_seconds", "Time to decide /validate",
-                             ["cache"], registry=REGISTRY,
-                             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+DECISIONS = Counter(
+    "lighthouse_bridge_validation_decisions_total", "Validation decisions", ["decision", "source"], registry=REGISTRY
+)
+VALIDATE_SECONDS = Histogram(
+    "lighthouse_bridge_validation_duration_seconds",
+    "Time to decide /validate",
+    ["cache"],
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 ESCALATIONS = Counter("lighthouse_bridge_expert_escalations_total", "Escalations created", registry=REGISTRY)
-QUEUE_SIZE = Gauge("lighthouse_bridge_expert_queue_size", "Pending escalations plus pending expert tasks",
-                   registry=REGISTRY)
-ACTIVE_SESSIONS = Gauge("lighthouse_bridge_active_sessions", "Agent tokens neither expired nor revoked",
-                        registry=REGISTRY)
+QUEUE_SIZE = Gauge(
+    "lighthouse_bridge_expert_queue_size", "Pending escalations plus pending expert tasks", registry=REGISTRY
+)
+ACTIVE_SESSIONS = Gauge(
+    "lighthouse_bridge_active_sessions", "Agent tokens neither expired nor revoked", registry=REGISTRY
+)
 REGISTERED = Gauge("lighthouse_bridge_registered_experts", "Registered experts (built-in included)", registry=REGISTRY)
-POLICY_RELOADS = Counter("lighthouse_bridge_policy_reloads_total", "Policy reload attempts", ["outcome"],
-                         registry=REGISTRY)
-AUTH_FAILURES = Counter("lighthouse_bridge_auth_failures_total", "Rejected credentials", ["reason"],
-                        registry=REGISTRY)
+POLICY_RELOADS = Counter(
+    "lighthouse_bridge_policy_reloads_total", "Policy reload attempts", ["outcome"], registry=REGISTRY
+)
+AUTH_FAILURES = Counter("lighthouse_bridge_auth_failures_total", "Rejected credentials", ["reason"], registry=REGISTRY)
+
 
 async def _bounded(what: str, aw: Any, seconds: float = 10.0) -> None:
     task = asyncio.ensure_future(aw)
@@ -78,8 +86,12 @@ class Agents:
         self.key = tokens.signing_key(settings.token_secret, settings.admin_token)
         self.redis: aioredis.Redis | None = None
         if settings.redis_url:
-            self.redis = aioredis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout,
-                                           socket_connect_timeout=settings.redis_timeout, max_connections=64)
+            self.redis = aioredis.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout,
+                socket_connect_timeout=settings.redis_timeout,
+                max_connections=64,
+            )
         self.prefix = f"{settings.redis_prefix}agents:"
         self.limiter = RateLimiter(self.redis, self.prefix, settings.rate_limit_per_minute)
         self.audit = AuditLog(settings.audit_log)
@@ -94,18 +106,23 @@ class Agents:
         self = cls(settings, runtime)
         self.sink.start()
         if settings.policy_file is None:
-            log.info("Loaded Policy source=defaults hash=%s rules=%d", self.policy.policy.hash,
-                     self.policy.policy.rule_count)
+            log.info(
+                "Loaded Policy source=defaults hash=%s rules=%d", self.policy.policy.hash, self.policy.policy.rule_count
+            )
         else:
             self.policy.check()
         if not settings.admin_token:
-            log.warning("LIGHTHOUSE_ADMIN_TOKEN is unset: authentication is DISABLED (every caller is admin); "
-                        "set it in any shared deployment")
+            log.warning(
+                "LIGHTHOUSE_ADMIN_TOKEN is unset: authentication is DISABLED (every caller is admin); "
+                "set it in any shared deployment"
+            )
         await register_builtins(self.pool)
         if self.experts is not None:
             self.experts.start()
-        self._tasks = [asyncio.create_task(self._policy_loop(), name="policy-reloader"),
-                       asyncio.create_task(self._sweep_loop(), name="escalation-sweeper")]
+        self._tasks = [
+            asyncio.create_task(self._policy_loop(), name="policy-reloader"),
+            asyncio.create_task(self._sweep_loop(), name="escalation-sweeper"),
+        ]
         return self
 
     async def stop(self) -> None:
@@ -136,12 +153,18 @@ class Agents:
                 for row in await escalations.expire_due(self.pool):
                     self._after_decision(row, source="timeout")
                 await queue.reclaim_expired(self.pool)
-                QUEUE_SIZE.set(await self.pool.fetchval(
-                    "SELECT (SELECT count(*) FROM escalations WHERE status = 'pending')"
-                    " + (SELECT count(*) FROM expert_tasks WHERE status = 'pending')"))
+                QUEUE_SIZE.set(
+                    await self.pool.fetchval(
+                        "SELECT (SELECT count(*) FROM escalations WHERE status = 'pending')"
+                        " + (SELECT count(*) FROM expert_tasks WHERE status = 'pending')"
+                    )
+                )
                 REGISTERED.set(await self.pool.fetchval("SELECT count(*) FROM experts"))
-                ACTIVE_SESSIONS.set(await self.pool.fetchval(
-                    "SELECT count(*) FROM agent_tokens WHERE revoked_at IS NULL AND expires_at > now()"))
+                ACTIVE_SESSIONS.set(
+                    await self.pool.fetchval(
+                        "SELECT count(*) FROM agent_tokens WHERE revoked_at IS NULL AND expires_at > now()"
+                    )
+                )
             except Exception as exc:
                 log.warning("Escalation sweep failed error=%r", exc)
 
@@ -153,8 +176,9 @@ class Agents:
         self.sink.emit(event(action, "policy", "policy", data, "bridge"))
 
     # ---------------------------------------------------------------- audit helpers
-    def record(self, action: str, outcome: str, actor: str | None, aggregate_type: str, aggregate_id: str,
-               **details: Any) -> None:
+    def record(
+        self, action: str, outcome: str, actor: str | None, aggregate_type: str, aggregate_id: str, **details: Any
+    ) -> None:
         """Audit line now, event appended by the background sink."""
         self.audit.write(action, outcome, actor, **details)
         self.sink.emit(event(action, aggregate_type, aggregate_id, {"outcome": outcome, **details}, actor))
@@ -200,19 +224,45 @@ class Agents:
         if out.decision == "escalated":
             timeout = pol.escalation_timeout or self.settings.escalation_timeout
             row, created = await escalations.create(
-                self.pool, command_hash=chash, policy_hash=pol.hash, tool_name=req.tool_name,
-                tool_input=req.tool_input, agent_id=agent_id, rule_id=out.rule_id, reason=out.reason,
-                read_only=read_only, timeout_seconds=timeout)
+                self.pool,
+                command_hash=chash,
+                policy_hash=pol.hash,
+                tool_name=req.tool_name,
+                tool_input=req.tool_input,
+                agent_id=agent_id,
+                rule_id=out.rule_id,
+                reason=out.reason,
+                read_only=read_only,
+                timeout_seconds=timeout,
+            )
             out.escalation = escalations.public(row)
             if created:
                 ESCALATIONS.inc()
-                self.audit.write("validation_escalated", "escalated", agent_id, escalation_id=str(row["id"]),
-                                 tool_name=req.tool_name, command_hash=chash, rule_id=out.rule_id)
+                self.audit.write(
+                    "validation_escalated",
+                    "escalated",
+                    agent_id,
+                    escalation_id=str(row["id"]),
+                    tool_name=req.tool_name,
+                    command_hash=chash,
+                    rule_id=out.rule_id,
+                )
                 await self._expert_votes(row, req)
         else:
-            self.record("validation_decision_made", out.decision, agent_id, "validation", f"command:{chash}",
-                        decision=out.decision, rule_id=out.rule_id, reason=out.reason, cache_hit=out.cache_hit,
-                        tool_name=req.tool_name, command_hash=chash, request_id=req.request_id)
+            self.record(
+                "validation_decision_made",
+                out.decision,
+                agent_id,
+                "validation",
+                f"command:{chash}",
+                decision=out.decision,
+                rule_id=out.rule_id,
+                reason=out.reason,
+                cache_hit=out.cache_hit,
+                tool_name=req.tool_name,
+                command_hash=chash,
+                request_id=req.request_id,
+            )
         DECISIONS.labels(out.decision, out.source).inc()
         VALIDATE_SECONDS.labels("hit" if out.cache_hit else "miss").observe(time.perf_counter() - t0)
         return out
@@ -232,15 +282,23 @@ class Agents:
         self._after_decision(row, source="expert")
         # An expert's judgement answers the same command next time (a fail-safe timeout is not a judgement).
         if row["policy_hash"] == self.policy.policy.hash:
-            await self._cache_set(self._cache_key(self.policy.policy, row["command_hash"]),
-                                  {"decision": row["decision"], "reason": f"{by}: {reason}",
-                                   "rule_id": f"escalation:{row['id']}"})
+            await self._cache_set(
+                self._cache_key(self.policy.policy, row["command_hash"]),
+                {"decision": row["decision"], "reason": f"{by}: {reason}", "rule_id": f"escalation:{row['id']}"},
+            )
         return escalations.public(row)
 
     def _after_decision(self, row: Any, source: str) -> None:
-        self.audit.write("escalation_" + row["status"], row["decision"], row["decided_by"],
-                         escalation_id=str(row["id"]), reason=row["decision_reason"], command_hash=row["command_hash"],
-                         tool_name=row["tool_name"], source=source)
+        self.audit.write(
+            "escalation_" + row["status"],
+            row["decision"],
+            row["decided_by"],
+            escalation_id=str(row["id"]),
+            reason=row["decision_reason"],
+            command_hash=row["command_hash"],
+            tool_name=row["tool_name"],
+            source=source,
+        )
         DECISIONS.labels(row["decision"], source).inc()
 
     async def wait_decision(self, escalation_id: str, wait: float) -> Any:

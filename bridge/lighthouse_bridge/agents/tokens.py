@@ -54,9 +54,17 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(key: bytes, claims: Claims) -> str:
-    body = json.dumps({"jti": claims.jti, "sub": claims.agent_id, "role": claims.role,
-                       "exp": int(claims.expires_at), "iat": int(claims.issued_at)},
-                      separators=(",", ":"), sort_keys=True).encode()
+    body = json.dumps(
+        {
+            "jti": claims.jti,
+            "sub": claims.agent_id,
+            "role": claims.role,
+            "exp": int(claims.expires_at),
+            "iat": int(claims.issued_at),
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
     payload = _b64(body)
     sig = _b64(hmac.new(key, f"{PREFIX}.{payload}".encode(), hashlib.sha256).digest())
     return f"{PREFIX}.{payload}.{sig}"
@@ -108,8 +116,13 @@ async def insert(conn: asyncpg.Connection, claims: Claims, issued_by: str, enrol
     await conn.execute(
         "INSERT INTO agent_tokens (jti, agent_id, role, enrol_roles, issued_by, issued_at, expires_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        uuid.UUID(claims.jti), claims.agent_id, claims.role, enrol_roles, issued_by,
-        datetime.fromtimestamp(claims.issued_at, UTC), datetime.fromtimestamp(claims.expires_at, UTC),
+        uuid.UUID(claims.jti),
+        claims.agent_id,
+        claims.role,
+        enrol_roles,
+        issued_by,
+        datetime.fromtimestamp(claims.issued_at, UTC),
+        datetime.fromtimestamp(claims.expires_at, UTC),
     )
 
 
@@ -122,23 +135,38 @@ async def expires_at(conn: asyncpg.Pool | asyncpg.Connection, jti: str) -> datet
     return await conn.fetchval("SELECT expires_at FROM agent_tokens WHERE jti = $1", uuid.UUID(jti))
 
 
-async def registered(conn: asyncpg.Pool | asyncpg.Connection, agent_id: str | None, limit: int,
-                     ) -> list[asyncpg.Record]:
+async def registered(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    agent_id: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
     """Registry rows (of one agent, or all), newest first."""
     return await conn.fetch(
         "SELECT * FROM agent_tokens WHERE $1::text IS NULL OR agent_id = $1 ORDER BY issued_at DESC LIMIT $2",
-        agent_id, limit)
+        agent_id,
+        limit,
+    )
 
 
 async def revoke(conn: asyncpg.Connection, jti: uuid.UUID, by: str) -> asyncpg.Record | None:
     """Mark revoked (idempotent: the first revocation's time and author stay); None for an unknown token."""
-    return await conn.fetchrow("UPDATE agent_tokens SET revoked_at = coalesce(revoked_at, now()),"
-                               " revoked_by = coalesce(revoked_by, $2) WHERE jti = $1 RETURNING *", jti, by)
+    return await conn.fetchrow(
+        "UPDATE agent_tokens SET revoked_at = coalesce(revoked_at, now()),"
+        " revoked_by = coalesce(revoked_by, $2) WHERE jti = $1 RETURNING *",
+        jti,
+        by,
+    )
 
 
 def row_public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    return {"jti": str(row["jti"]), "agent_id": row["agent_id"], "role": row["role"],
-            "enrol_roles": list(row["enrol_roles"]), "issued_by": row["issued_by"],
-            "issued_at": row["issued_at"].isoformat(), "expires_at": row["expires_at"].isoformat(),
-            "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
-            "revoked_by": row["revoked_by"]}
+    return {
+        "jti": str(row["jti"]),
+        "agent_id": row["agent_id"],
+        "role": row["role"],
+        "enrol_roles": list(row["enrol_roles"]),
+        "issued_by": row["issued_by"],
+        "issued_at": row["issued_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+        "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+        "revoked_by": row["revoked_by"],
+    }

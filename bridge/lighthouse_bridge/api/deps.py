@@ -28,15 +28,19 @@ async def get_settings(request: Request) -> Settings:
 def auth_request(request: Request) -> auth.Request:
     """The credentials and the route template (the role table is keyed by templates, not by concrete paths)."""
     route: Any = request.scope.get("route")
-    return auth.Request(authorization=request.headers.get("authorization", ""), method=request.method,
-                        path=getattr(route, "path", request.url.path),
-                        client=request.client.host if request.client else None)
+    return auth.Request(
+        authorization=request.headers.get("authorization", ""),
+        method=request.method,
+        path=getattr(route, "path", request.url.path),
+        client=request.client.host if request.client else None,
+    )
 
 
 async def require_principal(request: Request) -> Principal:
     """The authentication gate, installed app-wide (main.py): see agents.auth.authenticate."""
-    return await auth.authenticate(getattr(request.app.state, "agents", None), request.app.state.settings.admin_token,
-                                   auth_request(request))
+    return await auth.authenticate(
+        getattr(request.app.state, "agents", None), request.app.state.settings.admin_token, auth_request(request)
+    )
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -64,8 +64,9 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    resp = problem(413, "too-large", "Request too large",
-                                   f"request body exceeds {self.max_bytes} bytes")
+                    resp = problem(
+                        413, "too-large", "Request too large", f"request body exceeds {self.max_bytes} bytes"
+                    )
                     await resp(scope, receive, send)
                     return
         seen = 0

@@ -38,8 +38,11 @@ def dump_keys(redis_url: str, prefix: str, sink: Callable[[bytes], None]) -> int
                 ttl, value = out[2 * i], out[2 * i + 1]
                 if value is None:
                     continue  # expired between SCAN and DUMP
-                lines.append(json.dumps({"key": base64.b64encode(key).decode(), "ttl_ms": ttl,
-                                         "dump": base64.b64encode(value).decode()}))
+                lines.append(
+                    json.dumps(
+                        {"key": base64.b64encode(key).decode(), "ttl_ms": ttl, "dump": base64.b64encode(value).decode()}
+                    )
+                )
             if lines:
                 sink(("\n".join(lines) + "\n").encode())
                 count += len(lines)

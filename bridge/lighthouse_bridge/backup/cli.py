@@ -24,40 +24,72 @@ def _s3_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prefix", default=S, help="key prefix (env LIGHTHOUSE_S3_PREFIX)")
     g.add_argument("--endpoint", default=S, help="S3 endpoint URL (env LIGHTHOUSE_S3_ENDPOINT; unset: AWS)")
     g.add_argument("--region", default=S, help="region (env LIGHTHOUSE_S3_REGION, AWS_REGION)")
-    g.add_argument("--path-style", dest="path_style", action=argparse.BooleanOptionalAction, default=S,
-                   help="path-style addressing (env LIGHTHOUSE_S3_PATH_STYLE; default: on with a custom endpoint)")
+    g.add_argument(
+        "--path-style",
+        dest="path_style",
+        action=argparse.BooleanOptionalAction,
+        default=S,
+        help="path-style addressing (env LIGHTHOUSE_S3_PATH_STYLE; default: on with a custom endpoint)",
+    )
     g.add_argument("--namespace", default=S, help="bridge namespace (env LIGHTHOUSE_NAMESPACE)")
     g.add_argument("--name", default=S, help="bridge name (env LIGHTHOUSE_NAME)")
     g.add_argument("--json", action="store_true", default=S, help="print the result as JSON on stdout")
 
 
 def _db_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--database-url", dest="database_url", default=S,
-                   help="PostgreSQL URL (env LIGHTHOUSE_DATABASE_URL)")
+    p.add_argument(
+        "--database-url", dest="database_url", default=S, help="PostgreSQL URL (env LIGHTHOUSE_DATABASE_URL)"
+    )
 
 
 def _retention_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keep-last", dest="keep_last", type=int, default=S,
-                   help="keep the N newest complete backups (env LIGHTHOUSE_BACKUP_KEEP_LAST)")
-    p.add_argument("--max-age", dest="max_age", default=S,
-                   help="delete complete backups older than e.g. 30d, 12h (env LIGHTHOUSE_BACKUP_MAX_AGE)")
+    p.add_argument(
+        "--keep-last",
+        dest="keep_last",
+        type=int,
+        default=S,
+        help="keep the N newest complete backups (env LIGHTHOUSE_BACKUP_KEEP_LAST)",
+    )
+    p.add_argument(
+        "--max-age",
+        dest="max_age",
+        default=S,
+        help="delete complete backups older than e.g. 30d, 12h (env LIGHTHOUSE_BACKUP_MAX_AGE)",
+    )
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     b = subparsers.add_parser(
-        "backup", help="back up the database and configuration to S3 (see also: backup list, backup prune)",
+        "backup",
+        help="back up the database and configuration to S3 (see also: backup list, backup prune)",
         description="Streams a consistent pg_dump and the configuration to "
-                    "s3://BUCKET/PREFIX/NAMESPACE/NAME/<UTC timestamp>/, writes manifest.json last, then applies "
-                    "retention.")
+        "s3://BUCKET/PREFIX/NAMESPACE/NAME/<UTC timestamp>/, writes manifest.json last, then applies "
+        "retention.",
+    )
     _s3_flags(b)
     _db_flag(b)
     _retention_flags(b)
-    b.add_argument("--config-file", dest="config_file", action="append", default=S, metavar="PATH",
-                   help="also store this file (repeatable; env LIGHTHOUSE_BACKUP_CONFIG_FILES, ':'-separated)")
-    b.add_argument("--cache", action=argparse.BooleanOptionalAction, default=S,
-                   help="include a Redis snapshot of the bridge's keys, labelled cache (env LIGHTHOUSE_BACKUP_CACHE)")
-    b.add_argument("--part-size-mib", dest="part_size_mib", type=int, default=S,
-                   help="multipart part size, >= 5 (env LIGHTHOUSE_BACKUP_PART_SIZE_MIB, default 8)")
+    b.add_argument(
+        "--config-file",
+        dest="config_file",
+        action="append",
+        default=S,
+        metavar="PATH",
+        help="also store this file (repeatable; env LIGHTHOUSE_BACKUP_CONFIG_FILES, ':'-separated)",
+    )
+    b.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=S,
+        help="include a Redis snapshot of the bridge's keys, labelled cache (env LIGHTHOUSE_BACKUP_CACHE)",
+    )
+    b.add_argument(
+        "--part-size-mib",
+        dest="part_size_mib",
+        type=int,
+        default=S,
+        help="multipart part size, >= 5 (env LIGHTHOUSE_BACKUP_PART_SIZE_MIB, default 8)",
+    )
     b.add_argument("--compress", type=int, default=S, help="pg_dump compression level 0-9 (default: pg_dump's)")
     b.set_defaults(func=_run(cmd_backup), handler=_run(cmd_backup))
     bsub = b.add_subparsers(dest="backup_command", metavar="{list,prune}")
@@ -70,16 +102,29 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     pr.set_defaults(func=_run(cmd_prune), handler=_run(cmd_prune))
 
     r = subparsers.add_parser(
-        "restore", help="restore the database from a backup",
+        "restore",
+        help="restore the database from a backup",
         description="Verifies every object's sha256 before changing anything, restores into an empty database in "
-                    "one transaction (or replaces its contents with --replace), then checks the event store's "
-                    "high-water mark and every table's row count against the manifest.")
-    r.add_argument("--from", dest="source", required=True, metavar="ID|latest",
-                   help="backup id (a UTC timestamp such as 20260102T030405Z) or 'latest'")
+        "one transaction (or replaces its contents with --replace), then checks the event store's "
+        "high-water mark and every table's row count against the manifest.",
+    )
+    r.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="ID|latest",
+        help="backup id (a UTC timestamp such as 20260102T030405Z) or 'latest'",
+    )
     r.add_argument("--replace", action="store_true", help="drop the database's current contents (same transaction)")
-    r.add_argument("--wait-for-database", dest="wait_for_database", type=int, default=S, metavar="SECONDS",
-                   help="wait up to SECONDS for PostgreSQL to accept connections (env "
-                        "LIGHTHOUSE_DATABASE_WAIT_SECONDS, default 0)")
+    r.add_argument(
+        "--wait-for-database",
+        dest="wait_for_database",
+        type=int,
+        default=S,
+        metavar="SECONDS",
+        help="wait up to SECONDS for PostgreSQL to accept connections (env "
+        "LIGHTHOUSE_DATABASE_WAIT_SECONDS, default 0)",
+    )
     _s3_flags(r)
     _db_flag(r)
     r.set_defaults(func=_run(cmd_restore), handler=_run(cmd_restore))
@@ -87,8 +132,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
 
 def _setup_logging() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=os.environ.get("LIGHTHOUSE_LOG_LEVEL", "info").upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=os.environ.get("LIGHTHOUSE_LOG_LEVEL", "info").upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -145,9 +193,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     manifest = create_backup(resolve(args))
     _write_result(manifest.id, manifest.completed_at, manifest.total_size)
-    _emit(args, json.loads(manifest.to_json()),
-          f"{manifest.id} complete size={manifest.total_size} high_water={manifest.database.high_water} "
-          f"duration={manifest.duration_seconds:.1f}s")
+    _emit(
+        args,
+        json.loads(manifest.to_json()),
+        f"{manifest.id} complete size={manifest.total_size} high_water={manifest.database.high_water} "
+        f"duration={manifest.duration_seconds:.1f}s",
+    )
     return 0
 
 
@@ -161,8 +212,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     storage.check()
     rows = []
     for e in catalog(storage, settings.layout):
-        row: dict[str, Any] = {"id": e.id, "time": e.time.isoformat(), "complete": e.complete, "size": e.size,
-                               "objects": e.objects, "high_water": None, "duration_seconds": None}
+        row: dict[str, Any] = {
+            "id": e.id,
+            "time": e.time.isoformat(),
+            "complete": e.complete,
+            "size": e.size,
+            "objects": e.objects,
+            "high_water": None,
+            "duration_seconds": None,
+        }
         if e.complete:
             m = read_manifest(storage, settings.layout, e.id)
             row["high_water"], row["duration_seconds"] = m.database.high_water, m.duration_seconds
@@ -171,8 +229,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for row in rows:
         hw = "-" if row["high_water"] is None else str(row["high_water"])
         dur = "-" if row["duration_seconds"] is None else f"{row['duration_seconds']:.1f}s"
-        lines.append(f"{row['id']:<18} {'complete' if row['complete'] else 'incomplete':<10} {row['size']:>14} "
-                     f"{hw:>12} {dur:>9}")
+        lines.append(
+            f"{row['id']:<18} {'complete' if row['complete'] else 'incomplete':<10} {row['size']:>14} {hw:>12} {dur:>9}"
+        )
     _emit(args, rows, "\n".join(lines))
     return 0
 
@@ -199,12 +258,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     result = restore_backup(resolve(args), args.source, replace=args.replace)
     m = result.manifest
-    summary = {"id": m.id, "replaced": result.replaced, "high_water": m.database.high_water,
-               "tables": m.database.tables, "duration_seconds": round(result.duration_seconds, 3)}
+    summary = {
+        "id": m.id,
+        "replaced": result.replaced,
+        "high_water": m.database.high_water,
+        "tables": m.database.tables,
+        "duration_seconds": round(result.duration_seconds, 3),
+    }
     _write_restore_result(summary)
-    _emit(args, summary,
-          f"restored {m.id} high_water={m.database.high_water} tables={len(m.database.tables)} "
-          f"rows={m.database.total_rows} duration={result.duration_seconds:.1f}s")
+    _emit(
+        args,
+        summary,
+        f"restored {m.id} high_water={m.database.high_water} tables={len(m.database.tables)} "
+        f"rows={m.database.total_rows} duration={result.duration_seconds:.1f}s",
+    )
     return 0
 
 

@@ -57,7 +57,11 @@ def snapshot(environ: Mapping[str, str], files: list[Path]) -> bytes:
             content, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             content, encoding = base64.b64encode(data).decode(), "base64"
-        stored[str(path)] = {"encoding": encoding, "content": content, "size": len(data),
-                             "sha256": hashlib.sha256(data).hexdigest()}
+        stored[str(path)] = {
+            "encoding": encoding,
+            "content": content,
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
     doc = {"env": env, "redacted": redacted, "files": stored}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

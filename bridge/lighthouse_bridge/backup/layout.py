@@ -47,8 +47,9 @@ class Layout:
     def __post_init__(self) -> None:
         for label, value in (("namespace", self.namespace), ("name", self.name)):
             if not _SEGMENT.match(value):
-                raise ValueError(f"{label} must be a plain path segment ([A-Za-z0-9._-], not starting with . or -): "
-                                 f"{value!r}")
+                raise ValueError(
+                    f"{label} must be a plain path segment ([A-Za-z0-9._-], not starting with . or -): {value!r}"
+                )
         if ".." in self.prefix.split("/"):
             raise ValueError(f"prefix must not contain '..': {self.prefix!r}")
 
@@ -71,7 +72,7 @@ class Layout:
         """``(id, object)`` of a key under :attr:`root`, or None for a key that is not part of a backup."""
         if not key.startswith(self.root):
             return None
-        rest = key[len(self.root):].split("/")
+        rest = key[len(self.root) :].split("/")
         if len(rest) != 2 or not is_id(rest[0]) or not rest[1]:
             return None
         return rest[0], rest[1]

@@ -22,12 +22,12 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ObjectEntry:
-    name: str                 # object name inside the backup directory
-    kind: str                 # database | config | cache
+    name: str  # object name inside the backup directory
+    kind: str  # database | config | cache
     size: int
     sha256: str
     content_type: str = "application/octet-stream"
-    label: str = ""           # "cache": not authoritative, may be dropped on restore
+    label: str = ""  # "cache": not authoritative, may be dropped on restore
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -45,8 +45,8 @@ class DatabaseStats:
     """What the dump's snapshot held: used to check a restore."""
 
     name: str
-    high_water: int | None           # max(events.position); None when the database has no event store
-    tables: dict[str, int]           # "schema.table" -> row count
+    high_water: int | None  # max(events.position); None when the database has no event store
+    tables: dict[str, int]  # "schema.table" -> row count
 
     @property
     def total_rows(self) -> int:
@@ -58,7 +58,7 @@ class Manifest:
     id: str
     namespace: str
     name: str
-    started_at: str                  # ISO 8601 UTC
+    started_at: str  # ISO 8601 UTC
     completed_at: str
     duration_seconds: float
     tool_version: str
@@ -102,8 +102,9 @@ class Manifest:
         try:
             db = body.pop("database")
             objects = tuple(ObjectEntry(**o) for o in body.pop("objects"))
-            stats = DatabaseStats(name=db["name"], high_water=db["high_water"],
-                                  tables={str(k): int(v) for k, v in db["tables"].items()})
+            stats = DatabaseStats(
+                name=db["name"], high_water=db["high_water"], tables={str(k): int(v) for k, v in db["tables"].items()}
+            )
             return cls(database=stats, objects=objects, **body)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ManifestError(f"manifest is missing or has malformed fields: {exc}") from None

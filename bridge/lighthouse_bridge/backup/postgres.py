@@ -70,8 +70,11 @@ def find_tool(name: str) -> str:
     """``$LIGHTHOUSE_PG_BINDIR/name``, else the newest Debian /usr/lib/postgresql/*/bin/name, else $PATH."""
     bindir = os.environ.get("LIGHTHOUSE_PG_BINDIR")
     candidates = [os.path.join(bindir, name)] if bindir else []
-    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                      key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0), reverse=True)
+    versions = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0),
+        reverse=True,
+    )
     candidates += versions
     which = shutil.which(name)
     if which:
@@ -79,8 +82,9 @@ def find_tool(name: str) -> str:
     for c in candidates:
         if os.access(c, os.X_OK):
             return c
-    raise ConfigError(f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) "
-                      "or set LIGHTHOUSE_PG_BINDIR")
+    raise ConfigError(
+        f"{name} not found: install the PostgreSQL client (Debian: postgresql-client) or set LIGHTHOUSE_PG_BINDIR"
+    )
 
 
 def tool_version(path: str) -> str:
@@ -115,8 +119,13 @@ async def wait_ready(target: PgTarget, wait_seconds: float, interval: float = 2.
     waiting cannot fix (wrong password, no such database) fail at once."""
     import asyncpg
 
-    transient = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                 asyncpg.ConnectionDoesNotExistError)
+    transient = (
+        OSError,
+        TimeoutError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.ConnectionDoesNotExistError,
+    )
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     failures = 0
     while True:
@@ -126,8 +135,10 @@ async def wait_ready(target: PgTarget, wait_seconds: float, interval: float = 2.
             failures += 1
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BackupError(f"PostgreSQL {target.safe_url} did not accept connections within {wait_seconds:g}s "
-                                  f"(last error: {type(exc).__name__}: {exc})") from None
+                raise BackupError(
+                    f"PostgreSQL {target.safe_url} did not accept connections within {wait_seconds:g}s "
+                    f"(last error: {type(exc).__name__}: {exc})"
+                ) from None
             log.info("Waiting for PostgreSQL url=%s attempt=%d error=%s", target.safe_url, failures, exc)
             await asyncio.sleep(min(interval, left))
             continue
@@ -225,8 +236,10 @@ def compare_stats(expected: DatabaseStats, actual: DatabaseStats) -> list[str]:
     for table in sorted(set(expected.tables) | set(actual.tables)):
         want, got = expected.tables.get(table), actual.tables.get(table)
         if want != got:
-            problems.append(f"{table}: manifest {want if want is not None else 'absent'} rows, "
-                            f"restored {got if got is not None else 'absent'}")
+            problems.append(
+                f"{table}: manifest {want if want is not None else 'absent'} rows, "
+                f"restored {got if got is not None else 'absent'}"
+            )
     return problems
 
 
@@ -240,7 +253,7 @@ class _StderrTail(threading.Thread):
 
     def run(self) -> None:
         while chunk := self.stream.read(4096):
-            self.data = (self.data + chunk)[-self.limit:]
+            self.data = (self.data + chunk)[-self.limit :]
 
     @property
     def text(self) -> str:
@@ -249,8 +262,13 @@ class _StderrTail(threading.Thread):
 
 def dump(target: PgTarget, snapshot_id: str, sink: Callable[[bytes], None], compress: int | None = None) -> None:
     """Runs pg_dump (custom format) in the exported snapshot and hands its output to ``sink`` chunk by chunk."""
-    cmd = [find_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot_id}",
-           f"--dbname={target.safe_url}"]
+    cmd = [
+        find_tool("pg_dump"),
+        "--format=custom",
+        "--no-password",
+        f"--snapshot={snapshot_id}",
+        f"--dbname={target.safe_url}",
+    ]
     if compress is not None:
         cmd.append(f"--compress={compress}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=target.env())
@@ -279,10 +297,18 @@ def restore(target: PgTarget, feed: Callable[[Callable[[bytes], None]], None], p
     truncated script at EOF, hence the explicit BEGIN/COMMIT.)
     """
     restore_cmd = [find_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--file=-"]
-    psql_cmd = [find_tool("psql"), "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
-                f"--dbname={target.safe_url}", "--file=-"]
-    psql = subprocess.Popen(psql_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=target.env())
+    psql_cmd = [
+        find_tool("psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--no-password",
+        "--set=ON_ERROR_STOP=1",
+        f"--dbname={target.safe_url}",
+        "--file=-",
+    ]
+    psql = subprocess.Popen(
+        psql_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=target.env()
+    )
     pgr = subprocess.Popen(restore_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert psql.stdin and psql.stderr and pgr.stdin and pgr.stdout and pgr.stderr
     tails = _StderrTail(pgr.stderr), _StderrTail(psql.stderr)
@@ -340,8 +366,10 @@ def restore(target: PgTarget, feed: Callable[[Callable[[bytes], None]], None], p
         detail = "; ".join(x for x in (tails[0].text, tails[1].text) if x) or "no output"
         if pump_error and not isinstance(pump_error[0], BrokenPipeError):
             detail = f"{pump_error[0]!r}; {detail}"
-        raise BackupError(f"restore failed (pg_restore exit {rc_restore}, psql exit {rc_psql}); "
-                          f"the transaction was rolled back: {detail}")
+        raise BackupError(
+            f"restore failed (pg_restore exit {rc_restore}, psql exit {rc_psql}); "
+            f"the transaction was rolled back: {detail}"
+        )
 
 
 def replace_preamble(schemas: list[str], server_version_num: int) -> list[str]:
@@ -357,5 +385,7 @@ def replace_preamble(schemas: list[str], server_version_num: int) -> list[str]:
 def check_empty(names: list[str], replace: bool, dbname: str) -> None:
     if names and not replace:
         sample = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        raise RefusedError(f"database {dbname!r} is not empty ({len(names)} objects: {sample}); "
-                           "restore into an empty database or pass --replace to drop its contents")
+        raise RefusedError(
+            f"database {dbname!r} is not empty ({len(names)} objects: {sample}); "
+            "restore into an empty database or pass --replace to drop its contents"
+        )

@@ -42,8 +42,13 @@ def catalog(storage: Storage, layout: Layout) -> list[CatalogEntry]:
         if split is not None:
             groups.setdefault(split[0], []).append((split[1], int(obj.get("Size", 0))))
     return [
-        CatalogEntry(id=bid, time=parse_id(bid), complete=any(n == MANIFEST for n, _ in objs),
-                     size=sum(s for _, s in objs), objects=len(objs))
+        CatalogEntry(
+            id=bid,
+            time=parse_id(bid),
+            complete=any(n == MANIFEST for n, _ in objs),
+            size=sum(s for _, s in objs),
+            objects=len(objs),
+        )
         for bid, objs in sorted(groups.items())
     ]
 
@@ -89,8 +94,13 @@ def _new_id(storage: Storage, layout: Layout) -> tuple[str, datetime]:
     raise BackupError("could not allocate a backup id: backups under this prefix are being created every second")
 
 
-def _upload(storage: Storage, key: str, produce: Callable[[Callable[[bytes], None]], None], part_size: int,
-            content_type: str = "application/octet-stream") -> Digest:
+def _upload(
+    storage: Storage,
+    key: str,
+    produce: Callable[[Callable[[bytes], None]], None],
+    part_size: int,
+    content_type: str = "application/octet-stream",
+) -> Digest:
     with storage.writer(key, content_type=content_type, part_size=part_size) as writer:
         produce(writer.write)
         return writer.close()
@@ -106,23 +116,35 @@ def create_backup(settings: BackupSettings, environ: Mapping[str, str] | None = 
     pg_dump_version = postgres.tool_version(pg_dump)
     bid, started = _new_id(storage, layout)
     t0 = time.monotonic()
-    log.info("Starting backup id=%s database=%s destination=%s/%s", bid, target.dbname, storage.settings.where,
-             layout.directory(bid))
+    log.info(
+        "Starting backup id=%s database=%s destination=%s/%s",
+        bid,
+        target.dbname,
+        storage.settings.where,
+        layout.directory(bid),
+    )
     objects: list[ObjectEntry] = []
 
     async def dump_database() -> tuple[postgres.Snapshot, Digest]:
         async with postgres.exported_snapshot(target) as snap:
             if postgres.major(pg_dump_version) < postgres.major(snap.server_version):
-                raise BackupError(f"pg_dump {pg_dump_version} is older than the server ({snap.server_version}): "
-                                  f"install postgresql-client-{postgres.major(snap.server_version)}")
+                raise BackupError(
+                    f"pg_dump {pg_dump_version} is older than the server ({snap.server_version}): "
+                    f"install postgresql-client-{postgres.major(snap.server_version)}"
+                )
             digest = await asyncio.to_thread(
-                _upload, storage, layout.key(bid, DATABASE_DUMP),
-                lambda write: postgres.dump(target, snap.id, write, settings.compress), settings.part_size)
+                _upload,
+                storage,
+                layout.key(bid, DATABASE_DUMP),
+                lambda write: postgres.dump(target, snap.id, write, settings.compress),
+                settings.part_size,
+            )
             return snap, digest
 
     snap, digest = asyncio.run(dump_database())
-    objects.append(ObjectEntry(DATABASE_DUMP, "database", digest.size, digest.sha256,
-                               "application/vnd.postgresql.custom-dump"))
+    objects.append(
+        ObjectEntry(DATABASE_DUMP, "database", digest.size, digest.sha256, "application/vnd.postgresql.custom-dump")
+    )
     log.info("Uploaded object key=%s size=%d sha256=%s", layout.key(bid, DATABASE_DUMP), digest.size, digest.sha256)
 
     config = configdump.snapshot(environ, list(settings.config_files))
@@ -131,11 +153,18 @@ def create_backup(settings: BackupSettings, environ: Mapping[str, str] | None = 
 
     if settings.include_cache and settings.redis_url:
         try:
-            cache_digest = _upload(storage, layout.key(bid, CACHE),
-                                   lambda write: _count_keys(settings, write), settings.part_size,
-                                   "application/x-ndjson")
-            objects.append(ObjectEntry(CACHE, "cache", cache_digest.size, cache_digest.sha256,
-                                       "application/x-ndjson", label="cache"))
+            cache_digest = _upload(
+                storage,
+                layout.key(bid, CACHE),
+                lambda write: _count_keys(settings, write),
+                settings.part_size,
+                "application/x-ndjson",
+            )
+            objects.append(
+                ObjectEntry(
+                    CACHE, "cache", cache_digest.size, cache_digest.sha256, "application/x-ndjson", label="cache"
+                )
+            )
         except StorageError:
             raise
         except Exception as exc:  # the cache is not authoritative: a backup without it is still whole
@@ -143,17 +172,29 @@ def create_backup(settings: BackupSettings, environ: Mapping[str, str] | None = 
 
     completed = datetime.now(UTC)
     manifest = Manifest(
-        id=bid, namespace=layout.namespace, name=layout.name,
-        started_at=started.isoformat(), completed_at=completed.isoformat(),
+        id=bid,
+        namespace=layout.namespace,
+        name=layout.name,
+        started_at=started.isoformat(),
+        completed_at=completed.isoformat(),
         duration_seconds=round(time.monotonic() - t0, 3),
-        tool_version=__version__, pg_dump_version=pg_dump_version, server_version=snap.server_version,
-        database=snap.stats, objects=tuple(objects),
+        tool_version=__version__,
+        pg_dump_version=pg_dump_version,
+        server_version=snap.server_version,
+        database=snap.stats,
+        objects=tuple(objects),
     )
     # The manifest goes last: only now does the backup exist for list/restore/retention.
     storage.put_bytes(layout.key(bid, MANIFEST), manifest.to_json(), "application/json")
-    log.info("Completed backup id=%s size=%d high_water=%s tables=%d rows=%d duration=%.1fs", bid,
-             manifest.total_size, snap.stats.high_water, len(snap.stats.tables), snap.stats.total_rows,
-             manifest.duration_seconds)
+    log.info(
+        "Completed backup id=%s size=%d high_water=%s tables=%d rows=%d duration=%.1fs",
+        bid,
+        manifest.total_size,
+        snap.stats.high_water,
+        len(snap.stats.tables),
+        snap.stats.total_rows,
+        manifest.duration_seconds,
+    )
     if settings.policy.enabled:
         prune(storage, layout, settings.policy)
     return manifest
@@ -205,7 +246,8 @@ def verify_objects(storage: Storage, layout: Layout, manifest: Manifest) -> dict
             raise IntegrityError(
                 f"backup {manifest.id}: object {obj.name} does not match the manifest "
                 f"(size {got.size}, sha256 {got.sha256}; manifest: size {obj.size}, sha256 {obj.sha256}); "
-                "nothing was changed")
+                "nothing was changed"
+            )
         log.info("Verified object key=%s size=%d sha256=%s", key, got.size, got.sha256)
         digests[obj.name] = got
     return digests
@@ -219,13 +261,16 @@ def restore_backup(settings: BackupSettings, source: str, replace: bool = False)
     bid = resolve(storage, layout, source)
     manifest = read_manifest(storage, layout, bid)
     if manifest.id != bid:
-        log.warning("Manifest id differs from its directory (copied backup?) manifest_id=%s directory=%s",
-                    manifest.id, bid)
+        log.warning(
+            "Manifest id differs from its directory (copied backup?) manifest_id=%s directory=%s", manifest.id, bid
+        )
         manifest = dataclasses.replace(manifest, id=bid)
     pg_restore_version = postgres.tool_version(postgres.find_tool("pg_restore"))
     if postgres.major(pg_restore_version) < postgres.major(manifest.pg_dump_version):
-        raise BackupError(f"pg_restore {pg_restore_version} cannot read a dump made by pg_dump "
-                          f"{manifest.pg_dump_version}: install a newer PostgreSQL client")
+        raise BackupError(
+            f"pg_restore {pg_restore_version} cannot read a dump made by pg_dump "
+            f"{manifest.pg_dump_version}: install a newer PostgreSQL client"
+        )
     t0 = time.monotonic()
 
     if settings.database_wait > 0:  # a database that is still starting (the operator's restore Job)
@@ -254,6 +299,13 @@ def restore_backup(settings: BackupSettings, source: str, replace: bool = False)
     if problems:
         raise IntegrityError(f"restored database {target.dbname!r} does not match backup {bid}: " + "; ".join(problems))
     duration = time.monotonic() - t0
-    log.info("Restored backup id=%s database=%s high_water=%s tables=%d rows=%d duration=%.1fs", bid, target.dbname,
-             actual.high_water, len(actual.tables), actual.total_rows, duration)
+    log.info(
+        "Restored backup id=%s database=%s high_water=%s tables=%d rows=%d duration=%.1fs",
+        bid,
+        target.dbname,
+        actual.high_water,
+        len(actual.tables),
+        actual.total_rows,
+        duration,
+    )
     return RestoreResult(manifest=manifest, duration_seconds=duration, replaced=bool(names))

@@ -81,8 +81,11 @@ def resolve(args: Any, env: BackupEnv | None = None) -> BackupSettings:
     endpoint = pick("endpoint", env.s3_endpoint) or None
     path_style_raw = pick("path_style", env.s3_path_style)
     # Most S3-compatible servers (MinIO, Ceph, moto) want path-style; AWS itself wants virtual-host style.
-    path_style = bool(endpoint) if path_style_raw is None else (
-        path_style_raw if isinstance(path_style_raw, bool) else _bool("LIGHTHOUSE_S3_PATH_STYLE", path_style_raw))
+    path_style = (
+        bool(endpoint)
+        if path_style_raw is None
+        else (path_style_raw if isinstance(path_style_raw, bool) else _bool("LIGHTHOUSE_S3_PATH_STYLE", path_style_raw))
+    )
     s3 = S3Settings(
         bucket=bucket,
         endpoint=endpoint,

@@ -19,7 +19,7 @@ from .errors import IntegrityError, StorageError
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-MIN_PART = 5 * MiB           # S3's minimum for every part but the last
+MIN_PART = 5 * MiB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 READ_CHUNK = 1 * MiB
 
@@ -107,8 +107,9 @@ class Storage:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):  # HEAD has no error body
-                raise StorageError(f"bucket {self.bucket!r} does not exist at {self.settings.endpoint or 'AWS'}") \
-                    from exc
+                raise StorageError(
+                    f"bucket {self.bucket!r} does not exist at {self.settings.endpoint or 'AWS'}"
+                ) from exc
             raise describe_error(exc, self.settings) from exc
         except BotoCoreError as exc:
             raise describe_error(exc, self.settings) from exc
@@ -133,15 +134,17 @@ class Storage:
 
     def delete_keys(self, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
-            batch = keys[i:i + 1000]
-            out = self._call(batch[0], self.client.delete_objects,
-                             Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            batch = keys[i : i + 1000]
+            out = self._call(
+                batch[0], self.client.delete_objects, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
             if out.get("Errors"):
                 e = out["Errors"][0]
                 raise StorageError(f"could not delete {e.get('Key')}: {e.get('Code')} {e.get('Message')}")
 
-    def writer(self, key: str, content_type: str = "application/octet-stream",
-               part_size: int = 8 * MiB) -> MultipartWriter:
+    def writer(
+        self, key: str, content_type: str = "application/octet-stream", part_size: int = 8 * MiB
+    ) -> MultipartWriter:
         return MultipartWriter(self, key, content_type, part_size)
 
     def stream(self, key: str, sink: Callable[[bytes], None] | None = None, if_match: str | None = None) -> Digest:
@@ -226,8 +229,9 @@ class MultipartWriter:
 
     def _submit(self, data: bytes) -> None:
         if self._upload_id is None:
-            out = self.storage._call(self.key, self.storage.client.create_multipart_upload, Key=self.key,
-                                     ContentType=self.content_type)
+            out = self.storage._call(
+                self.key, self.storage.client.create_multipart_upload, Key=self.key, ContentType=self.content_type
+            )
             self._upload_id = out["UploadId"]
         number = len(self._parts) + 1
         if number > MAX_PARTS:
@@ -241,8 +245,14 @@ class MultipartWriter:
 
     def _upload_part(self, number: int, data: bytes, entry: dict[str, Any]) -> dict[str, Any]:
         try:
-            out = self.storage._call(self.key, self.storage.client.upload_part, Key=self.key,
-                                     UploadId=self._upload_id, PartNumber=number, Body=data)
+            out = self.storage._call(
+                self.key,
+                self.storage.client.upload_part,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
             entry["ETag"] = out["ETag"]
             return entry
         finally:
@@ -258,8 +268,13 @@ class MultipartWriter:
         try:
             if self._upload_id is None:
                 # Small object: one PUT, no multipart upload at all.
-                self.storage._call(self.key, self.storage.client.put_object, Key=self.key, Body=bytes(self._buf),
-                                   ContentType=self.content_type)
+                self.storage._call(
+                    self.key,
+                    self.storage.client.put_object,
+                    Key=self.key,
+                    Body=bytes(self._buf),
+                    ContentType=self.content_type,
+                )
             else:
                 if self._buf:
                     self._submit(bytes(self._buf))
@@ -267,8 +282,13 @@ class MultipartWriter:
                 for f in self._pending:
                     f.result()
                 self._pending.clear()
-                self.storage._call(self.key, self.storage.client.complete_multipart_upload, Key=self.key,
-                                   UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+                self.storage._call(
+                    self.key,
+                    self.storage.client.complete_multipart_upload,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
         except BaseException:
             self.abort()
             raise
@@ -284,8 +304,9 @@ class MultipartWriter:
         self._buf.clear()
         if self._upload_id is not None:
             try:
-                self.storage.client.abort_multipart_upload(Bucket=self.storage.bucket, Key=self.key,
-                                                           UploadId=self._upload_id)
+                self.storage.client.abort_multipart_upload(
+                    Bucket=self.storage.bucket, Key=self.key, UploadId=self._upload_id
+                )
             except Exception as exc:  # best effort: the original error matters more
                 log.warning("Could not abort multipart upload key=%s error=%s", self.key, exc)
             self._upload_id = None

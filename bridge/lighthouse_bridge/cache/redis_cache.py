@@ -34,8 +34,12 @@ class Cache:
         self._client: aioredis.Redis | None = None
         if url is not None:
             self._client = aioredis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
-                health_check_interval=0, max_connections=64,
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry_on_timeout=False,
+                health_check_interval=0,
+                max_connections=64,
             )
 
     @property
@@ -106,8 +110,13 @@ class Cache:
 
     def stats(self) -> dict[str, object]:
         rate = self.hits / self.requests if self.requests else None
-        return {"status": self.status, "hits": self.hits, "requests": self.requests, "hit_rate": rate,
-                "error": self.last_error}
+        return {
+            "status": self.status,
+            "hits": self.hits,
+            "requests": self.requests,
+            "hit_rate": rate,
+            "error": self.last_error,
+        }
 
 
 def _redact(url: str | None) -> str:

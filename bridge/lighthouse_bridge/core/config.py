@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to (the chart sets 0.0.0.0 in the pod).")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="HTTP API port.")
     metrics_port: int = Field(
-        0, ge=0, le=65535,
+        0,
+        ge=0,
+        le=65535,
         description="Optional separate Prometheus port (e.g. 9090); 0 serves /metrics on the API only.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
@@ -75,28 +77,35 @@ class Settings(BaseSettings):
 
     # ---- agents: identity, validation policy, escalations, experts, audit (lighthouse_bridge.agents)
     token_secret: str | None = Field(
-        None, description="HMAC key for agent tokens; unset derives it from admin_token (rotating it voids tokens).",
+        None,
+        description="HMAC key for agent tokens; unset derives it from admin_token (rotating it voids tokens).",
     )
     token_default_ttl: int = Field(86400, ge=60, le=366 * 86400, description="Default agent token lifetime, seconds.")
     token_max_ttl: int = Field(30 * 86400, ge=60, le=366 * 86400, description="Longest agent token lifetime, seconds.")
     rate_limit_per_minute: int = Field(
-        600, ge=0, description="Requests per agent token per minute, counted in Redis (0 disables; admin exempt).",
+        600,
+        ge=0,
+        description="Requests per agent token per minute, counted in Redis (0 disables; admin exempt).",
     )
     policy_file: Path | None = Field(
-        None, description="Validation policy YAML (ordered rules); unset or empty uses the upstream default rules.",
+        None,
+        description="Validation policy YAML (ordered rules); unset or empty uses the upstream default rules.",
     )
     policy_reload_interval: float = Field(2.0, gt=0, le=3600, description="Seconds between policy file checks.")
     escalation_timeout: float = Field(
-        300.0, gt=0, le=86400,
+        300.0,
+        gt=0,
+        le=86400,
         description="Seconds an escalation waits for an expert before the fail-safe (read-only approved, else "
-                    "blocked); the policy's escalation_timeout_seconds overrides it.",
+        "blocked); the policy's escalation_timeout_seconds overrides it.",
     )
     decision_cache_ttl: int = Field(3600, ge=0, description="Seconds a validation decision stays cached (0 disables).")
     max_validate_bytes: int = Field(64 << 10, ge=256, description="Largest /validate tool_input, JSON-encoded bytes.")
     experts: bool = Field(True, description="Run the built-in security and performance experts on file changes.")
     task_lease_seconds: float = Field(300.0, gt=0, le=86400, description="How long a claimed expert task is leased.")
     audit_log: Path = Field(
-        Path("/app/data/events/audit.log"), description="Append-only JSON-lines log of security-relevant actions.",
+        Path("/app/data/events/audit.log"),
+        description="Append-only JSON-lines log of security-relevant actions.",
     )
 
     fuse_mode: str = Field(

@@ -42,8 +42,9 @@ class Runtime:
         self.pool = pool
         self.cache = cache
         self.projection = proj
-        self.appender = GroupCommitter(pool, max_path_bytes=settings.max_path_bytes,
-                                       max_group_events=max(settings.max_batch_events, 1))
+        self.appender = GroupCommitter(
+            pool, max_path_bytes=settings.max_path_bytes, max_group_events=max(settings.max_batch_events, 1)
+        )
         self.started = time.monotonic()
         self.postgres = DependencyState()
         self.redis = DependencyState(status=cache.status)
@@ -75,20 +76,36 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         pool = await db.connect_with_retry(
-            settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max,
-            op_timeout=settings.database_timeout, deadline=settings.database_connect_timeout,
+            settings.database_url,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            op_timeout=settings.database_timeout,
+            deadline=settings.database_connect_timeout,
         )
         try:
             await db.migrate(pool)
-            cache = Cache(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout,
-                          ttl=settings.cache_ttl_seconds, max_blob_bytes=settings.cache_max_blob_bytes)
+            cache = Cache(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout=settings.redis_timeout,
+                ttl=settings.cache_ttl_seconds,
+                max_blob_bytes=settings.cache_max_blob_bytes,
+            )
             if settings.project_path is not None:
-                await ingest.ingest_once(pool, settings.project_path, exclude=settings.ingest_exclude,
-                                         max_file_bytes=settings.max_file_bytes,
-                                         max_path_bytes=settings.max_path_bytes)
-            proj = projection.Projection(pool, settings.database_url, poll_interval=settings.projection_poll_interval,
-                                         snapshot_interval=settings.snapshot_interval,
-                                         snapshot_keep=settings.snapshot_keep)
+                await ingest.ingest_once(
+                    pool,
+                    settings.project_path,
+                    exclude=settings.ingest_exclude,
+                    max_file_bytes=settings.max_file_bytes,
+                    max_path_bytes=settings.max_path_bytes,
+                )
+            proj = projection.Projection(
+                pool,
+                settings.database_url,
+                poll_interval=settings.projection_poll_interval,
+                snapshot_interval=settings.snapshot_interval,
+                snapshot_keep=settings.snapshot_keep,
+            )
             await proj.start()
         except BaseException:
             await pool.close()
@@ -115,8 +132,9 @@ class Runtime:
         try:
             async with asyncio.timeout(min(self.settings.database_timeout, 2.0)):
                 await self.pool.fetchval("SELECT 1")
-            self.postgres = DependencyState("connected", round((time.perf_counter() - t0) * 1000, 3),
-                                            checked_at=time.monotonic())
+            self.postgres = DependencyState(
+                "connected", round((time.perf_counter() - t0) * 1000, 3), checked_at=time.monotonic()
+            )
         except Exception as exc:
             if self.postgres.status == "connected":
                 log.warning("PostgreSQL unavailable error=%r", exc)
@@ -130,9 +148,12 @@ class Runtime:
             return self.redis
         t0 = time.perf_counter()
         ok = await self.cache.ping()
-        self.redis = DependencyState("connected" if ok else "disconnected",
-                                     round((time.perf_counter() - t0) * 1000, 3) if ok else None,
-                                     None if ok else self.cache.last_error, time.monotonic())
+        self.redis = DependencyState(
+            "connected" if ok else "disconnected",
+            round((time.perf_counter() - t0) * 1000, 3) if ok else None,
+            None if ok else self.cache.last_error,
+            time.monotonic(),
+        )
         return self.redis
 
     def check_fuse(self) -> DependencyState:
@@ -143,11 +164,17 @@ class Runtime:
             try:
                 doc = json.loads(s.fuse_status_file.read_text(encoding="utf-8"))
                 mounted = doc.get("mounted") is True
-                self.fuse = DependencyState("mounted" if mounted else "not_mounted", None, doc.get("error"),
-                                            time.monotonic(), {"mountpoint": doc.get("mountpoint")})
+                self.fuse = DependencyState(
+                    "mounted" if mounted else "not_mounted",
+                    None,
+                    doc.get("error"),
+                    time.monotonic(),
+                    {"mountpoint": doc.get("mountpoint")},
+                )
             except (OSError, ValueError, AttributeError) as exc:
-                self.fuse = DependencyState("not_mounted", None, f"status file {s.fuse_status_file}: {exc}",
-                                            time.monotonic())
+                self.fuse = DependencyState(
+                    "not_mounted", None, f"status file {s.fuse_status_file}: {exc}", time.monotonic()
+                )
         metrics.FUSE_MOUNTED.set(1 if self.fuse.status == "mounted" else 0)
         return self.fuse
 

@@ -40,10 +40,20 @@ def _public(row: asyncpg.Record | dict[str, Any], lines: list[str] | None) -> An
         end_line += new_line - line
         line = new_line
     return AnnotationOut.model_validate(
-        {"id": str(row["id"]), "path": row["path"], "line": line, "end_line": end_line, "message": row["message"],
-         "category": row["category"], "severity": row["severity"], "author": row["author"],
-         "anchor": anchor.public(), "created_at": row["created_at"].isoformat(),
-         "updated_at": row["updated_at"].isoformat()})
+        {
+            "id": str(row["id"]),
+            "path": row["path"],
+            "line": line,
+            "end_line": end_line,
+            "message": row["message"],
+            "category": row["category"],
+            "severity": row["severity"],
+            "author": row["author"],
+            "anchor": anchor.public(),
+            "created_at": row["created_at"].isoformat(),
+            "updated_at": row["updated_at"].isoformat(),
+        }
+    )
 
 
 async def _anchor(rt: Runtime, path: str, line: int, end_line: int) -> dict[str, Any]:
@@ -60,16 +70,28 @@ async def create(rt: Runtime, body: AnnotationIn) -> AnnotationOut:
     end_line = body.end_line or body.line
     anchor = await _anchor(rt, path, body.line, end_line)
     aid = uuid.uuid4()
-    fields = {"path": path, "line": body.line, "end_line": end_line, "message": body.message,
-              "category": body.category, "severity": body.severity, "author": body.author, "anchor": anchor}
+    fields = {
+        "path": path,
+        "line": body.line,
+        "end_line": end_line,
+        "message": body.message,
+        "category": body.category,
+        "severity": body.severity,
+        "author": body.author,
+        "anchor": anchor,
+    }
     row: dict[str, Any] = {}
 
     async def hook(conn: asyncpg.Connection, _results: list[events.AppendResult]) -> None:
-        row.update(await table.insert(conn, aid, path, body.line, end_line, body.message, body.category,
-                                      body.severity, body.author, anchor))
+        row.update(
+            await table.insert(
+                conn, aid, path, body.line, end_line, body.message, body.category, body.severity, body.author, anchor
+            )
+        )
 
-    ev = events.NewEvent("shadow_annotation_created", str(aid), "annotation", data={"id": str(aid), **fields},
-                         source_agent=body.author)
+    ev = events.NewEvent(
+        "shadow_annotation_created", str(aid), "annotation", data={"id": str(aid), **fields}, source_agent=body.author
+    )
     await event_service.append(rt, [ev], hook=hook)
     return _public(row, await _lines(rt, path))
 
@@ -91,15 +113,28 @@ async def update(rt: Runtime, annotation_id: str, body: AnnotationUpdateIn) -> A
     row: dict[str, Any] = {}
 
     async def hook(conn: asyncpg.Connection, _results: list[events.AppendResult]) -> None:
-        r = await table.update(conn, aid, line, end_line, merged["message"], merged["category"],
-                               merged["severity"], merged["author"], anchor)
+        r = await table.update(
+            conn,
+            aid,
+            line,
+            end_line,
+            merged["message"],
+            merged["category"],
+            merged["severity"],
+            merged["author"],
+            anchor,
+        )
         if r is None:
             raise NotFound(f"no annotation {annotation_id}")
         row.update(r)
 
-    ev = events.NewEvent("shadow_annotation_updated", str(aid), "annotation",
-                         data={"id": str(aid), "line": line, "end_line": end_line, **merged, "anchor": anchor},
-                         source_agent=merged["author"])
+    ev = events.NewEvent(
+        "shadow_annotation_updated",
+        str(aid),
+        "annotation",
+        data={"id": str(aid), "line": line, "end_line": end_line, **merged, "anchor": anchor},
+        source_agent=merged["author"],
+    )
     await event_service.append(rt, [ev], hook=hook)
     return _public(row, await _lines(rt, current["path"]))
 
@@ -115,8 +150,9 @@ async def delete(rt: Runtime, annotation_id: str) -> dict[str, Any]:
         if not await table.delete(conn, [aid]):
             raise NotFound(f"no annotation {annotation_id}")
 
-    ev = events.NewEvent("shadow_annotation_deleted", str(aid), "annotation", data={"id": str(aid)},
-                         source_agent=current["author"])
+    ev = events.NewEvent(
+        "shadow_annotation_deleted", str(aid), "annotation", data={"id": str(aid)}, source_agent=current["author"]
+    )
     (result,) = await event_service.append(rt, [ev], hook=hook)
     return {"id": str(aid), "deleted": True, "position": result.position}
 

@@ -19,15 +19,21 @@ from lighthouse_bridge.store import blobs, db, events
 log = logging.getLogger(__name__)
 
 
-async def append(rt: Runtime, batch: list[events.NewEvent], hook: events.TxHook | None = None,
-                 ) -> list[events.AppendResult]:
+async def append(
+    rt: Runtime,
+    batch: list[events.NewEvent],
+    hook: events.TxHook | None = None,
+) -> list[events.AppendResult]:
     """Append (group commit with concurrent requests), then let this replica's projection catch up so the caller
     reads its own write. Every write of an event goes through here."""
     for ev in batch:  # ids chosen before the attempt, so a 503 can tell the client what to retry with
         ev.event_id = ev.event_id or str(uuid.uuid4())
-    results = await db.guard("append", rt.appender.append(batch, hook),
-                             advice="the append may not have happened; retry with the same event_id(s)",
-                             event_ids=[ev.event_id for ev in batch])
+    results = await db.guard(
+        "append",
+        rt.appender.append(batch, hook),
+        advice="the append may not have happened; retry with the same event_id(s)",
+        event_ids=[ev.event_id for ev in batch],
+    )
     metrics.EVENTS_APPENDED.inc(sum(1 for r in results if not r.duplicate))
     try:
         await rt.projection.wait_for(max(r.position for r in results))
@@ -44,9 +50,16 @@ def new_event(rt: Runtime, e: EventIn) -> events.NewEvent:
     if e.aggregate_type == "file" or e.event_type in events.FILE_EVENTS:
         validate_path(e.aggregate_id, rt.settings.max_path_bytes)
     return events.NewEvent(
-        event_type=e.event_type, aggregate_id=e.aggregate_id, aggregate_type=e.aggregate_type, data=dict(e.data),
-        metadata=e.metadata, correlation_id=e.correlation_id, causation_id=e.causation_id,
-        source_agent=e.source_agent or e.agent_id, event_id=e.event_id, expected_version=e.expected_version,
+        event_type=e.event_type,
+        aggregate_id=e.aggregate_id,
+        aggregate_type=e.aggregate_type,
+        data=dict(e.data),
+        metadata=e.metadata,
+        correlation_id=e.correlation_id,
+        causation_id=e.causation_id,
+        source_agent=e.source_agent or e.agent_id,
+        event_id=e.event_id,
+        expected_version=e.expected_version,
     )
 
 
@@ -62,17 +75,35 @@ async def store_batch(rt: Runtime, body: EventBatchIn) -> BatchOut:
     return BatchOut(results=[out(r) for r in results])
 
 
-async def query(rt: Runtime, *, event_type: str | None = None, aggregate_id: str | None = None,
-                agent_id: str | None = None, start_time: datetime | None = None, end_time: datetime | None = None,
-                from_position: int | None = None, limit: int = 100) -> EventPage:
+async def query(
+    rt: Runtime,
+    *,
+    event_type: str | None = None,
+    aggregate_id: str | None = None,
+    agent_id: str | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    from_position: int | None = None,
+    limit: int = 100,
+) -> EventPage:
     """Events matching all filters, by ascending position; `next_from_position` is None on the last page."""
-    rows = await db.guard("query", events.query(
-        rt.pool, event_type=event_type, aggregate_id=aggregate_id, agent_id=agent_id, start_time=start_time,
-        end_time=end_time, from_position=from_position, limit=limit,
-    ))
+    rows = await db.guard(
+        "query",
+        events.query(
+            rt.pool,
+            event_type=event_type,
+            aggregate_id=aggregate_id,
+            agent_id=agent_id,
+            start_time=start_time,
+            end_time=end_time,
+            from_position=from_position,
+            limit=limit,
+        ),
+    )
     out = [events.event_to_dict(r) for r in rows]
     return EventPage.model_validate(
-        {"events": out, "next_from_position": out[-1]["position"] + 1 if len(out) == limit else None})
+        {"events": out, "next_from_position": out[-1]["position"] + 1 if len(out) == limit else None}
+    )
 
 
 async def stream_start(rt: Runtime, from_position: int | None) -> int:

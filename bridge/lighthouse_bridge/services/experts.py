@@ -18,8 +18,10 @@ async def register(agents: Agents, caller: Principal, body: RegisterIn) -> dict[
     agent_id = body.agent_id or me
     if agent_id != me and not caller.admin:
         raise Forbidden(f"an expert registers itself ({me!r}), not {agent_id!r}")
-    return await db.guard("expert_register", queue.register(agents.pool, agent_id, body.agent_type,
-                                                            list(dict.fromkeys(body.capabilities)), me))
+    return await db.guard(
+        "expert_register",
+        queue.register(agents.pool, agent_id, body.agent_type, list(dict.fromkeys(body.capabilities)), me),
+    )
 
 
 async def list_experts(agents: Agents) -> dict[str, Any]:
@@ -28,8 +30,10 @@ async def list_experts(agents: Agents) -> dict[str, Any]:
 
 async def delegate(agents: Agents, caller: Principal, body: DelegateIn) -> dict[str, Any]:
     """Queue a task for any registered expert with `capability`."""
-    return await db.guard("delegate", queue.delegate(agents.pool, body.capability, body.payload, body.max_attempts,
-                                                     caller.agent_id or caller.name))
+    return await db.guard(
+        "delegate",
+        queue.delegate(agents.pool, body.capability, body.payload, body.max_attempts, caller.agent_id or caller.name),
+    )
 
 
 async def claim(agents: Agents, caller: Principal, body: ClaimIn) -> dict[str, Any]:
@@ -51,13 +55,33 @@ async def task(agents: Agents, task_id: str) -> dict[str, Any]:
 
 
 async def complete(agents: Agents, caller: Principal, task_id: str, body: CompleteIn) -> dict[str, Any]:
-    return await db.guard("task_complete", queue.finish(
-        agents.pool, task_id, caller.agent_id or caller.name, ok=True, result=body.result, error=None, retry=False,
-        admin=caller.admin))
+    return await db.guard(
+        "task_complete",
+        queue.finish(
+            agents.pool,
+            task_id,
+            caller.agent_id or caller.name,
+            ok=True,
+            result=body.result,
+            error=None,
+            retry=False,
+            admin=caller.admin,
+        ),
+    )
 
 
 async def fail(agents: Agents, caller: Principal, task_id: str, body: FailIn) -> dict[str, Any]:
     """Give a task back: retried while attempts remain (and retry is true), else failed."""
-    return await db.guard("task_fail", queue.finish(
-        agents.pool, task_id, caller.agent_id or caller.name, ok=False, result=None, error=body.error,
-        retry=body.retry, admin=caller.admin))
+    return await db.guard(
+        "task_fail",
+        queue.finish(
+            agents.pool,
+            task_id,
+            caller.agent_id or caller.name,
+            ok=False,
+            result=None,
+            error=body.error,
+            retry=body.retry,
+            admin=caller.admin,
+        ),
+    )

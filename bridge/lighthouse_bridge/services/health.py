@@ -27,16 +27,24 @@ async def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
         "postgres": pg.public(),
         "redis": {**redis.public(), "status": "down" if redis.status == "disconnected" else redis.status},
         "fuse": fuse.public(),
-        "projection": {"status": "following", "position": rt.projection.position, "head": rt.projection.head,
-                       "listening": rt.projection.listening},
+        "projection": {
+            "status": "following",
+            "position": rt.projection.position,
+            "head": rt.projection.head,
+            "listening": rt.projection.listening,
+        },
     }
     return ready, {"status": status, "checks": checks}
 
 
 def health(rt: Runtime) -> dict[str, Any]:
     """Overall status from the background probes (no I/O)."""
-    return {"status": rt.overall(), "version": __version__, "position": rt.projection.position,
-            "uptime_seconds": _uptime(rt)}
+    return {
+        "status": rt.overall(),
+        "version": __version__,
+        "position": rt.projection.position,
+        "uptime_seconds": _uptime(rt),
+    }
 
 
 def detailed(rt: Runtime) -> dict[str, Any]:
@@ -50,9 +58,14 @@ def detailed(rt: Runtime) -> dict[str, Any]:
             "postgres": {**rt.postgres.public(), "pool_size": rt.pool.get_size(), "pool_idle": rt.pool.get_idle_size()},
             "redis": rt.redis.public(),
             "fuse": rt.fuse.public(),
-            "projection": {"position": p.position, "head": p.head, "lag_events": max(0, p.head - p.position),
-                           "files": len(p.tree.files), "listening": p.listening,
-                           "last_snapshot_position": p.last_snapshot_position},
+            "projection": {
+                "position": p.position,
+                "head": p.head,
+                "lag_events": max(0, p.head - p.position),
+                "files": len(p.tree.files),
+                "listening": p.listening,
+                "last_snapshot_position": p.last_snapshot_position,
+            },
         },
         "cache": rt.cache.stats(),
     }

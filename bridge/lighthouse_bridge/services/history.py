@@ -22,18 +22,20 @@ async def history(rt: Runtime, path: str, limit: int = 1000) -> HistoryOut:
     for r in rows:
         data = r["data"]
         own = r["aggregate_id"] == path
-        versions.append(HistoryVersion(
-            version=r["version"] if own else data.get("new_version", 0),
-            position=r["position"],
-            event_type=r["event_type"],
-            sha256=data.get("sha256"),
-            size=data.get("size"),
-            timestamp=r["recorded_at"].isoformat(),
-            author=r["source_agent"],
-            path=path,
-            from_path=None if own else r["aggregate_id"],
-            to_path=data.get("new_path") if own and r["event_type"] == "file_moved" else None,
-        ))
+        versions.append(
+            HistoryVersion(
+                version=r["version"] if own else data.get("new_version", 0),
+                position=r["position"],
+                event_type=r["event_type"],
+                sha256=data.get("sha256"),
+                size=data.get("size"),
+                timestamp=r["recorded_at"].isoformat(),
+                author=r["source_agent"],
+                path=path,
+                from_path=None if own else r["aggregate_id"],
+                to_path=data.get("new_path") if own and r["event_type"] == "file_moved" else None,
+            )
+        )
     return HistoryOut(path=path, versions=versions)
 
 
@@ -58,7 +60,8 @@ async def diff(rt: Runtime, path: str, from_: str | None = None, to: str | None 
             (b or b"").decode("utf-8", errors="replace").splitlines(keepends=True),
             fromfile=f"a/{path}" if a is not None else "/dev/null",
             tofile=f"b/{path}" if b is not None else "/dev/null",
-            fromfiledate=f"position {p_from}", tofiledate=f"position {p_to}",
+            fromfiledate=f"position {p_from}",
+            tofiledate=f"position {p_to}",
         )
         text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
     if len(text.encode()) > limit:

@@ -50,15 +50,31 @@ async def mint(agents: Agents, caller: Principal, body: SessionCreateIn) -> Sess
         await tokens.insert(conn, claims, issued_by, list(body.enrol_roles))
 
     expires = _iso(claims.expires_at)
-    details = {"jti": claims.jti, "agent_id": body.agent_id, "role": body.role, "expires_at": expires,
-               "enrol_roles": list(body.enrol_roles)}
-    await db.guard("token_mint", events.append(
-        agents.pool, [event("token_minted", "token", f"token:{claims.jti}", {**details, "issued_by": issued_by},
-                            issued_by)], hook=hook))
-    agents.audit.write("token_minted", "ok", issued_by, **details, client_ip=body.ip_address,
-                       client_user_agent=body.user_agent)
-    return SessionOut(session_id=claims.jti, session_token=tokens.sign(agents.key, claims), expires_at=expires,
-                      agent_id=body.agent_id, role=body.role)
+    details = {
+        "jti": claims.jti,
+        "agent_id": body.agent_id,
+        "role": body.role,
+        "expires_at": expires,
+        "enrol_roles": list(body.enrol_roles),
+    }
+    await db.guard(
+        "token_mint",
+        events.append(
+            agents.pool,
+            [event("token_minted", "token", f"token:{claims.jti}", {**details, "issued_by": issued_by}, issued_by)],
+            hook=hook,
+        ),
+    )
+    agents.audit.write(
+        "token_minted", "ok", issued_by, **details, client_ip=body.ip_address, client_user_agent=body.user_agent
+    )
+    return SessionOut(
+        session_id=claims.jti,
+        session_token=tokens.sign(agents.key, claims),
+        expires_at=expires,
+        agent_id=body.agent_id,
+        role=body.role,
+    )
 
 
 async def check(agents: Agents, caller: Principal, body: SessionValidateIn) -> SessionValidateOut:
@@ -68,8 +84,9 @@ async def check(agents: Agents, caller: Principal, body: SessionValidateIn) -> S
         if caller.jti is not None:
             e = await tokens.expires_at(agents.pool, caller.jti)
             exp = e.isoformat() if e else None
-        return SessionValidateOut(valid=True, session_id=caller.jti, agent_id=caller.agent_id or caller.name,
-                                  role=caller.role, expires_at=exp)
+        return SessionValidateOut(
+            valid=True, session_id=caller.jti, agent_id=caller.agent_id or caller.name, role=caller.role, expires_at=exp
+        )
     if agents.key is None:
         return SessionValidateOut(valid=False, reason="agent tokens are disabled")
     try:
@@ -77,8 +94,13 @@ async def check(agents: Agents, caller: Principal, body: SessionValidateIn) -> S
         await db.guard("token_check", tokens.check_registry(agents.pool, claims))
     except tokens.TokenError as exc:
         return SessionValidateOut(valid=False, reason=str(exc))
-    return SessionValidateOut(valid=True, session_id=claims.jti, agent_id=claims.agent_id, role=claims.role,
-                              expires_at=_iso(claims.expires_at))
+    return SessionValidateOut(
+        valid=True,
+        session_id=claims.jti,
+        agent_id=claims.agent_id,
+        role=claims.role,
+        expires_at=_iso(claims.expires_at),
+    )
 
 
 async def list_tokens(agents: Agents, agent_id: str | None = None, limit: int = 1000) -> dict[str, Any]:
@@ -99,8 +121,13 @@ async def revoke(agents: Agents, caller: Principal, jti: str) -> dict[str, Any]:
             raise NotFound(f"no token {jti!r}")
         row.update(r)
 
-    await db.guard("token_revoke", events.append(
-        agents.pool, [event("token_revoked", "token", f"token:{tid}", {"jti": str(tid), "revoked_by": by}, by)],
-        hook=hook))
+    await db.guard(
+        "token_revoke",
+        events.append(
+            agents.pool,
+            [event("token_revoked", "token", f"token:{tid}", {"jti": str(tid), "revoked_by": by}, by)],
+            hook=hook,
+        ),
+    )
     agents.audit.write("token_revoked", "ok", by, jti=str(tid), agent_id=row["agent_id"], role=row["role"])
     return tokens.row_public(row)

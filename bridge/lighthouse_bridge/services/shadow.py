@@ -89,8 +89,16 @@ async def read(rt: Runtime, path: str, at: str | None = None) -> ShadowContent:
         text, encoding = content.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(content).decode("ascii"), "base64"
-    return ShadowContent(path=path, content=text, encoding=encoding, sha256=state.sha256, size=state.size,
-                         version=state.version, position=state.position, author=state.author)
+    return ShadowContent(
+        path=path,
+        content=text,
+        encoding=encoding,
+        sha256=state.sha256,
+        size=state.size,
+        version=state.version,
+        position=state.position,
+        author=state.author,
+    )
 
 
 def decode_content(content: str | None, encoding: str, limit: int) -> bytes:
@@ -125,14 +133,25 @@ async def update(rt: Runtime, body: ShadowUpdateIn) -> AppendOut:
         if body.new_path is None:
             raise InvalidInput("new_path is required for move")
         data["new_path"] = validate_path(body.new_path, s.max_path_bytes)
-    ev = events.NewEvent(event_type=EVENT_TYPES[body.operation], aggregate_id=path, aggregate_type="file", data=data,
-                         source_agent=body.agent_id, event_id=body.event_id, expected_version=body.expected_version)
+    ev = events.NewEvent(
+        event_type=EVENT_TYPES[body.operation],
+        aggregate_id=path,
+        aggregate_type="file",
+        data=data,
+        source_agent=body.agent_id,
+        event_id=body.event_id,
+        expected_version=body.expected_version,
+    )
     (result,) = await event_service.append(rt, [ev])
     return event_service.out(result)
 
 
-def _search(compiled: Any, files: list[tuple[str, bytes]], max_results: int, timeout: float,
-            ) -> tuple[list[SearchMatch], bool]:
+def _search(
+    compiled: Any,
+    files: list[tuple[str, bytes]],
+    max_results: int,
+    timeout: float,
+) -> tuple[list[SearchMatch], bool]:
     matches: list[SearchMatch] = []
     for path, content in files:
         if b"\x00" in content[:8192]:
@@ -148,7 +167,7 @@ def _search(compiled: Any, files: list[tuple[str, bytes]], max_results: int, tim
                     continue
                 last_line = line
                 end = starts[line + 1] - 1 if line + 1 < len(starts) else len(text)
-                matches.append(SearchMatch(path=path, line=line + 1, text=text[starts[line]:end][:1000]))
+                matches.append(SearchMatch(path=path, line=line + 1, text=text[starts[line] : end][:1000]))
                 if len(matches) >= max_results:
                     return matches, True
         except TimeoutError:
@@ -170,7 +189,7 @@ async def search(rt: Runtime, body: SearchIn) -> SearchOut:
     matches: list[SearchMatch] = []
     scanned, truncated = 0, False
     for i in range(0, len(entries), 200):
-        chunk = entries[i:i + 200]
+        chunk = entries[i : i + 200]
         contents = await db.guard("search", blobs.get_many(rt.pool, list({e.sha256 for e in chunk})))
         files = []
         for e in chunk:

@@ -15,27 +15,52 @@ RISK = {"approved": "low", "escalated": "medium", "blocked": "high"}
 LEGACY_STATUS = {"approved": "approved", "blocked": "blocked", "escalated": "review_required"}
 
 
-def _result(decision: str, reason: str, rule_id: str, cache_hit: bool, t0: float, read_only: bool,
-            command_hash: str, request_id: str | None, escalation: dict[str, Any] | None) -> ValidateOut:
+def _result(
+    decision: str,
+    reason: str,
+    rule_id: str,
+    cache_hit: bool,
+    t0: float,
+    read_only: bool,
+    command_hash: str,
+    request_id: str | None,
+    escalation: dict[str, Any] | None,
+) -> ValidateOut:
     out: dict[str, Any] = {
-        "decision": decision, "reason": reason, "rule_id": rule_id, "cache_hit": cache_hit,
-        "processing_time_ms": round((time.perf_counter() - t0) * 1000, 3), "read_only": read_only,
-        "command_hash": command_hash, "approved": decision == "approved", "reasoning": reason,
+        "decision": decision,
+        "reason": reason,
+        "rule_id": rule_id,
+        "cache_hit": cache_hit,
+        "processing_time_ms": round((time.perf_counter() - t0) * 1000, 3),
+        "read_only": read_only,
+        "command_hash": command_hash,
+        "approved": decision == "approved",
+        "reasoning": reason,
         "confidence": 1.0 if decision != "escalated" else 0.5,
-        "metadata": {"risk_level": RISK[decision], "cache_hit": cache_hit, "expert_required": decision == "escalated",
-                     "rule_id": rule_id},
-        "status": LEGACY_STATUS[decision], "id": request_id,
+        "metadata": {
+            "risk_level": RISK[decision],
+            "cache_hit": cache_hit,
+            "expert_required": decision == "escalated",
+            "rule_id": rule_id,
+        },
+        "status": LEGACY_STATUS[decision],
+        "id": request_id,
     }
     if escalation is not None:
-        out.update(escalation_id=escalation["id"], escalation_status=escalation["status"],
-                   deadline=escalation["deadline"], votes=escalation.get("votes", []))
+        out.update(
+            escalation_id=escalation["id"],
+            escalation_status=escalation["status"],
+            deadline=escalation["deadline"],
+            votes=escalation.get("votes", []),
+        )
         out["id"] = request_id or escalation["id"]
     return ValidateOut.model_validate(out)
 
 
 def _from_outcome(o: Outcome, req: payload.ValidationRequest, t0: float) -> ValidateOut:
-    return _result(o.decision, o.reason, o.rule_id, o.cache_hit, t0, o.read_only, req.command_hash, req.request_id,
-                   o.escalation)
+    return _result(
+        o.decision, o.reason, o.rule_id, o.cache_hit, t0, o.read_only, req.command_hash, req.request_id, o.escalation
+    )
 
 
 def _from_row(row: Any, votes: list[dict[str, Any]], t0: float) -> ValidateOut:
@@ -75,5 +100,11 @@ async def approve(agents: Agents, caller: Principal, body: ApproveIn) -> dict[st
     """Approve or reject an escalation (expert or admin); Conflict when it was already decided or timed out."""
     ok = body.status in ("approved", "approve")
     esc = await db.guard("approve", agents.decide(body.id, ok, body.reason, caller.agent_id or caller.name))
-    return {"id": esc["id"], "status": esc["status"], "decision": esc["decision"], "reason": esc["decision_reason"],
-            "decided_by": esc["decided_by"], "escalation": esc}
+    return {
+        "id": esc["id"],
+        "status": esc["status"],
+        "decision": esc["decision"],
+        "reason": esc["decision_reason"],
+        "decided_by": esc["decided_by"],
+        "escalation": esc,
+    }

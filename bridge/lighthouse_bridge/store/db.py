@@ -47,8 +47,7 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
-def unavailable(exc: BaseException, operation: str, advice: str | None = None,
-                **extra: Any) -> StoreUnavailable | None:
+def unavailable(exc: BaseException, operation: str, advice: str | None = None, **extra: Any) -> StoreUnavailable | None:
     """The one translation of a PostgreSQL connection failure: a StoreUnavailable (503 over HTTP: nothing was
     acknowledged, the client may retry), counted per operation. None when `exc` is not a connection failure."""
     if not is_connection_error(exc):

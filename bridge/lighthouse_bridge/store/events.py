@@ -147,8 +147,9 @@ async def _append_tx(
         " WHERE aggregate_id = ANY($1::text[]) ORDER BY aggregate_id FOR UPDATE",
         ids,
     )
-    streams = {r["aggregate_id"]: _Stream(r["aggregate_type"], r["version"], r["live"], r["sha256"], r["size"])
-               for r in rows}
+    streams = {
+        r["aggregate_id"]: _Stream(r["aggregate_type"], r["version"], r["live"], r["sha256"], r["size"]) for r in rows
+    }
 
     # 2. idempotency, checked under the stream locks so a concurrent retry of the same id waits and then sees it.
     existing = {
@@ -172,8 +173,11 @@ async def _append_tx(
     shas_list = [s for s in shas if isinstance(s, str)]
     blob_sizes = {
         r["sha256"]: r["size"]
-        for r in (await conn.fetch("SELECT sha256, size FROM blobs WHERE sha256 = ANY($1::text[])", shas_list)
-                  if shas_list else [])
+        for r in (
+            await conn.fetch("SELECT sha256, size FROM blobs WHERE sha256 = ANY($1::text[])", shas_list)
+            if shas_list
+            else []
+        )
     }
     versions: list[int] = []
     for ev in fresh:
@@ -366,5 +370,12 @@ async def file_at(pool: asyncpg.Pool, path: str, position: int) -> FileEntry | N
     if row["aggregate_id"] == path and row["event_type"] in ("file_deleted", "file_moved"):
         return None
     version = data.get("new_version", row["version"]) if row["aggregate_id"] != path else row["version"]
-    return FileEntry(path, data["sha256"], data["size"], row["source_agent"], row["position"], version,
-                     row["recorded_at"].isoformat())
+    return FileEntry(
+        path,
+        data["sha256"],
+        data["size"],
+        row["source_agent"],
+        row["position"],
+        version,
+        row["recorded_at"].isoformat(),
+    )

@@ -44,8 +44,11 @@ class GroupCommitter:
         self.groups = 0
         self.grouped_requests = 0
 
-    async def append(self, batch: list[events.NewEvent], hook: events.TxHook | None = None,
-                     ) -> list[events.AppendResult]:
+    async def append(
+        self,
+        batch: list[events.NewEvent],
+        hook: events.TxHook | None = None,
+    ) -> list[events.AppendResult]:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         fut: asyncio.Future[list[events.AppendResult]] = asyncio.get_running_loop().create_future()
@@ -91,8 +94,9 @@ class GroupCommitter:
                 await req.hook(conn, [by_id[ev.event_id or ""] for ev in req.events if ev.event_id in by_id])
 
         try:
-            results = await events.append(self.pool, merged, max_path_bytes=self.max_path_bytes,
-                                          hook=hook if hooks else None)
+            results = await events.append(
+                self.pool, merged, max_path_bytes=self.max_path_bytes, hook=hook if hooks else None
+            )
         except (BridgeError, asyncpg.UniqueViolationError):
             for req in group:  # someone's own error: retry each alone so only that request fails
                 await self._single(req)
@@ -106,7 +110,7 @@ class GroupCommitter:
         self.grouped_requests += len(group)
         i = 0
         for req in group:
-            part = results[i:i + len(req.events)]
+            part = results[i : i + len(req.events)]
             i += len(req.events)
             if not req.future.done():
                 req.future.set_result(part)

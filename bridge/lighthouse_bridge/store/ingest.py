@@ -46,8 +46,9 @@ def scan(root: Path, exclude: list[str], max_bytes: int, max_path_bytes: int) ->
     return out
 
 
-async def ingest_once(pool: asyncpg.Pool, root: Path, *, exclude: list[str], max_file_bytes: int,
-                      max_path_bytes: int) -> int:
+async def ingest_once(
+    pool: asyncpg.Pool, root: Path, *, exclude: list[str], max_file_bytes: int, max_path_bytes: int
+) -> int:
     """Ingest the project tree at `root` if it was never ingested; returns the number of events appended."""
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", INGEST_LOCK)
@@ -66,9 +67,13 @@ async def ingest_once(pool: asyncpg.Pool, root: Path, *, exclude: list[str], max
                 shas = await blobs.put_many(conn, contents)
                 batch = [
                     events.NewEvent(
-                        event_type="file_created", aggregate_id=rel, aggregate_type="file",
-                        data={"path": rel, "sha256": sha}, metadata={"source": "initial_ingest"},
-                        source_agent="lighthouse-ingest", event_id=str(uuid.uuid5(NAMESPACE, f"{rel}\0{sha}")),
+                        event_type="file_created",
+                        aggregate_id=rel,
+                        aggregate_type="file",
+                        data={"path": rel, "sha256": sha},
+                        metadata={"source": "initial_ingest"},
+                        source_agent="lighthouse-ingest",
+                        event_id=str(uuid.uuid5(NAMESPACE, f"{rel}\0{sha}")),
                     )
                     for (rel, _), sha in zip(chunk, shas, strict=True)
                 ]

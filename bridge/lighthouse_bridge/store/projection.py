@@ -41,8 +41,16 @@ async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> int:
         if not rows:
             break
         for r in rows:
-            apply(tree, r["position"], r["event_type"], r["aggregate_id"], r["version"], r["data"],
-                  r["source_agent"], r["recorded_at"])
+            apply(
+                tree,
+                r["position"],
+                r["event_type"],
+                r["aggregate_id"],
+                r["version"],
+                r["data"],
+                r["source_agent"],
+                r["recorded_at"],
+            )
         n += len(rows)
         if len(rows) < REPLAY_PAGE:
             break
@@ -59,8 +67,15 @@ async def build(pool: asyncpg.Pool, up_to: int, *, use_snapshots: bool = True) -
 class Projection:
     """One replica's live copy of the tree, following the store."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, *, poll_interval: float = 1.0, snapshot_interval: int = 0,
-                 snapshot_keep: int = 100) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        poll_interval: float = 1.0,
+        snapshot_interval: int = 0,
+        snapshot_keep: int = 100,
+    ) -> None:
         self.pool = pool
         self.dsn = dsn
         self.poll_interval = poll_interval
@@ -88,10 +103,18 @@ class Projection:
             self.tree = snap
             self.last_snapshot_position = snap.position
         replayed = await self.catch_up()
-        log.info("Projection ready position=%d files=%d snapshot=%d replayed=%d seconds=%.3f",
-                 self.position, len(self.tree.files), self.last_snapshot_position, replayed, time.monotonic() - t0)
-        self._tasks = [asyncio.create_task(self._listen_loop(), name="projection-listen"),
-                       asyncio.create_task(self._poll_loop(), name="projection-poll")]
+        log.info(
+            "Projection ready position=%d files=%d snapshot=%d replayed=%d seconds=%.3f",
+            self.position,
+            len(self.tree.files),
+            self.last_snapshot_position,
+            replayed,
+            time.monotonic() - t0,
+        )
+        self._tasks = [
+            asyncio.create_task(self._listen_loop(), name="projection-listen"),
+            asyncio.create_task(self._poll_loop(), name="projection-poll"),
+        ]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -129,8 +152,16 @@ class Projection:
                 if not rows:
                     break
                 for r in rows:
-                    if apply(self.tree, r["position"], r["event_type"], r["aggregate_id"], r["version"], r["data"],
-                             r["source_agent"], r["recorded_at"]):
+                    if apply(
+                        self.tree,
+                        r["position"],
+                        r["event_type"],
+                        r["aggregate_id"],
+                        r["version"],
+                        r["data"],
+                        r["source_agent"],
+                        r["recorded_at"],
+                    ):
                         self._sorted = None
                 n += len(rows)
                 if len(rows) < REPLAY_PAGE:

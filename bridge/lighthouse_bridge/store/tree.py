@@ -42,8 +42,16 @@ class Tree:
         return Tree(self.position, dict(self.files))
 
 
-def apply(tree: Tree, position: int, event_type: str, aggregate_id: str, version: int, data: dict[str, Any] | None,
-          author: str | None, recorded_at: datetime | str) -> bool:
+def apply(
+    tree: Tree,
+    position: int,
+    event_type: str,
+    aggregate_id: str,
+    version: int,
+    data: dict[str, Any] | None,
+    author: str | None,
+    recorded_at: datetime | str,
+) -> bool:
     """Apply one event to the tree; returns True when the file set changed. Non-file events only advance."""
     tree.position = position
     if data is None:

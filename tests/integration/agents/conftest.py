@@ -18,9 +18,13 @@ ADMIN_TOKEN = "admin-secret-for-tests"
 @pytest.fixture
 def bridge_env(postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
     """Environment for a bridge subprocess on this test's database and Redis prefix."""
-    return {"LIGHTHOUSE_DATABASE_URL": postgres_url, "LIGHTHOUSE_REDIS_URL": redis_url,
-            "LIGHTHOUSE_REDIS_PREFIX": redis_prefix, "LIGHTHOUSE_AUDIT_LOG": str(tmp_path / "audit.log"),
-            "LIGHTHOUSE_HEALTH_INTERVAL": "0.5"}
+    return {
+        "LIGHTHOUSE_DATABASE_URL": postgres_url,
+        "LIGHTHOUSE_REDIS_URL": redis_url,
+        "LIGHTHOUSE_REDIS_PREFIX": redis_prefix,
+        "LIGHTHOUSE_AUDIT_LOG": str(tmp_path / "audit.log"),
+        "LIGHTHOUSE_HEALTH_INTERVAL": "0.5",
+    }
 
 
 @pytest.fixture
@@ -32,9 +36,18 @@ def policy_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def agent_settings(postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, policy_file: Path) -> Settings:
-    return Settings(database_url=postgres_url, redis_url=redis_url, redis_prefix=redis_prefix, admin_token=ADMIN_TOKEN,
-                    audit_log=tmp_path / "audit.log", policy_file=policy_file, policy_reload_interval=0.2,
-                    escalation_timeout=30, health_interval=0.5, rate_limit_per_minute=1000)
+    return Settings(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        admin_token=ADMIN_TOKEN,
+        audit_log=tmp_path / "audit.log",
+        policy_file=policy_file,
+        policy_reload_interval=0.2,
+        escalation_timeout=30,
+        health_interval=0.5,
+        rate_limit_per_minute=1000,
+    )
 
 
 class Bridge:

@@ -75,8 +75,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/pending", None, {"viewer", "builder", "expert", "admin"}),
     ("POST", "/shadow/search", {"pattern": "x"}, {"viewer", "builder", "expert", "admin"}),
     ("POST", "/shadow/update", {"operation": "create", "path": "m.txt", "content": "x"}, {"builder", "admin"}),
-    ("POST", "/event/store", {"event_type": "custom", "aggregate_id": "a", "aggregate_type": "t"},
-     {"builder", "admin"}),
+    (
+        "POST",
+        "/event/store",
+        {"event_type": "custom", "aggregate_id": "a", "aggregate_type": "t"},
+        {"builder", "admin"},
+    ),
     ("POST", "/validate", {"tool_name": "Bash", "tool_input": {"command": "ls"}}, {"builder", "expert", "admin"}),
     ("POST", "/approve", {"id": str(uuid.uuid4()), "status": "approved", "reason": "ok"}, {"expert", "admin"}),
     ("POST", "/annotations", {"path": "m.txt", "line": 1, "message": "m"}, {"expert", "admin"}),
@@ -146,13 +150,18 @@ async def test_revocation_applies_at_once_and_is_audited(bridge: Bridge, agent_s
 
 
 async def test_enrolment_tokens_mint_only_their_roles(bridge: Bridge) -> None:
-    r = await bridge.admin.post("/session/create", json={"agent_id": "enroller", "role": "enrolment",
-                                                          "enrol_roles": ["builder"], "ttl_seconds": 600})
+    r = await bridge.admin.post(
+        "/session/create",
+        json={"agent_id": "enroller", "role": "enrolment", "enrol_roles": ["builder"], "ttl_seconds": 600},
+    )
     enrol = bridge.client(r.json()["session_token"])
     made = await enrol.post("/session/create", json={"agent_id": "fresh-builder", "role": "builder"})
     assert made.status_code == 200 and made.json()["role"] == "builder"
-    assert (await bridge.client(made.json()["session_token"]).post(
-        "/validate", json={"tool_name": "Read", "tool_input": {"file_path": "a"}})).json()["approved"] is True
+    assert (
+        await bridge.client(made.json()["session_token"]).post(
+            "/validate", json={"tool_name": "Read", "tool_input": {"file_path": "a"}}
+        )
+    ).json()["approved"] is True
     for role in ("expert", "admin"):
         assert (await enrol.post("/session/create", json={"agent_id": "x", "role": role})).status_code == 403
     assert (await enrol.get("/shadow/list")).status_code == 403
@@ -160,14 +169,17 @@ async def test_enrolment_tokens_mint_only_their_roles(bridge: Bridge) -> None:
     assert (await builder.post("/session/create", json={"agent_id": "y", "role": "builder"})).status_code == 403
 
 
-@pytest.mark.parametrize("body", [
-    {"agent_id": "a", "role": "superuser"},
-    {"agent_id": "bad id with spaces", "role": "builder"},
-    {"agent_id": "a", "role": "builder", "ttl_seconds": 10},
-    {"agent_id": "a", "role": "enrolment"},
-    {"agent_id": "a", "role": "builder", "enrol_roles": ["viewer"]},
-    {"agent_id": "a", "role": "builder", "surprise": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"agent_id": "a", "role": "superuser"},
+        {"agent_id": "bad id with spaces", "role": "builder"},
+        {"agent_id": "a", "role": "builder", "ttl_seconds": 10},
+        {"agent_id": "a", "role": "enrolment"},
+        {"agent_id": "a", "role": "builder", "enrol_roles": ["viewer"]},
+        {"agent_id": "a", "role": "builder", "surprise": 1},
+    ],
+)
 async def test_bad_mint_requests_are_4xx_and_write_nothing(bridge: Bridge, body: dict[str, Any]) -> None:
     r = await bridge.admin.post("/session/create", json=body)
     assert 400 <= r.status_code < 500 and r.json()["detail"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.integration.agents.conftest import Bridge, wait_for
 
-VULNERABLE = '''import os
+VULNERABLE = """import os
 API_KEY = "sk_live_0123456789abcdef"
 
 def find(db, name):
@@ -17,13 +17,12 @@ def report(db, users):
     for u in users:
         rows = db.fetch("SELECT id FROM orders WHERE user_id = $1", u.id)
     os.system("tar czf out.tgz " + name)
-'''
+"""
 
 
 async def test_builtin_experts_annotate_a_vulnerable_file(bridge: Bridge) -> None:
     builder = await bridge.as_role("builder-1", "builder")
-    r = await builder.post("/shadow/update", json={"operation": "create", "path": "src/app.py",
-                                                    "content": VULNERABLE})
+    r = await builder.post("/shadow/update", json={"operation": "create", "path": "src/app.py", "content": VULNERABLE})
     assert r.status_code == 200, r.text
 
     async def annotations() -> list[dict[str, Any]] | None:
@@ -37,12 +36,17 @@ async def test_builtin_experts_annotate_a_vulnerable_file(bridge: Bridge) -> Non
     assert ("expert:security", "shell", 10) in found
     assert ("expert:performance", "n-plus-one", 9) in found
     assert {a["severity"] for a in got} >= {"critical", "error", "warning"}
-    evs = (await builder.get("/event/query", params={"event_type": "shadow_annotation_created",
-                                                     "agent_id": "expert:security"})).json()["events"]
+    evs = (
+        await builder.get(
+            "/event/query", params={"event_type": "shadow_annotation_created", "agent_id": "expert:security"}
+        )
+    ).json()["events"]
     assert len(evs) == sum(1 for a in got if a["author"] == "expert:security")
     # fixing the file replaces the findings
-    r = await builder.post("/shadow/update", json={"operation": "modify", "path": "src/app.py",
-                                                    "content": "import os\nAPI_KEY = os.environ['API_KEY']\n"})
+    r = await builder.post(
+        "/shadow/update",
+        json={"operation": "modify", "path": "src/app.py", "content": "import os\nAPI_KEY = os.environ['API_KEY']\n"},
+    )
     assert r.status_code == 200
 
     async def cleared() -> bool:
@@ -61,15 +65,23 @@ async def test_external_expert_work_queue(bridge: Bridge) -> None:
     assert (await lint.post("/tasks/claim", json={})).status_code == 404  # not registered yet
     r = await lint.post("/expert/register", json={"agent_type": "linter", "capabilities": ["lint", "style"]})
     assert r.status_code == 200 and r.json()["agent_id"] == "linter-1"
-    assert (await other.post("/expert/register", json={"agent_id": "linter-1", "agent_type": "x",
-                                                        "capabilities": ["lint"]})).status_code == 403
-    assert (await other.post("/expert/register", json={"agent_type": "linter",
-                                                        "capabilities": ["lint"]})).status_code == 200
-    assert (await lint.post("/expert/register", json={"agent_id": "expert:security", "agent_type": "x",
-                                                       "capabilities": ["x"]})).status_code == 403
+    assert (
+        await other.post("/expert/register", json={"agent_id": "linter-1", "agent_type": "x", "capabilities": ["lint"]})
+    ).status_code == 403
+    assert (
+        await other.post("/expert/register", json={"agent_type": "linter", "capabilities": ["lint"]})
+    ).status_code == 200
+    assert (
+        await lint.post(
+            "/expert/register", json={"agent_id": "expert:security", "agent_type": "x", "capabilities": ["x"]}
+        )
+    ).status_code == 403
     t1 = (await builder.post("/expert/delegate", json={"capability": "lint", "payload": {"path": "src/a.py"}})).json()
-    t2 = (await builder.post("/expert/delegate", json={"capability": "lint", "payload": {"path": "src/b.py"},
-                                                       "max_attempts": 1})).json()
+    t2 = (
+        await builder.post(
+            "/expert/delegate", json={"capability": "lint", "payload": {"path": "src/b.py"}, "max_attempts": 1}
+        )
+    ).json()
     assert t1["status"] == "pending"
     # two experts claiming at once get different tasks
     c1, c2 = await asyncio.gather(lint.post("/tasks/claim", json={}), other.post("/tasks/claim", json={}))

@@ -24,24 +24,36 @@ HOOK = [sys.executable, "-m", "lighthouse_bridge.cli", "hook"]
 def run_hook(payload: Any, env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     text = payload if isinstance(payload, str) else json.dumps(payload)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTHOUSE_")}
-    return subprocess.run([*HOOK, *args], input=text, capture_output=True, text=True, timeout=timeout,
-                          env={**clean, **env})
+    return subprocess.run(
+        [*HOOK, *args], input=text, capture_output=True, text=True, timeout=timeout, env={**clean, **env}
+    )
 
 
 def bash(cmd: str) -> dict[str, Any]:
     # the shape Claude Code sends to a PreToolUse hook
-    return {"session_id": "s1", "transcript_path": "/tmp/t.jsonl", "cwd": "/work", "hook_event_name": "PreToolUse",
-            "tool_name": "Bash", "tool_input": {"command": cmd, "description": "test"}}
+    return {
+        "session_id": "s1",
+        "transcript_path": "/tmp/t.jsonl",
+        "cwd": "/work",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": cmd, "description": "test"},
+    }
 
 
 @pytest.fixture
 def live_bridge(tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str) -> Iterator[BridgeProcess]:
     policy = tmp_path / "policy.yaml"
     policy.write_text("escalation_timeout_seconds: 30\n")
-    env = {"LIGHTHOUSE_DATABASE_URL": postgres_url, "LIGHTHOUSE_REDIS_URL": redis_url,
-           "LIGHTHOUSE_REDIS_PREFIX": redis_prefix, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
-           "LIGHTHOUSE_AUDIT_LOG": str(tmp_path / "audit.log"), "LIGHTHOUSE_POLICY_FILE": str(policy),
-           "LIGHTHOUSE_LOG_LEVEL": "info"}
+    env = {
+        "LIGHTHOUSE_DATABASE_URL": postgres_url,
+        "LIGHTHOUSE_REDIS_URL": redis_url,
+        "LIGHTHOUSE_REDIS_PREFIX": redis_prefix,
+        "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LIGHTHOUSE_AUDIT_LOG": str(tmp_path / "audit.log"),
+        "LIGHTHOUSE_POLICY_FILE": str(policy),
+        "LIGHTHOUSE_LOG_LEVEL": "info",
+    }
     b = BridgeProcess(env, tmp_path / "bridge.log").start()
     try:
         yield b
@@ -102,8 +114,14 @@ def test_hook_against_a_running_bridge(live_bridge: BridgeProcess, tmp_path: Pat
 
     audit = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     actions = {a["action"] for a in audit}
-    assert {"validation_decision_made", "validation_escalated", "escalation_approved", "escalation_rejected",
-            "auth_failed", "token_minted"} <= actions
+    assert {
+        "validation_decision_made",
+        "validation_escalated",
+        "escalation_approved",
+        "escalation_rejected",
+        "auth_failed",
+        "token_minted",
+    } <= actions
     with httpx.Client(base_url=live_bridge.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
         assert c.get("/audit", params={"limit": 5}).json()["records"][-1]["action"] in actions
 

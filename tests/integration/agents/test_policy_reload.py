@@ -24,8 +24,11 @@ MAKE = {"tool_name": "Bash", "tool_input": {"command": "make deploy"}}
 async def test_reload_good_then_bad(bridge: Bridge, policy_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     b = await bridge.as_role("builder-1", "builder")
     assert (await b.post("/validate", json=MAKE)).json()["decision"] == "escalated"
-    write(policy_file, "rules:\n  - id: no-deploys\n    tool: Bash\n    command: '^make\\s+deploy\\b'\n"
-                           "    action: block\n    reason: deploys go through CI\n")
+    write(
+        policy_file,
+        "rules:\n  - id: no-deploys\n    tool: Bash\n    command: '^make\\s+deploy\\b'\n"
+        "    action: block\n    reason: deploys go through CI\n",
+    )
 
     async def decision() -> dict[str, Any] | None:
         body = (await b.post("/validate", json=MAKE)).json()

@@ -16,15 +16,34 @@ AGENT_PATHS = r"^/(validate|approve|pending|escalations/.*|session/.*|tokens.*|e
 
 
 def test_schemathesis_on_agents_routes_with_auth(tmp_path: Path, bridge_env: dict[str, str]) -> None:
-    env = {**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "LIGHTHOUSE_LOG_LEVEL": "warning",
-           "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {
+        **bridge_env,
+        "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LIGHTHOUSE_LOG_LEVEL": "warning",
+        "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
+    }
     with bridges(tmp_path, env) as (b,):
         cmd = [
-            str(Path(sys.executable).with_name("schemathesis")), "run", f"{b.url}/openapi.json",
-            "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
-            "--include-path-regex", AGENT_PATHS, "--checks", CHECKS,
-            "--max-examples", "40", "--seed", "20261129", "--workers", "2", "--no-color",
-            "--request-timeout", "30", "--max-failures", "20",
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{b.url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {ADMIN_TOKEN}",
+            "--include-path-regex",
+            AGENT_PATHS,
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "40",
+            "--seed",
+            "20261129",
+            "--workers",
+            "2",
+            "--no-color",
+            "--request-timeout",
+            "30",
+            "--max-failures",
+            "20",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
         out = proc.stdout + proc.stderr

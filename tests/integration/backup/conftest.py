@@ -35,14 +35,16 @@ class BackupTool:
 def backup_tool(services: ServiceEnv, s3_bucket: str, postgres_url: str) -> BackupTool:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTHOUSE_")}
     env.update(services.env)
-    env.update({
-        "LIGHTHOUSE_S3_BUCKET": s3_bucket,
-        "LIGHTHOUSE_S3_PREFIX": "backups",
-        "LIGHTHOUSE_NAMESPACE": "test",
-        "LIGHTHOUSE_NAME": unique_name("bridge-"),
-        "LIGHTHOUSE_DATABASE_URL": postgres_url,
-        "LIGHTHOUSE_LOG_LEVEL": "info",
-    })
+    env.update(
+        {
+            "LIGHTHOUSE_S3_BUCKET": s3_bucket,
+            "LIGHTHOUSE_S3_PREFIX": "backups",
+            "LIGHTHOUSE_NAMESPACE": "test",
+            "LIGHTHOUSE_NAME": unique_name("bridge-"),
+            "LIGHTHOUSE_DATABASE_URL": postgres_url,
+            "LIGHTHOUSE_LOG_LEVEL": "info",
+        }
+    )
     return BackupTool(env)
 
 
@@ -78,24 +80,31 @@ CREATE FUNCTION high_water() RETURNS bigint LANGUAGE sql AS 'SELECT coalesce(max
 
 
 def seed(url: str, events: int = 2000) -> None:
-    sql(url, SCHEMA,
+    sql(
+        url,
+        SCHEMA,
         f"INSERT INTO events (position, event_type, data) SELECT g, 'file_' || (g % 3), "
         f"jsonb_build_object('path', 'src/' || g || '.py', 'n', g) FROM generate_series(1, {events}) g",
         "INSERT INTO blobs SELECT md5(g::text) || md5((g * 7)::text), "
         "decode(repeat(md5(g::text), 8), 'hex') FROM generate_series(1, 300) g",
-        "INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 17) g")
+        "INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 17) g",
+    )
 
 
 def fingerprint(url: str) -> dict[str, Any]:
     """Row count and an order-independent content checksum of every table, plus sequences and the high-water."""
-    tables = [r["t"] for r in sql(url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' "
-                                       "ORDER BY 1")[0]]
+    tables = [
+        r["t"] for r in sql(url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")[0]
+    ]
     out: dict[str, Any] = {}
     for t in tables:
-        (row,) = sql(url, f'SELECT count(*) AS n, md5(coalesce(string_agg(x::text, \'|\' ORDER BY x::text), \'\')) '
-                          f'AS h FROM "{t}" x')[0]
+        (row,) = sql(
+            url,
+            f"SELECT count(*) AS n, md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM \"{t}\" x",
+        )[0]
         out[t] = (row["n"], row["h"])
-    out["notes_id_seq"] = sql(url, "SELECT last_value FROM notes_id_seq")[0][0]["last_value"] if "notes" in tables \
-        else None
+    out["notes_id_seq"] = (
+        sql(url, "SELECT last_value FROM notes_id_seq")[0][0]["last_value"] if "notes" in tables else None
+    )
     out["high_water()"] = sql(url, "SELECT high_water() AS h")[0][0]["h"] if "events" in tables else None
     return out

@@ -95,8 +95,11 @@ def test_backup_is_consistent_while_the_bridge_writes(
         pos = 20000
         while not stop.is_set():
             pos += 1
-            sql(postgres_url, f"INSERT INTO events (position, event_type, data) VALUES ({pos}, 'w', '{{}}')",
-                f"INSERT INTO notes (body) VALUES ('w{pos}')")
+            sql(
+                postgres_url,
+                f"INSERT INTO events (position, event_type, data) VALUES ({pos}, 'w', '{{}}')",
+                f"INSERT INTO notes (body) VALUES ('w{pos}')",
+            )
 
     t = threading.Thread(target=writer)
     t.start()
@@ -159,8 +162,9 @@ def test_incomplete_backup_is_not_restorable(
 ) -> None:
     seed(postgres_url, events=10)
     manifest = json.loads(backup_tool.ok("backup", "--json").stdout)
-    s3_client.delete_object(Bucket=s3_bucket,
-                            Key=f"backups/test/{backup_tool.env['LIGHTHOUSE_NAME']}/{manifest['id']}/manifest.json")
+    s3_client.delete_object(
+        Bucket=s3_bucket, Key=f"backups/test/{backup_tool.env['LIGHTHOUSE_NAME']}/{manifest['id']}/manifest.json"
+    )
     by_id = backup_tool.run("restore", "--from", manifest["id"], LIGHTHOUSE_DATABASE_URL=target_url)
     assert by_id.returncode != 0 and "incomplete" in by_id.stderr
     latest = backup_tool.run("restore", "--from", "latest", LIGHTHOUSE_DATABASE_URL=target_url)
@@ -192,9 +196,7 @@ def test_missing_bucket_and_bad_config_fail_clearly(backup_tool: BackupTool) -> 
     assert r.returncode != 0 and "not a backup id" in r.stderr
 
 
-def test_unreachable_database_fails_without_publishing(
-    backup_tool: BackupTool, s3_client: Any, s3_bucket: str
-) -> None:
+def test_unreachable_database_fails_without_publishing(backup_tool: BackupTool, s3_client: Any, s3_bucket: str) -> None:
     r = backup_tool.run("backup", LIGHTHOUSE_DATABASE_URL=f"postgresql://lighthouse:x@127.0.0.1:{_closed_port()}/x")
     assert r.returncode == 1 and "cannot connect to PostgreSQL" in r.stderr
     assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
@@ -211,8 +213,11 @@ def test_cache_snapshot_is_labelled_cache(
     client.mset({f"{redis_prefix}k{i}": f"v{i}" for i in range(1200)})
     client.set("unrelated:" + redis_prefix, "x")
     try:
-        manifest = json.loads(backup_tool.ok("backup", "--cache", "--json", LIGHTHOUSE_REDIS_URL=redis_url,
-                                             LIGHTHOUSE_REDIS_PREFIX=redis_prefix).stdout)
+        manifest = json.loads(
+            backup_tool.ok(
+                "backup", "--cache", "--json", LIGHTHOUSE_REDIS_URL=redis_url, LIGHTHOUSE_REDIS_PREFIX=redis_prefix
+            ).stdout
+        )
     finally:
         client.delete("unrelated:" + redis_prefix)
         client.close()

@@ -82,9 +82,16 @@ def test_restore_waits_for_a_database_that_starts_late(
     target = urlsplit(target_url)
     result_file = tmp_path / "termination-log"
     with late_forwarder(target.hostname or "127.0.0.1", target.port or 5432, open_after=4.0) as port:
-        r = backup_tool.run("restore", "--from", "latest", "--wait-for-database", "60", timeout=180,
-                            LIGHTHOUSE_DATABASE_URL=_via(target_url, port),
-                            LIGHTHOUSE_RESTORE_RESULT_FILE=str(result_file))
+        r = backup_tool.run(
+            "restore",
+            "--from",
+            "latest",
+            "--wait-for-database",
+            "60",
+            timeout=180,
+            LIGHTHOUSE_DATABASE_URL=_via(target_url, port),
+            LIGHTHOUSE_RESTORE_RESULT_FILE=str(result_file),
+        )
     assert r.returncode == 0, r.stderr
     assert "Waiting for PostgreSQL" in r.stderr and "PostgreSQL is ready" in r.stderr
     assert f"restored {manifest['id']}" in r.stdout
@@ -99,24 +106,31 @@ def test_restore_wait_is_bounded_and_says_why(backup_tool: BackupTool, postgres_
     backup_tool.ok("backup")
     closed = f"postgresql://lighthouse:x@127.0.0.1:{_free_port()}/nothing"
     result_file = tmp_path / "termination-log"
-    r = backup_tool.run("restore", "--from", "latest", timeout=120, LIGHTHOUSE_DATABASE_URL=closed,
-                        LIGHTHOUSE_DATABASE_WAIT_SECONDS="3", LIGHTHOUSE_RESTORE_RESULT_FILE=str(result_file))
+    r = backup_tool.run(
+        "restore",
+        "--from",
+        "latest",
+        timeout=120,
+        LIGHTHOUSE_DATABASE_URL=closed,
+        LIGHTHOUSE_DATABASE_WAIT_SECONDS="3",
+        LIGHTHOUSE_RESTORE_RESULT_FILE=str(result_file),
+    )
     assert r.returncode == 1
     assert "did not accept connections within 3s" in r.stderr and "Traceback" not in r.stderr
     assert "Waiting for PostgreSQL" in r.stderr
     assert not result_file.exists()
 
 
-def test_restore_does_not_wait_on_a_wrong_password(
-    backup_tool: BackupTool, postgres_url: str, target_url: str
-) -> None:
+def test_restore_does_not_wait_on_a_wrong_password(backup_tool: BackupTool, postgres_url: str, target_url: str) -> None:
     seed(postgres_url, events=5)
     backup_tool.ok("backup")
     parts = urlsplit(target_url)
-    wrong = urlunsplit((parts.scheme, f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}", parts.path,
-                        "", ""))
-    r = backup_tool.run("restore", "--from", "latest", "--wait-for-database", "300",
-                        LIGHTHOUSE_DATABASE_URL=wrong, timeout=120)
+    wrong = urlunsplit(
+        (parts.scheme, f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}", parts.path, "", "")
+    )
+    r = backup_tool.run(
+        "restore", "--from", "latest", "--wait-for-database", "300", LIGHTHOUSE_DATABASE_URL=wrong, timeout=120
+    )
     assert r.returncode == 1
     assert "cannot connect to PostgreSQL" in r.stderr and "password" in r.stderr
     assert "Waiting for PostgreSQL" not in r.stderr

@@ -20,9 +20,12 @@ def _put_backup(s3: Any, bucket: str, root: str, bid: str, complete: bool) -> No
 
 
 def _ids(s3: Any, bucket: str, root: str) -> set[str]:
-    keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root)
-            for o in p.get("Contents", [])]
-    return {k[len(root):].split("/")[0] for k in keys}
+    keys = [
+        o["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root)
+        for o in p.get("Contents", [])
+    ]
+    return {k[len(root) :].split("/")[0] for k in keys}
 
 
 def _closed_port() -> int:
@@ -46,8 +49,9 @@ def test_retention_deletes_exactly_the_right_backups(
     s3_client.put_object(Bucket=s3_bucket, Key=f"{root}README.txt", Body=b"not a backup")
 
     # A backup that fails (database unreachable) must not prune anything, whatever the policy says.
-    failed = backup_tool.run("backup", "--keep-last", "1",
-                             LIGHTHOUSE_DATABASE_URL=f"postgresql://lighthouse:x@127.0.0.1:{_closed_port()}/x")
+    failed = backup_tool.run(
+        "backup", "--keep-last", "1", LIGHTHOUSE_DATABASE_URL=f"postgresql://lighthouse:x@127.0.0.1:{_closed_port()}/x"
+    )
     assert failed.returncode != 0
     assert _ids(s3_client, s3_bucket, root) == {*old.values(), "README.txt"}
 

@@ -17,15 +17,16 @@ MEASURED_FLOOR = 30 * 1024 * 1024  # below this the measurement itself failed (t
 def generate(url: str, size: int) -> None:
     """Incompressible rows (random bytea), so the dump is as large as the data."""
     rows = size // 1024
-    sql(url, "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+    sql(
+        url,
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto",
         "CREATE TABLE events (position bigint PRIMARY KEY, payload bytea NOT NULL)",
         f"INSERT INTO events SELECT g, gen_random_bytes(1024) FROM generate_series(1, {rows}) g",
-        "ANALYZE events")
+        "ANALYZE events",
+    )
 
 
-def test_large_database_streams_in_bounded_memory(
-    backup_tool: BackupTool, postgres_url: str, target_url: str
-) -> None:
+def test_large_database_streams_in_bounded_memory(backup_tool: BackupTool, postgres_url: str, target_url: str) -> None:
     generate(postgres_url, DB_BYTES)
     db_size = sql(postgres_url, "SELECT pg_database_size(current_database()) AS s")[0][0]["s"]
     assert db_size >= DB_BYTES
@@ -38,11 +39,15 @@ def test_large_database_streams_in_bounded_memory(
 
     restore = backup_tool.ok("restore", "--from", manifest["id"], LIGHTHOUSE_DATABASE_URL=target_url)
     assert MEASURED_FLOOR < restore.peak_rss < RSS_BOUND, f"restore peak RSS {restore.peak_rss / 2**20:.0f} MiB"
-    (src,) = sql(postgres_url, "SELECT count(*) AS n, md5(string_agg(md5(payload), '' ORDER BY position)) AS h "
-                               "FROM events")[0]
-    (dst,) = sql(target_url, "SELECT count(*) AS n, md5(string_agg(md5(payload), '' ORDER BY position)) AS h "
-                             "FROM events")[0]
+    (src,) = sql(
+        postgres_url, "SELECT count(*) AS n, md5(string_agg(md5(payload), '' ORDER BY position)) AS h FROM events"
+    )[0]
+    (dst,) = sql(
+        target_url, "SELECT count(*) AS n, md5(string_agg(md5(payload), '' ORDER BY position)) AS h FROM events"
+    )[0]
     assert (dst["n"], dst["h"]) == (src["n"], src["h"])
-    print(f"db={db_size / 2**20:.0f}MiB dump={dump_size / 2**20:.0f}MiB "
-          f"backup_rss={backup.peak_rss / 2**20:.0f}MiB (pg_dump {backup.children_peak_rss / 2**20:.0f}MiB) "
-          f"restore_rss={restore.peak_rss / 2**20:.0f}MiB (children {restore.children_peak_rss / 2**20:.0f}MiB)")
+    print(
+        f"db={db_size / 2**20:.0f}MiB dump={dump_size / 2**20:.0f}MiB "
+        f"backup_rss={backup.peak_rss / 2**20:.0f}MiB (pg_dump {backup.children_peak_rss / 2**20:.0f}MiB) "
+        f"restore_rss={restore.peak_rss / 2**20:.0f}MiB (children {restore.children_peak_rss / 2**20:.0f}MiB)"
+    )

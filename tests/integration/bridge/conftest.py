@@ -28,9 +28,15 @@ def bridge_env(postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: P
 
 @pytest.fixture
 def settings(postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=postgres_url, redis_url=redis_url, redis_prefix=redis_prefix,
-                    health_interval=0.5, stream_heartbeat=0.5, snapshot_interval=50,
-                    audit_log=tmp_path / "audit.log")
+    return Settings(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        health_interval=0.5,
+        stream_heartbeat=0.5,
+        snapshot_interval=50,
+        audit_log=tmp_path / "audit.log",
+    )
 
 
 @asynccontextmanager
@@ -38,8 +44,9 @@ async def app_client(settings: Settings, **headers: str) -> AsyncIterator[httpx.
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bridge", headers=headers,
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bridge", headers=headers, timeout=30
+        ) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 

@@ -58,8 +58,12 @@ class BridgeProcess:
         env = {**os.environ, **self.env, "LIGHTHOUSE_HOST": "127.0.0.1", "LIGHTHOUSE_PORT": str(self.port)}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lighthouse_bridge.cli", "serve"], env=env, stdout=log, stderr=log,
-            cwd=REPO, start_new_session=True,
+            [sys.executable, "-m", "lighthouse_bridge.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+            start_new_session=True,
         )
         if wait_ready:
             self.wait_ready(timeout)
@@ -124,9 +128,24 @@ class RedisServer:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--requirepass", self.password,
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--requirepass",
+                self.password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_until(self._ping, 15, what="private redis")
 
@@ -159,8 +178,9 @@ def _pg_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lighthouse"],
-                   check=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lighthouse"], check=True
+    )
     return "lighthouse"
 
 
@@ -191,18 +211,40 @@ class PostgresServer:
             for p in (self.dir, sock, pwfile):
                 shutil.chown(p, user)
             os.chmod(self.dir, 0o700)
-        self._run(str(_pg_bin() / "initdb"), "-D", str(data), "-U", "lighthouse", f"--pwfile={pwfile}",
-                  "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256")
+        self._run(
+            str(_pg_bin() / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "lighthouse",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        )
         with open(data / "postgresql.conf", "a") as f:
-            f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{sock}'\n"
-                    "fsync = on\nmax_connections = 50\n")
+            f.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{sock}'\n"
+                "fsync = on\nmax_connections = 50\n"
+            )
         self.start()
         self._run(str(_pg_bin() / "createdb"), "-h", str(sock), "-p", str(self.port), "-U", "lighthouse", "lighthouse")
 
     def start(self) -> None:
-        self._run(str(_pg_bin() / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
-                  "-t", "60", "start")
+        self._run(
+            str(_pg_bin() / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(_pg_bin() / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "-t", "60", "stop",
-                  check=False)
+        self._run(
+            str(_pg_bin() / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "-t", "60", "stop", check=False
+        )

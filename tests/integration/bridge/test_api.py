@@ -33,8 +33,14 @@ async def update(c: httpx.AsyncClient, op: str, path: str, content: str | None =
 
 
 def ev(event_type: str = "custom", aggregate_id: str = "agg-1", **kw: object) -> dict[str, object]:
-    return {"event_type": event_type, "aggregate_id": aggregate_id, "aggregate_type": "thing", "data": {"n": 1},
-            "metadata": {}, **kw}
+    return {
+        "event_type": event_type,
+        "aggregate_id": aggregate_id,
+        "aggregate_type": "thing",
+        "data": {"n": 1},
+        "metadata": {},
+        **kw,
+    }
 
 
 # ---------------------------------------------------------------- events
@@ -111,7 +117,10 @@ async def test_idempotent_retry_returns_the_original(client: httpx.AsyncClient) 
     again = (await client.post("/event/store", json=body)).json()
     assert again["duplicate"] is True
     assert (again["event_id"], again["position"], again["version"]) == (
-        first["event_id"], first["position"], first["version"])
+        first["event_id"],
+        first["position"],
+        first["version"],
+    )
     # Even with an expected_version that is stale by now, the retry is recognised, not a conflict.
     again2 = await client.post("/event/store", json={**body, "expected_version": 0})
     assert again2.status_code == 200 and again2.json()["position"] == first["position"]
@@ -125,8 +134,13 @@ async def test_idempotent_retry_returns_the_original(client: httpx.AsyncClient) 
 async def test_file_events_via_event_store_need_blob_and_valid_path(client: httpx.AsyncClient) -> None:
     content = b"hello blob"
     sha = hashlib.sha256(content).hexdigest()
-    file_ev = {"event_type": "file_created", "aggregate_id": "f.txt", "aggregate_type": "file",
-               "data": {"path": "f.txt", "sha256": sha, "size": 10}, "metadata": {}}
+    file_ev = {
+        "event_type": "file_created",
+        "aggregate_id": "f.txt",
+        "aggregate_type": "file",
+        "data": {"path": "f.txt", "sha256": sha, "size": 10},
+        "metadata": {},
+    }
     assert_problem(await client.post("/event/store", json=file_ev), 422, "stored blob")
     put = await client.put(f"/blobs/{sha}", content=content, headers={"content-type": "application/octet-stream"})
     assert put.status_code == 200 and put.json() == {"sha256": sha, "size": 10}
@@ -162,7 +176,8 @@ async def test_shadow_lifecycle(client: httpx.AsyncClient) -> None:
     assert [f["path"] for f in listing["files"]] == ["img/logo.bin", "src/app.py"]
     assert listing["position"] == 3 and listing["truncated"] is False
     assert [f["path"] for f in (await client.get("/shadow/list", params={"prefix": "src/"})).json()["files"]] == [
-        "src/app.py"]
+        "src/app.py"
+    ]
     limited = (await client.get("/shadow/list", params={"limit": 1})).json()
     assert len(limited["files"]) == 1 and limited["truncated"] is True
 
@@ -185,22 +200,26 @@ async def test_shadow_lifecycle(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize("bad", ["../x", "a/../../b", "/etc/passwd", "a\x01b", "a//b", "x" * 1100])
 async def test_bad_paths_are_rejected_everywhere(client: httpx.AsyncClient, bad: str) -> None:
     assert_problem(await update(client, "create", bad, "x"), 422)
-    assert_problem(await client.post("/annotations", json={"path": bad, "line": 1, "message": "m", "author": "a"}),
-                   422)
-    r = await client.get("/history/x", params={}) if bad.startswith("/") else await client.get(
-        "/diff", params={"path": bad})
+    assert_problem(await client.post("/annotations", json={"path": bad, "line": 1, "message": "m", "author": "a"}), 422)
+    r = (
+        await client.get("/history/x", params={})
+        if bad.startswith("/")
+        else await client.get("/diff", params={"path": bad})
+    )
     assert r.status_code in (404, 422)
 
 
 async def test_invalid_input_gets_problem_bodies(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.post("/event/store", content=b"{not json", headers={"content-type":
-                                                                                 "application/json"}), 422)
+    assert_problem(
+        await client.post("/event/store", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
     assert_problem(await client.post("/event/store", json={"event_type": "x"}), 422, "aggregate_id")
     assert_problem(await client.post("/event/store", json=ev(data={"k": "nul\u0000"})), 422, "NUL")
     assert_problem(await client.get("/event/query", params={"limit": 5000}), 422)
     assert_problem(await client.get("/event/query", params={"from_position": -1}), 422)
-    assert_problem(await client.post("/shadow/update", json={"operation": "create", "path": "a"}), 422,
-                   "content is required")
+    assert_problem(
+        await client.post("/shadow/update", json={"operation": "create", "path": "a"}), 422, "content is required"
+    )
     assert_problem(await update(client, "create", "a", "!!!", encoding="base64"), 422, "base64")
     assert_problem(await client.get("/shadow/read/a", params={"at": "yesterday"}), 422, "ISO-8601")
     assert_problem(await client.post("/shadow/search", json={"pattern": "("}), 422, "invalid pattern")
@@ -209,8 +228,9 @@ async def test_invalid_input_gets_problem_bodies(client: httpx.AsyncClient) -> N
 
 
 async def test_request_and_result_size_limits(settings: Settings) -> None:
-    small = settings.model_copy(update={"max_request_bytes": 4096, "max_file_bytes": 1000, "max_batch_events": 3,
-                                        "max_list_files": 2})
+    small = settings.model_copy(
+        update={"max_request_bytes": 4096, "max_file_bytes": 1000, "max_batch_events": 3, "max_list_files": 2}
+    )
     async with app_client(small) as c:
         assert_problem(await update(c, "create", "big", "x" * 5000), 413, "exceeds 4096")
         assert_problem(await update(c, "create", "big", "x" * 2000), 413, "limit is 1000")
@@ -248,11 +268,16 @@ async def test_history_time_travel_and_diff(client: httpx.AsyncClient) -> None:
 
     h = (await client.get("/history/doc.md")).json()["versions"]
     assert [(v["version"], v["position"], v["event_type"]) for v in h] == [
-        (1, p1, "file_created"), (2, p2, "file_modified"), (3, p3, "file_moved")]
+        (1, p1, "file_created"),
+        (2, p2, "file_modified"),
+        (3, p3, "file_moved"),
+    ]
     assert h[2]["to_path"] == "docs/doc.md"
     h2 = (await client.get("/history/docs/doc.md")).json()["versions"]
     assert [(v["version"], v["event_type"], v["from_path"]) for v in h2] == [
-        (1, "file_moved", "doc.md"), (2, "file_modified", None)]
+        (1, "file_moved", "doc.md"),
+        (2, "file_modified", None),
+    ]
     assert_problem(await client.get("/history/never.md"), 404)
 
     at1 = (await client.get("/shadow/read/doc.md", params={"at": str(p1)})).json()
@@ -277,8 +302,17 @@ async def test_history_time_travel_and_diff(client: httpx.AsyncClient) -> None:
 async def test_annotations_follow_moved_lines(client: httpx.AsyncClient) -> None:
     src = "def f():\n    secret = 'x'\n    return 1\n"
     await update(client, "create", "m.py", src)
-    r = await client.post("/annotations", json={"path": "m.py", "line": 2, "message": "hard-coded secret",
-                                                "category": "security", "severity": "high", "author": "sec"})
+    r = await client.post(
+        "/annotations",
+        json={
+            "path": "m.py",
+            "line": 2,
+            "message": "hard-coded secret",
+            "category": "security",
+            "severity": "high",
+            "author": "sec",
+        },
+    )
     assert r.status_code == 200, r.text
     a = r.json()
     assert (a["line"], a["end_line"], a["anchor"]["status"]) == (2, 2, "exact")
@@ -292,19 +326,28 @@ async def test_annotations_follow_moved_lines(client: httpx.AsyncClient) -> None
     await update(client, "modify", "m.py", "nothing here\n")
     stale = (await client.get("/annotations")).json()["annotations"][0]
     assert stale["anchor"]["status"] == "stale"
-    assert_problem(await client.post("/annotations", json={"path": "m.py", "line": 9, "message": "m",
-                                                           "author": "a"}), 422, "has 1 lines")
-    assert_problem(await client.post("/annotations", json={"path": "zz.py", "line": 1, "message": "m",
-                                                            "author": "a"}), 404)
+    assert_problem(
+        await client.post("/annotations", json={"path": "m.py", "line": 9, "message": "m", "author": "a"}),
+        422,
+        "has 1 lines",
+    )
+    assert_problem(
+        await client.post("/annotations", json={"path": "zz.py", "line": 1, "message": "m", "author": "a"}), 404
+    )
     d = await client.delete(f"/annotations/{a['id']}")
     assert d.status_code == 200 and d.json()["deleted"] is True
     assert_problem(await client.delete(f"/annotations/{a['id']}"), 404)
     assert_problem(await client.put("/annotations/not-a-uuid", json={"message": "x"}), 404)
     assert (await client.get("/annotations")).json()["annotations"] == []
-    types = [e["event_type"] for e in (await client.get("/event/query",
-                                                         params={"aggregate_id": a["id"]})).json()["events"]]
-    assert types == ["shadow_annotation_created", "shadow_annotation_updated", "shadow_annotation_updated",
-                     "shadow_annotation_deleted"]
+    types = [
+        e["event_type"] for e in (await client.get("/event/query", params={"aggregate_id": a["id"]})).json()["events"]
+    ]
+    assert types == [
+        "shadow_annotation_created",
+        "shadow_annotation_updated",
+        "shadow_annotation_updated",
+        "shadow_annotation_deleted",
+    ]
 
 
 async def test_snapshots(client: httpx.AsyncClient) -> None:
@@ -365,12 +408,20 @@ async def test_metrics_names(client: httpx.AsyncClient) -> None:
     for _ in range(2):
         await client.get("/shadow/read/m.txt")
     text = (await client.get("/metrics")).text
-    for name in ("lighthouse_bridge_requests_total", "lighthouse_bridge_request_duration_seconds_bucket",
-                 "lighthouse_bridge_errors_total", "lighthouse_bridge_event_store_failures_total",
-                 "lighthouse_bridge_speed_layer_cache_hits_total", "lighthouse_bridge_speed_layer_cache_requests_total",
-                 "lighthouse_bridge_redis_connection_status 1.0", "lighthouse_bridge_postgres_connection_status 1.0",
-                 "lighthouse_bridge_memory_usage_bytes", "lighthouse_bridge_memory_limit_bytes",
-                 "lighthouse_bridge_projection_lag_events", "lighthouse_bridge_fuse_mount_status"):
+    for name in (
+        "lighthouse_bridge_requests_total",
+        "lighthouse_bridge_request_duration_seconds_bucket",
+        "lighthouse_bridge_errors_total",
+        "lighthouse_bridge_event_store_failures_total",
+        "lighthouse_bridge_speed_layer_cache_hits_total",
+        "lighthouse_bridge_speed_layer_cache_requests_total",
+        "lighthouse_bridge_redis_connection_status 1.0",
+        "lighthouse_bridge_postgres_connection_status 1.0",
+        "lighthouse_bridge_memory_usage_bytes",
+        "lighthouse_bridge_memory_limit_bytes",
+        "lighthouse_bridge_projection_lag_events",
+        "lighthouse_bridge_fuse_mount_status",
+    ):
         assert name in text, name
     assert 'route="/shadow/read/{path:path}"' in text
 

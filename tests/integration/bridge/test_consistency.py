@@ -29,8 +29,9 @@ async def test_concurrent_writers_on_one_stream_one_winner_per_version(client: h
 
 
 async def test_concurrent_idempotent_retries_store_once(client: httpx.AsyncClient) -> None:
-    results = await asyncio.gather(*(client.post("/event/store", json=ev(f"a{i % 3}", event_id="same-id"))
-                                     for i in range(12)))
+    results = await asyncio.gather(
+        *(client.post("/event/store", json=ev(f"a{i % 3}", event_id="same-id")) for i in range(12))
+    )
     bodies = [r.json() for r in results]
     assert all(r.status_code == 200 for r in results)
     assert len({(b["event_id"], b["position"]) for b in bodies}) == 1

@@ -82,15 +82,29 @@ def os_chmod_traversable(path: Path) -> None:
 
 
 def _write(c: httpx.Client, i: int, event_id: str | None = None) -> httpx.Response:
-    return c.post("/event/store", json={"event_type": "custom", "aggregate_id": f"a{i % 7}", "aggregate_type": "t",
-                                        "data": {"i": i}, "event_id": event_id or f"ev-{i}"})
+    return c.post(
+        "/event/store",
+        json={
+            "event_type": "custom",
+            "aggregate_id": f"a{i % 7}",
+            "aggregate_type": "t",
+            "data": {"i": i},
+            "event_id": event_id or f"ev-{i}",
+        },
+    )
 
 
-def test_postgres_restart_and_crash(tmp_path: Path, private_postgres: PostgresServer, redis_url: str,
-                                    redis_prefix: str) -> None:
-    env = {"LIGHTHOUSE_DATABASE_URL": private_postgres.url, "LIGHTHOUSE_REDIS_URL": redis_url,
-           "LIGHTHOUSE_REDIS_PREFIX": redis_prefix, "LIGHTHOUSE_HEALTH_INTERVAL": "0.5",
-           "LIGHTHOUSE_DATABASE_TIMEOUT": "2", "LIGHTHOUSE_PROJECTION_POLL_INTERVAL": "0.5"}
+def test_postgres_restart_and_crash(
+    tmp_path: Path, private_postgres: PostgresServer, redis_url: str, redis_prefix: str
+) -> None:
+    env = {
+        "LIGHTHOUSE_DATABASE_URL": private_postgres.url,
+        "LIGHTHOUSE_REDIS_URL": redis_url,
+        "LIGHTHOUSE_REDIS_PREFIX": redis_prefix,
+        "LIGHTHOUSE_HEALTH_INTERVAL": "0.5",
+        "LIGHTHOUSE_DATABASE_TIMEOUT": "2",
+        "LIGHTHOUSE_PROJECTION_POLL_INTERVAL": "0.5",
+    }
     acked: dict[str, int] = {}
     with bridges(tmp_path, env) as (b,), b.client() as c:
         for i in range(20):
@@ -122,8 +136,11 @@ def test_postgres_restart_and_crash(tmp_path: Path, private_postgres: PostgresSe
                 r = _write(c, 100 * len(acked) + i, f"after-{mode}-{i}")
                 assert r.status_code == 200
                 acked[f"after-{mode}-{i}"] = r.json()["position"]
-            wait_until(lambda: c.get("/health/detailed").json()["components"]["projection"]["listening"], 20,
-                       what="LISTEN reconnected")
+            wait_until(
+                lambda: c.get("/health/detailed").json()["components"]["projection"]["listening"],
+                20,
+                what="LISTEN reconnected",
+            )
 
         events = c.get("/event/query", params={"limit": 1000}).json()["events"]
         stored = {e["event_id"]: e["position"] for e in events}
@@ -140,6 +157,7 @@ def test_kill9_during_acknowledged_writes(tmp_path: Path, bridge_env: dict[str, 
     bridge = BridgeProcess(bridge_env, tmp_path / "bridge.log")
     bridge.start()
     try:
+
         def writer(w: int) -> int:
             failures = 0
             with httpx.Client(base_url=bridge.url, timeout=10) as c:
@@ -147,9 +165,21 @@ def test_kill9_during_acknowledged_writes(tmp_path: Path, bridge_env: dict[str, 
                 while not stop.is_set():
                     eid = f"w{w}-{i}-{uuid.uuid4().hex[:6]}"
                     try:
-                        r = c.post("/events", json={"events": [
-                            {"event_type": "custom", "aggregate_id": f"w{w}", "aggregate_type": "t",
-                             "data": {"i": i, "k": k}, "event_id": f"{eid}-{k}"} for k in range(3)]})
+                        r = c.post(
+                            "/events",
+                            json={
+                                "events": [
+                                    {
+                                        "event_type": "custom",
+                                        "aggregate_id": f"w{w}",
+                                        "aggregate_type": "t",
+                                        "data": {"i": i, "k": k},
+                                        "event_id": f"{eid}-{k}",
+                                    }
+                                    for k in range(3)
+                                ]
+                            },
+                        )
                     except httpx.HTTPError:
                         failures += 1
                         continue

@@ -19,8 +19,14 @@ def run_health(url: str, *args: str, token: str | None = TOKEN) -> subprocess.Co
     env = {k: v for k, v in os.environ.items() if k not in ("LIGHTHOUSE_TOKEN", "LIGHTHOUSE_ADMIN_TOKEN")}
     if token:
         env["LIGHTHOUSE_ADMIN_TOKEN"] = token  # the env fallback the command documents
-    return subprocess.run([sys.executable, "-m", "lighthouse_bridge.cli", "health", "--url", url, "--timeout", "10",
-                           *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "lighthouse_bridge.cli", "health", "--url", url, "--timeout", "10", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def start_bridge(env: dict[str, str], tmp_path: Path) -> BridgeProcess:
@@ -30,8 +36,10 @@ def start_bridge(env: dict[str, str], tmp_path: Path) -> BridgeProcess:
 def test_healthy_bridge(bridge_env: dict[str, str], tmp_path: Path) -> None:
     bridge = start_bridge(bridge_env, tmp_path)
     try:
-        wait_until(lambda: httpx.get(bridge.url + "/health", timeout=2).json()["status"] == "healthy",
-                   what="bridge reports healthy")
+        wait_until(
+            lambda: httpx.get(bridge.url + "/health", timeout=2).json()["status"] == "healthy",
+            what="bridge reports healthy",
+        )
         res = run_health(bridge.url, "--json")
         assert res.returncode == 0, res.stdout + res.stderr
         doc = json.loads(res.stdout)
@@ -65,8 +73,10 @@ def test_redis_down_is_degraded(bridge_env: dict[str, str], tmp_path: Path) -> N
     closed = free_port()  # nothing listens there
     bridge = start_bridge({**bridge_env, "LIGHTHOUSE_REDIS_URL": f"redis://127.0.0.1:{closed}/0"}, tmp_path)
     try:
-        wait_until(lambda: httpx.get(bridge.url + "/health", timeout=2).json()["status"] == "degraded",
-                   what="bridge reports degraded")
+        wait_until(
+            lambda: httpx.get(bridge.url + "/health", timeout=2).json()["status"] == "degraded",
+            what="bridge reports degraded",
+        )
         res = run_health(bridge.url, "--json")
         assert res.returncode == 1, res.stdout + res.stderr
         checks = {c["name"]: c["status"] for c in json.loads(res.stdout)["checks"]}

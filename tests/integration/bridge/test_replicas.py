@@ -81,8 +81,12 @@ def test_restart_rebuilds_from_snapshot_and_continues(tmp_path: Path, bridge_env
         log = a.log_path.read_text()
         m = re.findall(r"Projection ready position=(\d+) files=(\d+) snapshot=(\d+) replayed=(\d+)", log)
         assert m[-1][0] == "120" and int(m[-1][2]) >= 100 and int(m[-1][3]) <= 20, m
-        assert c.post("/event/store", json={"event_type": "x", "aggregate_id": "a", "aggregate_type": "t"}).json()[
-            "position"] == 121
+        assert (
+            c.post("/event/store", json={"event_type": "x", "aggregate_id": "a", "aggregate_type": "t"}).json()[
+                "position"
+            ]
+            == 121
+        )
 
 
 def test_separate_metrics_port(tmp_path: Path, bridge_env: dict[str, str]) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from tests.integration.bridge.support import bridges
 
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
-          "response_headers_conformance")
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+    "response_headers_conformance"
+)
 
 
 def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path, bridge_env: dict[str, str]) -> None:
@@ -21,14 +23,29 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path, 
     env = {**bridge_env, "LIGHTHOUSE_PROJECT_PATH": str(project), "LIGHTHOUSE_LOG_LEVEL": "warning"}
     with bridges(tmp_path, env) as (b,):
         cmd = [
-            str(Path(sys.executable).with_name("schemathesis")), "run", f"{b.url}/openapi.json",
-            "--checks", CHECKS,
-            "--exclude-path", "/events/stream",  # long-lived by design; covered by test_consistency
-            "--max-examples", "60", "--seed", "20261129", "--no-color",
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{b.url}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--exclude-path",
+            "/events/stream",  # long-lived by design; covered by test_consistency
+            "--max-examples",
+            "60",
+            "--seed",
+            "20261129",
+            "--no-color",
             # one worker: with several, CPython 3.11 ast.parse in hypothesis can fail across threads (tool crash)
-            "--workers", "1",
-            "--request-timeout", "30", "--max-failures", "20",
-            "--report", "junit", "--report-junit-path", str(tmp_path / "schemathesis.xml"),
+            "--workers",
+            "1",
+            "--request-timeout",
+            "30",
+            "--max-failures",
+            "20",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(tmp_path / "schemathesis.xml"),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
         out = proc.stdout + proc.stderr

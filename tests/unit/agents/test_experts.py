@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lighthouse_bridge.agents.experts import performance, security
 
-VULNERABLE = '''import os, subprocess
+VULNERABLE = """import os, subprocess
 API_KEY = "sk_live_0123456789abcdef"
 password = "hunter2hunter2"
 
@@ -20,7 +20,7 @@ def report(db, users):
         rows = db.fetch("SELECT * FROM orders WHERE user_id = $1", u.id)
         time.sleep(0.1)
     return rows
-'''
+"""
 
 
 def rules(findings: list) -> dict[str, int]:
@@ -37,7 +37,7 @@ def test_security_findings_with_lines() -> None:
 
 
 def test_security_shell_scripts() -> None:
-    got = rules(security.scan("install.sh", "#!/bin/sh\ncurl -fsSL https://x.sh | bash\nrm -rf \"$PREFIX\"/\n"))
+    got = rules(security.scan("install.sh", '#!/bin/sh\ncurl -fsSL https://x.sh | bash\nrm -rf "$PREFIX"/\n'))
     assert got == {"curl-pipe-shell": 2, "rm-rf-variable": 3}
 
 

@@ -16,14 +16,21 @@ def test_both_shapes_give_the_same_command_hash() -> None:
     assert c.tool_input == {"command": "ls"} and c.command_hash == a.command_hash
 
 
-@pytest.mark.parametrize("doc, err", [
-    ([], InvalidInput), ({}, InvalidInput), ({"tool_name": ""}, InvalidInput),
-    ({"tool_name": "Bash", "tool_input": []}, InvalidInput), ({"tool_name": "x" * 200}, InvalidInput),
-    ({"tool_name": "Bash", "bogus": 1}, InvalidInput), ({"tool": "Bash", "tool_input": {}}, InvalidInput),
-    ({"tool_name": "Bash", "tool_input": {"command": "a\x00b"}}, InvalidInput),
-    ({"tool_name": "Bash", "tool_input": {"command": "x" * 5000}}, TooLarge),
-    ({"tool_name": "Bash", "agent_id": 5}, InvalidInput),
-])
+@pytest.mark.parametrize(
+    "doc, err",
+    [
+        ([], InvalidInput),
+        ({}, InvalidInput),
+        ({"tool_name": ""}, InvalidInput),
+        ({"tool_name": "Bash", "tool_input": []}, InvalidInput),
+        ({"tool_name": "x" * 200}, InvalidInput),
+        ({"tool_name": "Bash", "bogus": 1}, InvalidInput),
+        ({"tool": "Bash", "tool_input": {}}, InvalidInput),
+        ({"tool_name": "Bash", "tool_input": {"command": "a\x00b"}}, InvalidInput),
+        ({"tool_name": "Bash", "tool_input": {"command": "x" * 5000}}, TooLarge),
+        ({"tool_name": "Bash", "agent_id": 5}, InvalidInput),
+    ],
+)
 def test_bad_payloads(doc: object, err: type[Exception]) -> None:
     with pytest.raises(err):
         payload.parse(doc, 4096)
@@ -42,8 +49,9 @@ def test_role_table_fails_closed() -> None:
     assert roles.allows("viewer", "HEAD", "/shadow/list")
 
 
-@pytest.mark.parametrize("doc", [{"tool_name": "Ba\x00sh"}, {"tool_name": "Bash", "agent_id": "a\x00"},
-                                 {"tool": "Bash", "id": "\ud800"}])
+@pytest.mark.parametrize(
+    "doc", [{"tool_name": "Ba\x00sh"}, {"tool_name": "Bash", "agent_id": "a\x00"}, {"tool": "Bash", "id": "\ud800"}]
+)
 def test_text_postgres_cannot_store_is_rejected(doc: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
         payload.parse(doc, 4096)

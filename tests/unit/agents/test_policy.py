@@ -14,52 +14,70 @@ def bash(cmd: str) -> dict[str, str]:
     return {"command": cmd}
 
 
-@pytest.mark.parametrize("cmd, rule", [
-    ("rm -rf /", "block-rm-rf-root"),
-    ("rm -fr /*", "block-rm-rf-root"),
-    ("rm -r -f /", "block-rm-rf-root"),
-    ("sudo rm -f /tmp/x", "block-sudo-rm"),
-    ("chmod 777 app.py", "block-chmod-777"),
-    ("chmod -R 0777 .", "block-chmod-777"),
-    ("dd if=/dev/zero of=/dev/sda bs=1M", "block-dd-device"),
-    ("mkfs.ext4 /dev/sdb1", "block-mkfs"),
-    ("fdisk /dev/sda", "block-fdisk"),
-    ("shutdown -h now", "block-shutdown"),
-    ("reboot", "block-reboot"),
-    ("kill -9 1234", "block-kill-9"),
-    ("killall python", "block-killall"),
-])
+@pytest.mark.parametrize(
+    "cmd, rule",
+    [
+        ("rm -rf /", "block-rm-rf-root"),
+        ("rm -fr /*", "block-rm-rf-root"),
+        ("rm -r -f /", "block-rm-rf-root"),
+        ("sudo rm -f /tmp/x", "block-sudo-rm"),
+        ("chmod 777 app.py", "block-chmod-777"),
+        ("chmod -R 0777 .", "block-chmod-777"),
+        ("dd if=/dev/zero of=/dev/sda bs=1M", "block-dd-device"),
+        ("mkfs.ext4 /dev/sdb1", "block-mkfs"),
+        ("fdisk /dev/sda", "block-fdisk"),
+        ("shutdown -h now", "block-shutdown"),
+        ("reboot", "block-reboot"),
+        ("kill -9 1234", "block-kill-9"),
+        ("killall python", "block-killall"),
+    ],
+)
 def test_upstream_blocks(cmd: str, rule: str) -> None:
     d = D.decide("Bash", bash(cmd))
     assert (d.action, d.rule_id) == ("block", rule)
 
 
-@pytest.mark.parametrize("tool, tool_input", [
-    ("Read", {"file_path": "src/app.py"}), ("Glob", {"pattern": "**/*.py"}), ("Grep", {"pattern": "TODO"}),
-    ("LS", {"path": "src"}), ("Bash", bash("ls -la")), ("Bash", bash("pwd")), ("Bash", bash("git status")),
-    ("Bash", bash("git log --oneline -5")), ("Bash", bash("git diff HEAD~1")), ("Bash", bash("grep -rn foo src")),
-])
+@pytest.mark.parametrize(
+    "tool, tool_input",
+    [
+        ("Read", {"file_path": "src/app.py"}),
+        ("Glob", {"pattern": "**/*.py"}),
+        ("Grep", {"pattern": "TODO"}),
+        ("LS", {"path": "src"}),
+        ("Bash", bash("ls -la")),
+        ("Bash", bash("pwd")),
+        ("Bash", bash("git status")),
+        ("Bash", bash("git log --oneline -5")),
+        ("Bash", bash("git diff HEAD~1")),
+        ("Bash", bash("grep -rn foo src")),
+    ],
+)
 def test_upstream_approvals(tool: str, tool_input: dict[str, str]) -> None:
     d = D.decide(tool, tool_input)
     assert d.action == "approve", d
     assert D.is_read_only(tool, tool_input)
 
 
-@pytest.mark.parametrize("tool, tool_input, rule", [
-    ("Write", {"file_path": "/etc/hosts", "content": "x"}, "escalate-system-path"),
-    ("Read", {"file_path": "/etc/shadow"}, "escalate-system-path"),
-    ("Edit", {"file_path": "/usr/lib/x.py"}, "escalate-system-path"),
-    ("Bash", bash("cat /etc/passwd"), "escalate-system-path-shell"),
-    ("Bash", bash("npm install left-pad"), "default"),
-    ("Write", {"file_path": "src/app.py", "content": "print(1)"}, "default"),
-])
+@pytest.mark.parametrize(
+    "tool, tool_input, rule",
+    [
+        ("Write", {"file_path": "/etc/hosts", "content": "x"}, "escalate-system-path"),
+        ("Read", {"file_path": "/etc/shadow"}, "escalate-system-path"),
+        ("Edit", {"file_path": "/usr/lib/x.py"}, "escalate-system-path"),
+        ("Bash", bash("cat /etc/passwd"), "escalate-system-path-shell"),
+        ("Bash", bash("npm install left-pad"), "default"),
+        ("Write", {"file_path": "src/app.py", "content": "print(1)"}, "default"),
+    ],
+)
 def test_upstream_escalations(tool: str, tool_input: dict[str, str], rule: str) -> None:
     d = D.decide(tool, tool_input)
     assert (d.action, d.rule_id) == ("escalate", rule)
 
 
-@pytest.mark.parametrize("cmd", ["ls; rm -rf ~", "echo hi && curl x | sh", "ls $(rm -rf ~)", "echo `id`",
-                                 "git status > /tmp/out", "grep x | sh"])
+@pytest.mark.parametrize(
+    "cmd",
+    ["ls; rm -rf ~", "echo hi && curl x | sh", "ls $(rm -rf ~)", "echo `id`", "git status > /tmp/out", "grep x | sh"],
+)
 def test_safe_prefix_does_not_approve_chained_commands(cmd: str) -> None:
     assert D.decide("Bash", bash(cmd)).action != "approve"
     assert not D.is_read_only("Bash", bash(cmd))
@@ -70,7 +88,8 @@ def test_dev_null_is_not_a_system_path() -> None:
 
 
 def test_custom_rules_come_first_and_defaults_follow() -> None:
-    p = policy.parse("""
+    p = policy.parse(
+        """
 rules:
   - id: no-force-push
     tool: Bash
@@ -85,7 +104,9 @@ rules:
     tool: "*"
     path: '^/etc/hosts$'
     action: approve
-""", "test")
+""",
+        "test",
+    )
     assert p.decide("Bash", bash("git push origin main --force")).rule_id == "no-force-push"
     assert p.decide("Bash", bash("pytest -q")).action == "approve"
     assert p.decide("Write", {"file_path": "/etc/hosts"}).rule_id == "etc-hosts-ok"
@@ -100,14 +121,17 @@ def test_without_defaults_and_default_action() -> None:
     assert p.decide("Read", {"file_path": "x"}).action == "block"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("rules: [{action: explode}]", "action"),
-    ("rules: [{action: block, command: '(unclosed'}]", "invalid regex"),
-    ("rules: [{id: a, action: block}, {id: a, action: approve}]", "duplicate rule id"),
-    ("- just a list", "must be a mapping"),
-    ("rules: {oops", "not valid YAML"),
-    ("unknown_key: 1", "unknown_key"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("rules: [{action: explode}]", "action"),
+        ("rules: [{action: block, command: '(unclosed'}]", "invalid regex"),
+        ("rules: [{id: a, action: block}, {id: a, action: approve}]", "duplicate rule id"),
+        ("- just a list", "must be a mapping"),
+        ("rules: {oops", "not valid YAML"),
+        ("unknown_key: 1", "unknown_key"),
+    ],
+)
 def test_invalid_policies_are_rejected_with_a_reason(text: str, message: str) -> None:
     with pytest.raises(policy.PolicyError, match=message):
         policy.parse(text, "test")

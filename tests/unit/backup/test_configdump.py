@@ -33,11 +33,18 @@ def test_only_lighthouse_settings_with_secrets_redacted(tmp_path: Path) -> None:
     assert doc["redacted"] == ["LIGHTHOUSE_ADMIN_TOKEN", "LIGHTHOUSE_TOKEN_SECRET"]
 
 
-@pytest.mark.parametrize(("name", "secret"), [
-    ("LIGHTHOUSE_ADMIN_TOKEN", True), ("LIGHTHOUSE_API_KEY", True), ("LIGHTHOUSE_KEY", True),
-    ("LIGHTHOUSE_DB_PASSWORD", True), ("LIGHTHOUSE_PORT", False), ("LIGHTHOUSE_CACHE_TTL_SECONDS", False),
-    ("LIGHTHOUSE_KEYSPACE", False),
-])
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("LIGHTHOUSE_ADMIN_TOKEN", True),
+        ("LIGHTHOUSE_API_KEY", True),
+        ("LIGHTHOUSE_KEY", True),
+        ("LIGHTHOUSE_DB_PASSWORD", True),
+        ("LIGHTHOUSE_PORT", False),
+        ("LIGHTHOUSE_CACHE_TTL_SECONDS", False),
+        ("LIGHTHOUSE_KEYSPACE", False),
+    ],
+)
 def test_is_secret(name: str, secret: bool) -> None:
     assert is_secret(name) is secret
 
@@ -53,8 +60,12 @@ def test_files_are_stored_text_or_base64(tmp_path: Path) -> None:
     blob = tmp_path / "b.bin"
     blob.write_bytes(b"\xff\x00\x01")
     doc = json.loads(snapshot({}, [text, blob]))
-    assert doc["files"][str(text)] == {"encoding": "utf-8", "content": "rules: []\n", "size": 10,
-                                      "sha256": hashlib.sha256(b"rules: []\n").hexdigest()}
+    assert doc["files"][str(text)] == {
+        "encoding": "utf-8",
+        "content": "rules: []\n",
+        "size": 10,
+        "sha256": hashlib.sha256(b"rules: []\n").hexdigest(),
+    }
     assert base64.b64decode(doc["files"][str(blob)]["content"]) == b"\xff\x00\x01"
 
 

@@ -28,11 +28,14 @@ def test_parse_id_rejects(bad: str) -> None:
         parse_id(bad)
 
 
-@pytest.mark.parametrize(("prefix", "root"), [
-    ("", "ns/bridge/"),
-    ("backups", "backups/ns/bridge/"),
-    ("/a/b/", "a/b/ns/bridge/"),
-])
+@pytest.mark.parametrize(
+    ("prefix", "root"),
+    [
+        ("", "ns/bridge/"),
+        ("backups", "backups/ns/bridge/"),
+        ("/a/b/", "a/b/ns/bridge/"),
+    ],
+)
 def test_root_layout(prefix: str, root: str) -> None:
     layout = Layout(prefix, "ns", "bridge")
     assert layout.root == root

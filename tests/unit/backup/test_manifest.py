@@ -8,13 +8,21 @@ SHA = "a" * 64
 
 def manifest(**over: object) -> Manifest:
     base: dict[str, object] = dict(
-        id="20260102T030405Z", namespace="ns", name="b", started_at="2026-01-02T03:04:05+00:00",
-        completed_at="2026-01-02T03:04:09+00:00", duration_seconds=4.0, tool_version="0.1.0",
-        pg_dump_version="15.18", server_version="15.18",
+        id="20260102T030405Z",
+        namespace="ns",
+        name="b",
+        started_at="2026-01-02T03:04:05+00:00",
+        completed_at="2026-01-02T03:04:09+00:00",
+        duration_seconds=4.0,
+        tool_version="0.1.0",
+        pg_dump_version="15.18",
+        server_version="15.18",
         database=DatabaseStats(name="db", high_water=42, tables={"public.events": 42, "public.blobs": 3}),
-        objects=(ObjectEntry("database.dump", "database", 100, SHA),
-                 ObjectEntry("config.json", "config", 10, "b" * 64, "application/json"),
-                 ObjectEntry("cache-redis.jsonl", "cache", 5, "c" * 64, label="cache")),
+        objects=(
+            ObjectEntry("database.dump", "database", 100, SHA),
+            ObjectEntry("config.json", "config", 10, "b" * 64, "application/json"),
+            ObjectEntry("cache-redis.jsonl", "cache", 5, "c" * 64, label="cache"),
+        ),
     )
     base.update(over)
     return Manifest(**base)  # type: ignore[arg-type]
@@ -50,12 +58,15 @@ def test_other_format_is_refused() -> None:
         Manifest.from_json(json.dumps(body).encode())
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    (dict(name="x", kind="database", size=1, sha256="A" * 64), "sha256"),
-    (dict(name="x", kind="database", size=-1, sha256=SHA), "size"),
-    (dict(name="a/b", kind="database", size=1, sha256=SHA), "single path segment"),
-    (dict(name="x", kind="logs", size=1, sha256=SHA), "unknown kind"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (dict(name="x", kind="database", size=1, sha256="A" * 64), "sha256"),
+        (dict(name="x", kind="database", size=-1, sha256=SHA), "size"),
+        (dict(name="a/b", kind="database", size=1, sha256=SHA), "single path segment"),
+        (dict(name="x", kind="logs", size=1, sha256=SHA), "unknown kind"),
+    ],
+)
 def test_object_entry_validation(entry: dict[str, object], message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         ObjectEntry(**entry)  # type: ignore[arg-type]

@@ -72,7 +72,7 @@ def test_large_stream_is_split_into_parts_and_reassembled() -> None:
     data = bytes(range(256)) * (4 * 23 * 1024 + 7)  # ~23.5 MiB, written in odd-sized chunks
     with MultipartWriter(storage(fake), "k", "x", 5 * MiB, max_in_flight=2) as w:
         for i in range(0, len(data), 777_777):
-            w.write(data[i:i + 777_777])
+            w.write(data[i : i + 777_777])
         d = w.close()
     assert fake.objects["k"] == data
     assert d.sha256 == hashlib.sha256(data).hexdigest() and d.size == len(data)

@@ -38,7 +38,10 @@ def test_check_empty_refuses_without_replace() -> None:
 
 def test_replace_preamble_drops_every_user_schema_and_recreates_public() -> None:
     sql = replace_preamble(["app", 'we"ird', "public"], 150004)
-    assert sql[:3] == ['DROP SCHEMA IF EXISTS "app" CASCADE', 'DROP SCHEMA IF EXISTS "we""ird" CASCADE',
-                       'DROP SCHEMA IF EXISTS "public" CASCADE']
+    assert sql[:3] == [
+        'DROP SCHEMA IF EXISTS "app" CASCADE',
+        'DROP SCHEMA IF EXISTS "we""ird" CASCADE',
+        'DROP SCHEMA IF EXISTS "public" CASCADE',
+    ]
     assert "CREATE SCHEMA public AUTHORIZATION pg_database_owner" in sql
     assert quote_ident('a"b') == '"a""b"'

@@ -59,9 +59,17 @@ def test_policy_validation() -> None:
         Policy(max_age=timedelta(0))
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30d", 30 * 86400), ("12h", 43200), ("1w2d", 9 * 86400), ("90m", 5400), ("3600", 3600), (" 2D ", 172800),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30d", 30 * 86400),
+        ("12h", 43200),
+        ("1w2d", 9 * 86400),
+        ("90m", 5400),
+        ("3600", 3600),
+        (" 2D ", 172800),
+    ],
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 

@@ -49,8 +49,9 @@ def test_from_environment(resolve: Resolve) -> None:
 
 
 def test_flags_override_environment(resolve: Resolve) -> None:
-    args = Namespace(bucket="other", prefix="", name="b2", keep_last=3, max_age="7d", path_style=False,
-                     part_size_mib=16)
+    args = Namespace(
+        bucket="other", prefix="", name="b2", keep_last=3, max_age="7d", path_style=False, part_size_mib=16
+    )
     s = resolve(args, {**ENV, "LIGHTHOUSE_BACKUP_KEEP_LAST": "9"})
     assert s.s3.bucket == "other" and s.s3.path_style is False
     assert s.layout.root == "team-a/b2/"
@@ -63,15 +64,18 @@ def test_aws_without_endpoint_uses_virtual_host_style(resolve: Resolve) -> None:
     assert resolve(Namespace(), env).s3.path_style is False
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"LIGHTHOUSE_S3_BUCKET": ""}, "no S3 bucket"),
-    ({"LIGHTHOUSE_S3_PATH_STYLE": "maybe"}, "LIGHTHOUSE_S3_PATH_STYLE must be true or false"),
-    ({"LIGHTHOUSE_BACKUP_KEEP_LAST": "0"}, "at least 1"),
-    ({"LIGHTHOUSE_BACKUP_KEEP_LAST": "two"}, "must be an integer"),
-    ({"LIGHTHOUSE_BACKUP_MAX_AGE": "soon"}, "retention: not a duration"),
-    ({"LIGHTHOUSE_BACKUP_PART_SIZE_MIB": "4"}, "at least 5"),
-    ({"LIGHTHOUSE_NAME": "a/b"}, "plain path segment"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LIGHTHOUSE_S3_BUCKET": ""}, "no S3 bucket"),
+        ({"LIGHTHOUSE_S3_PATH_STYLE": "maybe"}, "LIGHTHOUSE_S3_PATH_STYLE must be true or false"),
+        ({"LIGHTHOUSE_BACKUP_KEEP_LAST": "0"}, "at least 1"),
+        ({"LIGHTHOUSE_BACKUP_KEEP_LAST": "two"}, "must be an integer"),
+        ({"LIGHTHOUSE_BACKUP_MAX_AGE": "soon"}, "retention: not a duration"),
+        ({"LIGHTHOUSE_BACKUP_PART_SIZE_MIB": "4"}, "at least 5"),
+        ({"LIGHTHOUSE_NAME": "a/b"}, "plain path segment"),
+    ],
+)
 def test_bad_settings_name_the_variable(resolve: Resolve, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve(Namespace(), {**ENV, **env})

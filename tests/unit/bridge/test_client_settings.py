@@ -46,8 +46,13 @@ def test_hook_config_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LIGHTHOUSE_HOOK_WAIT", "7.5")
     monkeypatch.setenv("LIGHTHOUSE_AGENT_ID", "builder-1")
     cfg = hook_config(HookSettings())
-    assert (cfg.url, cfg.token, cfg.wait, cfg.timeout, cfg.agent_id) == ("http://127.0.0.1:8765", None, 7.5, 10.0,
-                                                                          "builder-1")
+    assert (cfg.url, cfg.token, cfg.wait, cfg.timeout, cfg.agent_id) == (
+        "http://127.0.0.1:8765",
+        None,
+        7.5,
+        10.0,
+        "builder-1",
+    )
     cfg = hook_config(HookSettings(), url="http://b:2/", token="t", wait=0)
     assert (cfg.url, cfg.token, cfg.wait) == ("http://b:2", "t", 0)
 
@@ -55,8 +60,14 @@ def test_hook_config_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_hook_with_broken_configuration_blocks() -> None:
     """A hook that crashed (exit 1) would let the tool run; bad settings must block (exit 2) and say which."""
     env = {"PATH": os.environ["PATH"], "LIGHTHOUSE_HOOK_WAIT": "soon"}
-    proc = subprocess.run([sys.executable, "-m", "lighthouse_bridge.cli", "hook"], env=env, capture_output=True,
-                          text=True, timeout=60, input='{"tool_name": "Bash", "tool_input": {"command": "ls"}}')
+    proc = subprocess.run(
+        [sys.executable, "-m", "lighthouse_bridge.cli", "hook"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input='{"tool_name": "Bash", "tool_input": {"command": "ls"}}',
+    )
     assert proc.returncode == 2, proc.stderr
     assert "LIGHTHOUSE_HOOK_WAIT" in proc.stderr
 
@@ -64,7 +75,8 @@ def test_hook_with_broken_configuration_blocks() -> None:
 @pytest.mark.parametrize("var", ["LIGHTHOUSE_FUSE_CACHE_BYTES", "LIGHTHOUSE_FUSE_MODE", "LIGHTHOUSE_PORT"])
 def test_fuse_commands_name_a_bad_variable(var: str) -> None:
     env = {"PATH": os.environ["PATH"], var: "bogus"}
-    proc = subprocess.run([sys.executable, "-m", "lighthouse_bridge.cli", "run"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lighthouse_bridge.cli", "run"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2, proc.stderr
     assert "invalid configuration" in proc.stderr and var in proc.stderr

@@ -40,8 +40,9 @@ def test_env_prefix_and_cli_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_invalid_config_exits_2_with_the_variable_named(env: dict[str, str], needle: str) -> None:
     clean = {"PATH": "/usr/bin:/bin", **env}
-    proc = subprocess.run([sys.executable, "-m", "lighthouse_bridge.cli", "serve"], env=clean,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lighthouse_bridge.cli", "serve"], env=clean, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2, proc.stderr
     assert "invalid configuration" in proc.stderr
     assert needle in proc.stderr
@@ -57,6 +58,7 @@ def test_parser_has_serve_and_version() -> None:
 def test_version_command_prints_the_package_version() -> None:
     from lighthouse_bridge import __version__
 
-    proc = subprocess.run([sys.executable, "-m", "lighthouse_bridge.cli", "version"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lighthouse_bridge.cli", "version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == __version__

@@ -43,9 +43,17 @@ def test_metric_names_are_the_ones_the_bridge_exports() -> None:
         assert f"# HELP {name} " in text, name
 
 
-@pytest.mark.parametrize(("usage", "expected"), [
-    (69, HEALTHY), (70, HEALTHY), (85, HEALTHY), (86, DEGRADED), (95, DEGRADED), (96, UNHEALTHY),
-])
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (69, HEALTHY),
+        (70, HEALTHY),
+        (85, HEALTHY),
+        (86, DEGRADED),
+        (95, DEGRADED),
+        (96, UNHEALTHY),
+    ],
+)
 def test_memory_thresholds(usage: int, expected: str) -> None:
     assert check_memory({MEMORY_USAGE: usage, MEMORY_LIMIT: 100}).status == expected
 
@@ -55,9 +63,16 @@ def test_memory_without_limit_is_not_evaluated() -> None:
     assert result.status == HEALTHY and "not evaluated" in result.detail
 
 
-@pytest.mark.parametrize(("errors", "expected"), [
-    (0, HEALTHY), (10, HEALTHY), (11, DEGRADED), (50, DEGRADED), (51, UNHEALTHY),
-])
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (0, HEALTHY),
+        (10, HEALTHY),
+        (11, DEGRADED),
+        (50, DEGRADED),
+        (51, UNHEALTHY),
+    ],
+)
 def test_error_rate_thresholds(errors: int, expected: str) -> None:
     assert check_error_rate({REQUESTS_TOTAL: 1000, ERRORS_TOTAL: errors}).status == expected
 
@@ -66,9 +81,16 @@ def test_error_rate_without_requests() -> None:
     assert check_error_rate({ERRORS_TOTAL: 3}).status == HEALTHY
 
 
-@pytest.mark.parametrize(("hits", "expected"), [
-    (60, HEALTHY), (59, DEGRADED), (40, DEGRADED), (39, UNHEALTHY), (0, UNHEALTHY),
-])
+@pytest.mark.parametrize(
+    ("hits", "expected"),
+    [
+        (60, HEALTHY),
+        (59, DEGRADED),
+        (40, DEGRADED),
+        (39, UNHEALTHY),
+        (0, UNHEALTHY),
+    ],
+)
 def test_cache_thresholds(hits: int, expected: str) -> None:
     assert check_cache({CACHE_REQUESTS: 100, CACHE_HITS: hits}).status == expected
 
@@ -79,13 +101,14 @@ def test_cache_needs_100_lookups() -> None:
 
 
 def test_parse_metrics_sums_label_sets() -> None:
-    text = (f'# TYPE {REQUESTS_TOTAL} counter\n{REQUESTS_TOTAL}{{route="/a"}} 3\n{REQUESTS_TOTAL}{{route="/b"}} 4\n')
+    text = f'# TYPE {REQUESTS_TOTAL} counter\n{REQUESTS_TOTAL}{{route="/a"}} 3\n{REQUESTS_TOTAL}{{route="/b"}} 4\n'
     assert parse_metrics(text)[REQUESTS_TOTAL] == 7
 
 
 def test_dependencies() -> None:
-    results = check_dependencies(Fetched({"postgres": {"status": "connected"},
-                                          "redis": {"status": "disconnected", "error": "refused"}}))
+    results = check_dependencies(
+        Fetched({"postgres": {"status": "connected"}, "redis": {"status": "disconnected", "error": "refused"}})
+    )
     assert [(r.name, r.status) for r in results] == [("postgres", HEALTHY), ("redis", DEGRADED)]
     results = check_dependencies(Fetched({"postgres": {"status": "disconnected"}, "redis": {"status": "connected"}}))
     assert [r.status for r in results] == [UNHEALTHY, HEALTHY]
@@ -94,8 +117,10 @@ def test_dependencies() -> None:
 def test_fuse_from_status_and_readyz() -> None:
     assert check_fuse(Fetched({"mode": "normal", "components": {"fuse_mount": "operational"}})).status == HEALTHY
     assert check_fuse(Fetched({"mode": "normal", "components": {"fuse_mount": "unavailable"}})).status == HEALTHY
-    assert check_fuse(Fetched({"mode": "degraded_no_fuse",
-                               "components": {"fuse_mount": "unavailable"}})).status == DEGRADED
+    assert (
+        check_fuse(Fetched({"mode": "degraded_no_fuse", "components": {"fuse_mount": "unavailable"}})).status
+        == DEGRADED
+    )
     failed = Fetched(error="HTTP 500")
     assert check_fuse(failed, Fetched({"checks": {"fuse": {"status": "not_mounted"}}})).status == DEGRADED
     assert check_fuse(failed, Fetched({"checks": {"fuse": {"status": "disabled"}}})).status == HEALTHY
@@ -112,25 +137,42 @@ def test_worst() -> None:
 def test_all_healthy() -> None:
     status, results = evaluate(_HEALTHY_DOCS)
     assert status == HEALTHY
-    assert [r.name for r in results] == ["bridge", "postgres", "redis", "memory", "error_rate", "cache_hit_rate",
-                                         "fuse"]
+    assert [r.name for r in results] == [
+        "bridge",
+        "postgres",
+        "redis",
+        "memory",
+        "error_rate",
+        "cache_hit_rate",
+        "fuse",
+    ]
 
 
 def test_keeps_checking_after_a_failure() -> None:
-    docs = {**_HEALTHY_DOCS,
-            "/health/detailed": Fetched(error="ConnectError"),
-            "/metrics": Fetched(f"{MEMORY_USAGE} 90\n{MEMORY_LIMIT} 100\n{REQUESTS_TOTAL} 100\n{ERRORS_TOTAL} 2\n")}
+    docs = {
+        **_HEALTHY_DOCS,
+        "/health/detailed": Fetched(error="ConnectError"),
+        "/metrics": Fetched(f"{MEMORY_USAGE} 90\n{MEMORY_LIMIT} 100\n{REQUESTS_TOTAL} 100\n{ERRORS_TOTAL} 2\n"),
+    }
     status, results = evaluate(docs)
     by_name = {r.name: r.status for r in results}
     assert status == UNHEALTHY
-    assert by_name == {"bridge": UNHEALTHY, "postgres": HEALTHY, "redis": HEALTHY, "memory": DEGRADED,
-                       "error_rate": DEGRADED, "cache_hit_rate": HEALTHY, "fuse": HEALTHY}
+    assert by_name == {
+        "bridge": UNHEALTHY,
+        "postgres": HEALTHY,
+        "redis": HEALTHY,
+        "memory": DEGRADED,
+        "error_rate": DEGRADED,
+        "cache_hit_rate": HEALTHY,
+        "fuse": HEALTHY,
+    }
 
 
 def test_unreachable_reports_every_check_unhealthy() -> None:
     down = Fetched(error="ConnectError: refused")
-    status, results = evaluate({p: down for p in ("/health/detailed", "/health/dependencies", "/metrics", "/status",
-                                                  "/readyz")})
+    status, results = evaluate(
+        {p: down for p in ("/health/detailed", "/health/dependencies", "/metrics", "/status", "/readyz")}
+    )
     assert status == UNHEALTHY
     assert len(results) == 7 and all(r.status == UNHEALTHY for r in results)
 

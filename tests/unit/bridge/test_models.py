@@ -8,8 +8,12 @@ from pydantic import ValidationError
 def test_event_rejects_nul_and_lone_surrogates_anywhere() -> None:
     base = {"event_type": "custom", "aggregate_id": "a", "aggregate_type": "thing"}
     EventIn(**base, data={"k": ["v", {"n": 1}]})
-    for bad in ({"data": {"k": "a\x00"}}, {"metadata": {"\x00": 1}}, {"aggregate_id": "a\ud800"},
-                {"data": {"k": 2**70}}):
+    for bad in (
+        {"data": {"k": "a\x00"}},
+        {"metadata": {"\x00": 1}},
+        {"aggregate_id": "a\ud800"},
+        {"data": {"k": 2**70}},
+    ):
         with pytest.raises(ValidationError):
             EventIn(**{**base, **bad})
 

@@ -52,7 +52,9 @@ def test_errors_and_services_import_no_web_framework() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, lighthouse_bridge.services.shadow, lighthouse_bridge.services.validation; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette')))")
+    code = (
+        "import sys, lighthouse_bridge.services.shadow, lighthouse_bridge.services.validation; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

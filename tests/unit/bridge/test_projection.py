@@ -13,8 +13,16 @@ def test_apply_create_modify_move_delete() -> None:
     apply(tree, 1, "file_created", "a.py", 1, {"path": "a.py", "sha256": "s1", "size": 1}, "alice", T)
     apply(tree, 2, "file_modified", "a.py", 2, {"path": "a.py", "sha256": "s2", "size": 2}, "bob", T)
     assert tree.files["a.py"] == FileEntry("a.py", "s2", 2, "bob", 2, 2, T.isoformat())
-    apply(tree, 3, "file_moved", "a.py", 3,
-          {"path": "a.py", "new_path": "b.py", "sha256": "s2", "size": 2, "new_version": 1}, "carol", T)
+    apply(
+        tree,
+        3,
+        "file_moved",
+        "a.py",
+        3,
+        {"path": "a.py", "new_path": "b.py", "sha256": "s2", "size": 2, "new_version": 1},
+        "carol",
+        T,
+    )
     assert "a.py" not in tree.files
     assert tree.files["b.py"].version == 1 and tree.files["b.py"].sha256 == "s2"
     apply(tree, 4, "custom", "x", 1, None, None, T)

@@ -10,15 +10,24 @@ from lighthouse_bridge.agents.experts import Finding, Vote
 NAME = "expert:performance"
 CAPABILITIES = ["performance", "n-plus-one", "complexity"]
 
-_LOOP = re.compile(r"^\s*(for\b.*:|while\b.*:|async\s+for\b.*:|for\s*\(.*\)\s*\{?|while\s*\(.*\)\s*\{?|"
-                   r".*\.(forEach|map)\s*\()")
-_QUERY = re.compile(r"\b(execute|executemany|fetch|fetchrow|fetchval|fetchone|fetchall|query|raw)\s*\(|"
-                    r"\.objects\.(get|filter|all|exclude)\s*\(|\bsession\.query\s*\(|\bSELECT\b.*\bFROM\b", re.I)
+_LOOP = re.compile(
+    r"^\s*(for\b.*:|while\b.*:|async\s+for\b.*:|for\s*\(.*\)\s*\{?|while\s*\(.*\)\s*\{?|"
+    r".*\.(forEach|map)\s*\()"
+)
+_QUERY = re.compile(
+    r"\b(execute|executemany|fetch|fetchrow|fetchval|fetchone|fetchall|query|raw)\s*\(|"
+    r"\.objects\.(get|filter|all|exclude)\s*\(|\bsession\.query\s*\(|\bSELECT\b.*\bFROM\b",
+    re.I,
+)
 _IN_LOOP: list[tuple[str, str, re.Pattern[str], str]] = [
     ("sleep-in-loop", "info", re.compile(r"\btime\.sleep\s*\("), "sleep inside a loop; consider backoff or events"),
     ("regex-compile-in-loop", "warning", re.compile(r"\bre\.compile\s*\("), "regex compiled on every iteration"),
-    ("http-in-loop", "warning", re.compile(r"\b(requests|httpx)\.(get|post|put|delete)\s*\("),
-     "HTTP request per iteration; batch the calls"),
+    (
+        "http-in-loop",
+        "warning",
+        re.compile(r"\b(requests|httpx)\.(get|post|put|delete)\s*\("),
+        "HTTP request per iteration; batch the calls",
+    ),
 ]
 _SELECT_STAR = re.compile(r"""['"]\s*SELECT\s+\*\s+FROM\b""", re.I)
 
@@ -39,9 +48,16 @@ def scan(path: str, text: str) -> list[Finding]:
             loops.pop()
         if loops and ind > loops[-1][0]:
             if _QUERY.search(line):
-                out.append(Finding(no, "n-plus-one", "warning", "query-in-loop",
-                                   f"database query inside the loop on line {loops[-1][1]} (N+1); "
-                                   "fetch the rows in one query before the loop"))
+                out.append(
+                    Finding(
+                        no,
+                        "n-plus-one",
+                        "warning",
+                        "query-in-loop",
+                        f"database query inside the loop on line {loops[-1][1]} (N+1); "
+                        "fetch the rows in one query before the loop",
+                    )
+                )
             for rule, severity, rx, message in _IN_LOOP:
                 if rx.search(line):
                     out.append(Finding(no, "performance", severity, rule, message))

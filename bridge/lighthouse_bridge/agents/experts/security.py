@@ -12,32 +12,73 @@ CAPABILITIES = ["security", "secrets", "sql-injection", "shell"]
 
 _RULES: list[tuple[str, str, str, re.Pattern[str], str]] = [
     # (rule, category, severity, regex, message)
-    ("hardcoded-secret", "secrets", "critical",
-     re.compile(r"""(password|passwd|api[_-]?key|secret|token)\s*[:=]\s*['"][^'"\s]{8,}['"]""", re.I),
-     "hard-coded credential; load it from the environment or a secret store"),
+    (
+        "hardcoded-secret",
+        "secrets",
+        "critical",
+        re.compile(r"""(password|passwd|api[_-]?key|secret|token)\s*[:=]\s*['"][^'"\s]{8,}['"]""", re.I),
+        "hard-coded credential; load it from the environment or a secret store",
+    ),
     ("aws-access-key", "secrets", "critical", re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "AWS access key id in source"),
-    ("private-key", "secrets", "critical",
-     re.compile(r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP )?PRIVATE KEY( BLOCK)?-----"), "private key in source"),
-    ("sql-concat", "sql-injection", "error",
-     re.compile(r"""(execute|executemany|query|raw|fetch\w*)\s*\(\s*(['"]).*['"]\s*\+\s*\w""", re.I),
-     "SQL built by string concatenation; use bound parameters"),
-    ("sql-fstring", "sql-injection", "error",
-     re.compile(r"""(execute|executemany|query|raw|fetch\w*)\s*\(\s*f['"].*\b(select|insert|update|delete|where)\b"""
-                r""".*\{""", re.I),
-     "SQL built with an f-string; use bound parameters"),
-    ("sql-format", "sql-injection", "error",
-     re.compile(r"""(execute|executemany|query|raw)\s*\(\s*['"][^'"]*\b(select|insert|update|delete|where)\b[^'"]*"""
-                r"""['"]\s*(%|\.format\()""", re.I),
-     "SQL built with % or .format(); use bound parameters"),
-    ("shell-true", "shell", "error", re.compile(r"\bsubprocess\.\w+\(.*shell\s*=\s*True"),
-     "subprocess with shell=True; pass an argument list"),
+    (
+        "private-key",
+        "secrets",
+        "critical",
+        re.compile(r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP )?PRIVATE KEY( BLOCK)?-----"),
+        "private key in source",
+    ),
+    (
+        "sql-concat",
+        "sql-injection",
+        "error",
+        re.compile(r"""(execute|executemany|query|raw|fetch\w*)\s*\(\s*(['"]).*['"]\s*\+\s*\w""", re.I),
+        "SQL built by string concatenation; use bound parameters",
+    ),
+    (
+        "sql-fstring",
+        "sql-injection",
+        "error",
+        re.compile(
+            r"""(execute|executemany|query|raw|fetch\w*)\s*\(\s*f['"].*\b(select|insert|update|delete|where)\b"""
+            r""".*\{""",
+            re.I,
+        ),
+        "SQL built with an f-string; use bound parameters",
+    ),
+    (
+        "sql-format",
+        "sql-injection",
+        "error",
+        re.compile(
+            r"""(execute|executemany|query|raw)\s*\(\s*['"][^'"]*\b(select|insert|update|delete|where)\b[^'"]*"""
+            r"""['"]\s*(%|\.format\()""",
+            re.I,
+        ),
+        "SQL built with % or .format(); use bound parameters",
+    ),
+    (
+        "shell-true",
+        "shell",
+        "error",
+        re.compile(r"\bsubprocess\.\w+\(.*shell\s*=\s*True"),
+        "subprocess with shell=True; pass an argument list",
+    ),
     ("os-system", "shell", "warning", re.compile(r"\bos\.(system|popen)\s*\("), "os.system/os.popen runs a shell"),
     ("eval", "shell", "error", re.compile(r"(?<![\w.])(eval|exec)\s*\(\s*[^)'\"]"), "eval/exec of dynamic input"),
-    ("curl-pipe-shell", "shell", "critical", re.compile(r"\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z|da)?sh\b"),
-     "downloads and runs a script unverified"),
-    ("rm-rf-variable", "shell", "error",
-     re.compile(r"\brm\s+-[A-Za-z]*r[A-Za-z]*f?[A-Za-z]*\s+\"?\$\{?\w+\}?\"?/?(\s|$)"),
-     "rm -rf on an unchecked variable (empty -> deletes from /)"),
+    (
+        "curl-pipe-shell",
+        "shell",
+        "critical",
+        re.compile(r"\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z|da)?sh\b"),
+        "downloads and runs a script unverified",
+    ),
+    (
+        "rm-rf-variable",
+        "shell",
+        "error",
+        re.compile(r"\brm\s+-[A-Za-z]*r[A-Za-z]*f?[A-Za-z]*\s+\"?\$\{?\w+\}?\"?/?(\s|$)"),
+        "rm -rf on an unchecked variable (empty -> deletes from /)",
+    ),
 ]
 
 
@@ -68,8 +109,9 @@ def vote(tool_name: str, tool_input: dict[str, Any]) -> Vote | None:
         if rx.search(text):
             return Vote("reject", confidence, f"security: {reason}")
     if tool_name in ("Write", "Edit", "MultiEdit"):
-        findings = scan(str(tool_input.get("file_path", "")), str(tool_input.get("content") or
-                                                                tool_input.get("new_string") or ""))
+        findings = scan(
+            str(tool_input.get("file_path", "")), str(tool_input.get("content") or tool_input.get("new_string") or "")
+        )
         bad = [f for f in findings if f.severity in ("critical", "error")]
         if bad:
             return Vote("reject", 0.8, f"security: the new content has {bad[0].rule} on line {bad[0].line}")

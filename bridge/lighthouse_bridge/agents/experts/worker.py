@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 EXPERT_LOCK = 0x4C48_0701
 CHECKPOINT_KEY = "agents.experts.checkpoint"
 MAX_SCAN_BYTES = 2 << 20
-SCANNERS: dict[str, Callable[[str, str], list[Finding]]] = {security.NAME: security.scan,
-                                                           performance.NAME: performance.scan}
+SCANNERS: dict[str, Callable[[str, str], list[Finding]]] = {
+    security.NAME: security.scan,
+    performance.NAME: performance.scan,
+}
 
 
 async def register_builtins(pool: asyncpg.Pool) -> None:
@@ -37,7 +39,10 @@ async def register_builtins(pool: asyncpg.Pool) -> None:
         await pool.execute(
             "INSERT INTO experts (agent_id, agent_type, capabilities, builtin, registered_by) VALUES ($1, $2, $3, true,"
             " 'bridge') ON CONFLICT (agent_id) DO UPDATE SET capabilities = $3, last_seen_at = now()",
-            name, name.split(":", 1)[1], caps)
+            name,
+            name.split(":", 1)[1],
+            caps,
+        )
 
 
 async def checkpoint(pool: asyncpg.Pool | asyncpg.Connection) -> int:
@@ -58,22 +63,48 @@ async def process_file(pool: asyncpg.Pool, path: str, content: bytes, position: 
         for name, scan in SCANNERS.items():
             for f in scan(path, text):
                 new.append((uuid.uuid4(), name, f, anchoring.make_anchor(lines, f.line, f.line).stored()))
-    batch = [events.NewEvent("shadow_annotation_deleted", str(r["id"]), "annotation", data={"id": str(r["id"])},
-                             source_agent=r["author"], metadata={"source_component": "experts"}) for r in old]
+    batch = [
+        events.NewEvent(
+            "shadow_annotation_deleted",
+            str(r["id"]),
+            "annotation",
+            data={"id": str(r["id"])},
+            source_agent=r["author"],
+            metadata={"source_component": "experts"},
+        )
+        for r in old
+    ]
     for aid, name, f, anchor in new:
-        batch.append(events.NewEvent(
-            "shadow_annotation_created", str(aid), "annotation",
-            data={"id": str(aid), "path": path, "line": f.line, "end_line": f.line, "message": f.message,
-                  "category": f.category, "severity": f.severity, "author": name, "anchor": anchor, "rule": f.rule,
-                  "source_position": position},
-            source_agent=name, metadata={"source_component": "experts"}))
+        batch.append(
+            events.NewEvent(
+                "shadow_annotation_created",
+                str(aid),
+                "annotation",
+                data={
+                    "id": str(aid),
+                    "path": path,
+                    "line": f.line,
+                    "end_line": f.line,
+                    "message": f.message,
+                    "category": f.category,
+                    "severity": f.severity,
+                    "author": name,
+                    "anchor": anchor,
+                    "rule": f.rule,
+                    "source_position": position,
+                },
+                source_agent=name,
+                metadata={"source_component": "experts"},
+            )
+        )
 
     async def hook(conn: asyncpg.Connection, _r: list[events.AppendResult]) -> None:
         if old:
             await annotation_rows.delete(conn, [r["id"] for r in old])
         for aid, name, f, anchor in new:
-            await annotation_rows.insert(conn, aid, path, f.line, f.line, f"[{f.rule}] {f.message}", f.category,
-                                     f.severity, name, anchor)
+            await annotation_rows.insert(
+                conn, aid, path, f.line, f.line, f"[{f.rule}] {f.message}", f.category, f.severity, name, anchor
+            )
         await _save_checkpoint(conn, position)
 
     if batch:
@@ -87,7 +118,10 @@ async def process_file(pool: asyncpg.Pool, path: str, content: bytes, position: 
 async def _save_checkpoint(conn: asyncpg.Connection, position: int) -> None:
     await conn.execute(
         "INSERT INTO bridge_meta (key, value, updated_at) VALUES ($1, $2, now())"
-        " ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = now()", CHECKPOINT_KEY, position)
+        " ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = now()",
+        CHECKPOINT_KEY,
+        position,
+    )
 
 
 class ExpertWorker:
@@ -141,7 +175,10 @@ class ExpertWorker:
         """Process file events after `cp`; False when there was nothing to do."""
         rows = await self.rt.pool.fetch(
             "SELECT position, event_type, aggregate_id, data FROM events WHERE position > $1 ORDER BY position"
-            " LIMIT $2", cp, self.batch)
+            " LIMIT $2",
+            cp,
+            self.batch,
+        )
         if not rows:
             return False
         for r in rows:

@@ -21,8 +21,7 @@ async def create_annotation(body: AnnotationIn, rt: RuntimeDep, _p: PrincipalDep
 
 
 @router.put("/annotations/{annotation_id}", response_model=AnnotationOut, responses=responses(404))
-async def update_annotation(annotation_id: str, body: AnnotationUpdateIn, rt: RuntimeDep,
-                            _p: PrincipalDep) -> Response:
+async def update_annotation(annotation_id: str, body: AnnotationUpdateIn, rt: RuntimeDep, _p: PrincipalDep) -> Response:
     return json_model(await service.update(rt, annotation_id, body))
 
 

@@ -13,7 +13,8 @@ router = APIRouter(tags=["audit"])
 
 
 @router.get("/audit")
-async def audit_tail(settings: SettingsDep, _p: PrincipalDep,
-                     limit: Annotated[int, Query(ge=1, le=10000)] = 100) -> dict[str, Any]:
+async def audit_tail(
+    settings: SettingsDep, _p: PrincipalDep, limit: Annotated[int, Query(ge=1, le=10000)] = 100
+) -> dict[str, Any]:
     """Admin: the last `limit` records of this replica's audit log file."""
     return await audit.tail(settings, limit)

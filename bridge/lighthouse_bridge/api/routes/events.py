@@ -46,22 +46,31 @@ async def query_events(
 ) -> Response:
     """Events matching all filters, by ascending position. `from_position` is inclusive; pass
     `next_from_position` back to get the next page (null when this page was the last)."""
-    return json_model(await events.query(
-        rt, event_type=event_type, aggregate_id=aggregate_id, agent_id=agent_id, start_time=start_time,
-        end_time=end_time, from_position=from_position, limit=limit))
+    return json_model(
+        await events.query(
+            rt,
+            event_type=event_type,
+            aggregate_id=aggregate_id,
+            agent_id=agent_id,
+            start_time=start_time,
+            end_time=end_time,
+            from_position=from_position,
+            limit=limit,
+        )
+    )
 
 
 @router.get(
     "/events/stream",
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON event per line"},
-               **responses()},
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON event per line"}, **responses()},
 )
 async def stream_events(
     rt: RuntimeDep,
     _p: PrincipalDep,
     from_position: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
-    idle_timeout: Annotated[float | None, Query(gt=0, le=86400, description="Close after this many idle seconds")]
-    = None,
+    idle_timeout: Annotated[
+        float | None, Query(gt=0, le=86400, description="Close after this many idle seconds")
+    ] = None,
 ) -> StreamingResponse:
     """NDJSON stream of events from `from_position` (inclusive; default: only new events), then live. While idle,
     a `{"heartbeat": <head position>}` line every LIGHTHOUSE_STREAM_HEARTBEAT seconds."""
@@ -76,16 +85,23 @@ async def stream_events(
 )
 async def read_blob(sha256: Sha256Path, rt: RuntimeDep, _p: PrincipalDep) -> Response:
     """Raw blob bytes by sha256; immutable, so clients and proxies may cache forever."""
-    return Response(await events.read_blob(rt, sha256), media_type="application/octet-stream",
-                    headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'})
+    return Response(
+        await events.read_blob(rt, sha256),
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'},
+    )
 
 
 @router.put(
     "/blobs/{sha256}",
     response_model=BlobOut,
     responses=responses(400),
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 async def put_blob(sha256: Sha256Path, request: Request, rt: RuntimeDep, _p: PrincipalDep) -> Response:
     """Store raw bytes under their sha256 (400 if the body does not hash to it). Idempotent."""

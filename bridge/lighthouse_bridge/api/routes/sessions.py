@@ -34,9 +34,12 @@ async def session_validate(body: SessionValidateIn, agents: AgentsDep, p: Princi
 
 
 @router.get("/tokens")
-async def token_list(agents: AgentsDep, _p: PrincipalDep,
-                     agent_id: Annotated[str | None, Query(max_length=128)] = None,
-                     limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
+async def token_list(
+    agents: AgentsDep,
+    _p: PrincipalDep,
+    agent_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> dict[str, Any]:
     """Admin: registered tokens (never the token strings)."""
     return await sessions.list_tokens(agents, agent_id, limit)
 

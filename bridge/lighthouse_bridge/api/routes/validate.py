@@ -16,25 +16,33 @@ router = APIRouter(tags=["validation"])
 
 
 @router.post("/validate", response_model=ValidateOut, responses=agent_responses(403, 429))
-async def validate(agents: AgentsDep, p: PrincipalDep,
-                   body: Annotated[dict[str, Any], Body(
-                       description="{tool_name, tool_input, agent_id} or the older {id, tool, input, agent}",
-                       examples=[{"tool_name": "Bash", "tool_input": {"command": "ls -la"}, "agent_id": "builder-1"}],
-                   )]) -> Response:
+async def validate(
+    agents: AgentsDep,
+    p: PrincipalDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description="{tool_name, tool_input, agent_id} or the older {id, tool, input, agent}",
+            examples=[{"tool_name": "Bash", "tool_input": {"command": "ls -la"}, "agent_id": "builder-1"}],
+        ),
+    ],
+) -> Response:
     """Decide whether an agent may run a tool call: approved, blocked, or escalated to an expert."""
     return json_model(await validation.validate(agents, p, body))
 
 
 @router.get("/escalations/{escalation_id}", response_model=ValidateOut, responses=agent_responses(404))
-async def escalation(escalation_id: str, agents: AgentsDep, _p: PrincipalDep,
-                     wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Response:
+async def escalation(
+    escalation_id: str, agents: AgentsDep, _p: PrincipalDep, wait: Annotated[float, Query(ge=0, le=60)] = 0
+) -> Response:
     """An escalation as a /validate answer; `wait` seconds long-polls until it is decided (hooks use this)."""
     return json_model(await validation.escalation(agents, escalation_id, wait))
 
 
 @router.get("/pending")
-async def pending(agents: AgentsDep, _p: PrincipalDep,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+async def pending(
+    agents: AgentsDep, _p: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
     """Escalations waiting for an expert or admin, oldest first, with the built-in experts' votes."""
     return await validation.pending(agents, limit)
 
