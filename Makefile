@@ -19,7 +19,7 @@ status: ## Show the cluster, the services and the sample bridge
 
 ##@ Tests
 .PHONY: test test-unit test-integration test-e2e bench
-test: bootstrap ## All tiers (unit, integration, e2e); starts what they need
+test: bootstrap ## make verify, then all tiers (unit, integration, e2e); starts what they need
 	@hack/test.sh all $(PYTEST_ARGS)
 
 test-unit: bootstrap-python ## Unit tier: pure functions, no servers
@@ -68,11 +68,11 @@ images: ## Build the operator and bridge OCI images with buildah
 generate: bootstrap-python ## Regenerate the CRD (and its chart copy) from the pydantic model
 	@hack/update-generated.sh
 
-verify: bootstrap-python ## Fail when generated files drift, lint and type-check
+verify: bootstrap-python ## Generated files in sync, ruff lint and format, import-linter contracts, mypy (CI runs it first)
 	@hack/verify.sh
 
-lint: bootstrap-python ## ruff and mypy
-	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+lint: bootstrap-python ## ruff, the import-linter contracts and mypy (both packages, not strict), without the generated-file check
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(VENV)/bin/mypy
 
 ##@ Help
 .PHONY: help

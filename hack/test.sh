@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a test tier: unit | integration | e2e | all. Starts what the tier needs (data services, local cluster) and
-# treats "no tests collected" (pytest exit 5) as a failure.
+# treats "no tests collected" (pytest exit 5) as a failure. `all` (CI) runs hack/verify.sh first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -13,6 +13,11 @@ case "$tier" in
   all) marker="unit or integration or e2e" ;;
   *) die "usage: $0 unit|integration|e2e|all [pytest args]" ;;
 esac
+
+if [ "$tier" = all ]; then
+  log "Static checks first (hack/verify.sh): a lint, type or layering error fails the run before the slow tiers"
+  hack/verify.sh
+fi
 
 if [ "$tier" != unit ]; then
   log "Starting data services (PostgreSQL, Redis, S3) on loopback"
