@@ -13,7 +13,7 @@ import yaml
 
 from .. import naming
 from ..models import LighthouseBridge
-from .common import Manifest, meta, restricted_container_security, secret_env
+from .common import Manifest, meta, restricted_container_security, secret_env, service
 
 CONFIG_DIR = "/etc/lighthouse"
 RUN_DIR = "/run/lighthouse"
@@ -215,25 +215,15 @@ def deployment(lhb: LighthouseBridge) -> Manifest:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(lhb, n.bridge, naming.BRIDGE), "spec": spec}
 
 
-def _service(lhb: LighthouseBridge, name: str, port_name: str, port: int, headless: bool) -> Manifest:
-    spec: Manifest = {
-        "type": "ClusterIP",
-        "selector": naming.selector(lhb.name, naming.BRIDGE),
-        "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
-    }
-    if headless:
-        spec["clusterIP"] = "None"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(lhb, name, naming.BRIDGE), "spec": spec}
-
-
 def api_service(lhb: LighthouseBridge) -> Manifest:
-    return _service(lhb, naming.Names(lhb.name).bridge, "http", naming.API_PORT, headless=False)
+    return service(lhb, naming.Names(lhb.name).bridge, naming.BRIDGE, "http", naming.API_PORT, headless=False)
 
 
 def metrics_service(lhb: LighthouseBridge) -> Manifest:
     # Headless: Prometheus scrapes every pod by its endpoint (a load-balanced scrape would mix pods), and no
     # cluster IP is spent on it.
-    return _service(lhb, naming.Names(lhb.name).bridge_metrics, "metrics", naming.METRICS_PORT, headless=True)
+    name = naming.Names(lhb.name).bridge_metrics
+    return service(lhb, name, naming.BRIDGE, "metrics", naming.METRICS_PORT, headless=True)
 
 
 def service_account(lhb: LighthouseBridge) -> Manifest | None:

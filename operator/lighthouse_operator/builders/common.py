@@ -24,6 +24,29 @@ def meta(lhb: LighthouseBridge, name: str, component: str, annotations: dict[str
     return m
 
 
+def service(
+    lhb: LighthouseBridge,
+    name: str,
+    component: str,
+    port_name: str,
+    port: int,
+    *,
+    headless: bool,
+    type_: str | None = "ClusterIP",
+) -> Manifest:
+    """A Service in front of one component's pods, on one named port. `type_` None leaves the type to the server's
+    default (the stores' Services never set it, and setting it now would re-apply them for nothing)."""
+    spec: Manifest = {
+        "selector": naming.selector(lhb.name, component),
+        "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
+    }
+    if type_:
+        spec["type"] = type_
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(lhb, name, component), "spec": spec}
+
+
 def digest(obj: Any, length: int = 12) -> str:
     """A stable short hash of any JSON-able value (sorted keys, so dict order never matters)."""
     raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()

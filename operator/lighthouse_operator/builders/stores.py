@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import naming
 from ..models import LighthouseBridge, ManagedStore
-from .common import Manifest, meta, pvc_template, restricted_container_security, secret_env
+from .common import Manifest, meta, pvc_template, restricted_container_security, secret_env, service
 from .secrets import POSTGRES_DB, POSTGRES_USER
 
 REDIS_UID = 999  # the redis user in the official images
@@ -89,17 +89,7 @@ def redis_statefulset(lhb: LighthouseBridge) -> Manifest:
 
 
 def redis_service(lhb: LighthouseBridge) -> Manifest:
-    n = naming.Names(lhb.name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(lhb, n.redis, naming.REDIS),
-        "spec": {
-            "clusterIP": "None",
-            "selector": naming.selector(lhb.name, naming.REDIS),
-            "ports": [{"name": "redis", "port": naming.REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}],
-        },
-    }
+    return _governing_service(lhb, naming.Names(lhb.name).redis, naming.REDIS, "redis", naming.REDIS_PORT)
 
 
 def postgres_statefulset(lhb: LighthouseBridge) -> Manifest:
@@ -130,18 +120,12 @@ def postgres_statefulset(lhb: LighthouseBridge) -> Manifest:
 
 
 def postgres_service(lhb: LighthouseBridge) -> Manifest:
-    n = naming.Names(lhb.name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(lhb, n.postgres, naming.POSTGRES),
-        "spec": {
-            # Headless, as a StatefulSet's governing Service should be: stable per-pod DNS, no cluster IP spent.
-            "clusterIP": "None",
-            "selector": naming.selector(lhb.name, naming.POSTGRES),
-            "ports": [{"name": "postgres", "port": naming.POSTGRES_PORT, "targetPort": "postgres", "protocol": "TCP"}],
-        },
-    }
+    return _governing_service(lhb, naming.Names(lhb.name).postgres, naming.POSTGRES, "postgres", naming.POSTGRES_PORT)
+
+
+def _governing_service(lhb: LighthouseBridge, name: str, component: str, port_name: str, port: int) -> Manifest:
+    # Headless, as a StatefulSet's governing Service should be: stable per-pod DNS, no cluster IP spent.
+    return service(lhb, name, component, port_name, port, headless=True, type_=None)
 
 
 __all__ = [
