@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import naming
-from .api import Create, Delete, Patch, Write
+from .api import Create, Delete, Write
 from .builders.common import digest
 from .models import LighthouseBridge
 
@@ -234,16 +234,24 @@ class HistoryPlan:
     """What to write so that `revision` is recorded and the history stays bounded."""
 
     create: Manifest | None = None
-    renumber: tuple[str, int] | None = None  # (name, new number): a revision that comes back becomes the newest
+    # A revision that comes back becomes the newest: the same ControllerRevision under the next number, written by
+    # deleting the old one (uid `replaces`) and creating this. Not a patch of `revision`: the API server re-serialises
+    # `data` on a patch, and data stored in another byte form (spacing, key order) is then refused as an immutable
+    # change ("data: field is immutable"), which left the bridge Stalled.
+    recreate: Manifest | None = None
+    replaces: str | None = None
     prune: tuple[str, ...] = field(default_factory=tuple)
 
     def writes(self, namespace: str) -> list[Write]:
         out: list[Write] = []
         if self.create is not None:
             out.append(Create(self.create, reason="RevisionRecorded"))
-        if self.renumber is not None:
-            name, number = self.renumber
-            out.append(Patch("apps/v1", "ControllerRevision", namespace, name, {"revision": number}, "RevisionReused"))
+        if self.recreate is not None:
+            name = self.recreate["metadata"]["name"]
+            out.append(
+                Delete("apps/v1", "ControllerRevision", namespace, name, uid=self.replaces, reason="RevisionReused")
+            )
+            out.append(Create(self.recreate, reason="RevisionReused"))
         out += [Delete("apps/v1", "ControllerRevision", namespace, name, reason="HistoryLimit") for name in self.prune]
         return out
 
@@ -257,22 +265,22 @@ def plan_history(
     protect: Iterable[str | None] = (),
     limit: int = HISTORY_LIMIT,
 ) -> HistoryPlan:
-    """Record `revision` (create it, or renumber it when an older one comes back: data is immutable) and pick the
-    oldest ones beyond `limit` for deletion, never one in `protect` (desired, serving, lastGood)."""
+    """Record `revision` (create it, or recreate it under the next number when an older one comes back) and pick
+    the oldest ones beyond `limit` for deletion, never one in `protect` (desired, serving, lastGood)."""
     numbers = [int(cr.get("revision") or 0) for cr in history]
     top = max(numbers, default=0)
     existing = find(history, revision)
-    create = renumber = None
+    create = recreate = None
     if existing is None:
         create = controller_revision(lhb, component, revision, template, top + 1)
     elif int(existing.get("revision") or 0) != top:
-        renumber = (existing["metadata"]["name"], top + 1)
+        recreate = controller_revision(lhb, component, revision, stored_template(existing) or template, top + 1)
 
     keep = {revision, *(p for p in protect if p)}
 
     def number(cr: Mapping[str, Any]) -> int:
-        if renumber and cr["metadata"]["name"] == renumber[0]:
-            return renumber[1]
+        if recreate and cr["metadata"]["name"] == recreate["metadata"]["name"]:
+            return int(recreate["revision"])
         return int(cr.get("revision") or 0)
 
     def rev_of(cr: Mapping[str, Any]) -> str | None:
@@ -282,7 +290,8 @@ def plan_history(
     others = sorted((cr for cr in history if rev_of(cr) not in keep), key=number, reverse=True)
     room = max(limit - protected, 0)
     prune = [cr["metadata"]["name"] for cr in others[room:]]
-    return HistoryPlan(create=create, renumber=renumber, prune=tuple(prune))
+    replaces = (existing or {}).get("metadata", {}).get("uid") if recreate else None
+    return HistoryPlan(create=create, recreate=recreate, replaces=replaces, prune=tuple(prune))
 
 
 __all__ = [

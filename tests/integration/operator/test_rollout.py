@@ -174,6 +174,23 @@ def test_good_rollout_advances_last_good_and_keeps_history(k: Kubectl, operator:
     assert all(cr["metadata"]["ownerReferences"][0]["uid"] == owner for cr in history)
 
 
+def test_spec_back_to_an_earlier_revision_rolls_out(k: Kubectl, operator: Operator) -> None:
+    # The manual rollback of the runbook (revert spec.image): the earlier revision's ControllerRevision becomes the
+    # newest again. It used to be renumbered with a patch, which the API server refused ("data: field is
+    # immutable"), and the bridge stayed Stalled with ApplyRejected.
+    k.apply(lhb("demo", spec()))
+    first = wait_ready(k)["status"]["revisions"]["desired"]
+    k.apply(lhb("demo", spec(GOOD2)))
+    second = wait_ready(k)["status"]["revisions"]["desired"]
+    k.apply(lhb("demo", spec()))
+    back = wait_ready(k)["status"]
+    assert back["revisions"]["desired"] == back["revisions"]["lastGood"] == first != second
+    history = k.items("controllerrevisions", naming.history_selector("demo", naming.BRIDGE))
+    numbers = {cr["metadata"]["labels"][naming.L_REVISION]: cr["revision"] for cr in history}
+    assert numbers == {first: 3, second: 2}
+    assert condition(k.get("lhb", "demo"), "Stalled")["status"] == "False"
+
+
 def test_broken_image_is_rolled_back_while_the_old_pods_keep_serving(k: Kubectl, operator: Operator) -> None:
     k.apply(lhb("demo", spec(rollout={"crashLoopRestarts": 2})))
     good = wait_ready(k)["status"]["revisions"]["lastGood"]

@@ -297,7 +297,7 @@ def test_history_creates_a_new_revision_with_the_next_number() -> None:
     plan = revision.plan_history(make(), naming.BRIDGE, "r3", {"spec": {}}, history(("r1", 1), ("r2", 2)))
     assert plan.create is not None and plan.create["revision"] == 3
     assert plan.create["metadata"]["name"] == "demo-bridge-r3"
-    assert plan.renumber is None and plan.prune == ()
+    assert plan.recreate is None and plan.prune == ()
 
 
 def test_history_first_revision_is_number_one() -> None:
@@ -311,9 +311,21 @@ def test_history_records_nothing_when_the_revision_is_already_newest() -> None:
 
 
 def test_history_renumbers_a_revision_that_comes_back() -> None:
-    plan = revision.plan_history(make(), naming.BRIDGE, "r1", {"spec": {}}, history(("r1", 1), ("r2", 2)))
-    assert plan.create is None
-    assert plan.renumber == ("demo-bridge-r1", 3)
+    old = history(("r1", 1), ("r2", 2))
+    old[0]["data"]["template"] = {"metadata": {"annotations": {"stored": "as it was"}}}
+    plan = revision.plan_history(make(), naming.BRIDGE, "r1", {"spec": {}}, old)
+    assert plan.create is None and plan.recreate is not None
+    # The same revision and stored template under the next number (deleted and created: data is immutable).
+    assert plan.recreate["metadata"]["name"] == "demo-bridge-r1" and plan.recreate["revision"] == 3
+    assert plan.recreate["data"] == old[0]["data"]
+    assert plan.recreate["metadata"]["labels"][naming.L_REVISION] == "r1"
+    old[0]["metadata"]["uid"] = "uid-r1"
+    writes = revision.plan_history(make(), naming.BRIDGE, "r1", {"spec": {}}, old).writes("ns")
+    assert [(type(w).__name__, w.target[3], w.reason) for w in writes] == [
+        ("Delete", "demo-bridge-r1", "RevisionReused"),
+        ("Create", "demo-bridge-r1", "RevisionReused"),
+    ]
+    assert writes[0].uid == "uid-r1"  # never deletes a namesake that replaced it
 
 
 def test_history_is_bounded_and_prunes_the_oldest_but_never_a_protected_one() -> None:
