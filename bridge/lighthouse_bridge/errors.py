@@ -45,9 +45,17 @@ class TooLarge(BridgeError):
 class Unauthorized(BridgeError):
     kind, title = "unauthorized", "Unauthorized"
 
+    def __init__(self, detail: str, reason: str = "invalid", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.reason = reason  # a short fixed word: the label of lighthouse_bridge_auth_failures_total
+
 
 class Forbidden(BridgeError):
     kind, title = "forbidden", "Forbidden"
+
+    def __init__(self, detail: str, reason: str = "denied", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.reason = reason
 
 
 class RateLimited(BridgeError):

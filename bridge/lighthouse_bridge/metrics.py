@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -20,12 +21,21 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
     "lighthouse_bridge_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
 )
+# Request/response routes only: the runbook's P95 latency alert reads this histogram. Responses that wait on purpose
+# (escalation long-polls, /events/stream) would drag its P95 to the top bucket, so they go to LONG_DURATION.
 DURATION = Histogram(
     "lighthouse_bridge_request_duration_seconds",
-    "HTTP request duration",
+    "HTTP request duration of request/response routes",
     ["method", "route"],
     registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+LONG_DURATION = Histogram(
+    "lighthouse_bridge_long_request_duration_seconds",
+    "Duration of long-polls and streams (waiting is their job)",
+    ["method", "route"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0),
 )
 ERRORS = Counter(
     "lighthouse_bridge_errors_total", "HTTP responses with status >= 400", ["route", "status"], registry=REGISTRY
@@ -63,6 +73,31 @@ PROJECTION_LAG_SECONDS = Gauge(
     "Seconds since the oldest unapplied position became known",
     registry=REGISTRY,
 )
+AUTH_FAILURES = Counter(
+    "lighthouse_bridge_auth_failures_total",
+    "Refused requests: 401 (credentials) and 403 (not allowed), by a short fixed reason",
+    ["status", "reason"],
+    registry=REGISTRY,
+)
+
+# Routes that wait on purpose: always (a stream), or when the named query parameter asks for a wait > 0.
+LONG_ROUTES: dict[str, str | None] = {"/events/stream": None, "/escalations/{escalation_id}": "wait"}
+
+
+def is_long_request(route: str, query_string: bytes) -> bool:
+    """Whether a request belongs in LONG_DURATION rather than DURATION."""
+    if route not in LONG_ROUTES:
+        return False
+    param = LONG_ROUTES[route]
+    if param is None:
+        return True
+    for value in parse_qs(query_string.decode("latin-1")).get(param, []):
+        try:
+            if float(value) > 0:
+                return True
+        except ValueError:
+            pass  # the route answers 422; a quick request
+    return False
 
 
 def _cgroup_limit() -> float | None:

@@ -46,10 +46,10 @@ class Request:
     client: str | None = None
 
 
-def _fail(agents: Agents | None, req: Request, reason: str) -> Unauthorized:
+def _fail(agents: Agents | None, req: Request, message: str, reason: str) -> Unauthorized:
     if agents is not None:
-        agents.auth_failed(reason, req.path, req.client)
-    return Unauthorized(reason)
+        agents.auth_failed(message, req.path, req.client)
+    return Unauthorized(message, reason=reason)
 
 
 async def authenticate(agents: Agents | None, admin_token: str | None, req: Request) -> Principal:
@@ -62,16 +62,16 @@ async def authenticate(agents: Agents | None, admin_token: str | None, req: Requ
     scheme, _, presented = req.authorization.partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
-        raise _fail(agents, req, "missing bearer token")
+        raise _fail(agents, req, "missing bearer token", "missing_token")
     if hmac.compare_digest(presented.encode(), admin_token.encode()):
         return ADMIN
     if agents is None or agents.key is None:
-        raise _fail(agents, req, "wrong bearer token")
+        raise _fail(agents, req, "wrong bearer token", "wrong_token")
     try:
         claims = tokens.verify_signature(agents.key, presented)
         await db.guard("token_check", tokens.check_registry(agents.pool, claims))
     except tokens.TokenError as exc:
-        raise _fail(agents, req, str(exc)) from None
+        raise _fail(agents, req, str(exc), exc.reason) from None
     principal = Principal(
         claims.agent_id, admin=claims.role == "admin", role=claims.role, agent_id=claims.agent_id, jti=claims.jti
     )
@@ -88,6 +88,7 @@ async def authenticate(agents: Agents | None, admin_token: str | None, req: Requ
         )
         raise Forbidden(
             f"role {claims.role!r} may not {req.method} {req.path}",
+            reason="role",
             allowed_roles=sorted(roles.allowed_roles(req.method, req.path)),
         )
     if claims.role != "admin":

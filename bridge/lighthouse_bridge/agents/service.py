@@ -50,7 +50,6 @@ REGISTERED = Gauge("lighthouse_bridge_registered_experts", "Registered experts (
 POLICY_RELOADS = Counter(
     "lighthouse_bridge_policy_reloads_total", "Policy reload attempts", ["outcome"], registry=REGISTRY
 )
-AUTH_FAILURES = Counter("lighthouse_bridge_auth_failures_total", "Rejected credentials", ["reason"], registry=REGISTRY)
 
 
 async def _bounded(what: str, aw: Any, seconds: float = 10.0) -> None:
@@ -184,7 +183,6 @@ class Agents:
         self.sink.emit(event(action, aggregate_type, aggregate_id, {"outcome": outcome, **details}, actor))
 
     def auth_failed(self, reason: str, path: str, client: str | None) -> None:
-        AUTH_FAILURES.labels(reason.split(":")[0][:40]).inc()
         self.record("auth_failed", "denied", None, "auth", "auth", reason=reason, path=path, client=client)
 
     # ---------------------------------------------------------------- decision cache

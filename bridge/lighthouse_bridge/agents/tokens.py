@@ -25,7 +25,12 @@ PREFIX = "lh1"
 
 
 class TokenError(Exception):
-    """The token is malformed, forged, expired, revoked or unknown; the message says which."""
+    """The token is malformed, forged, expired, revoked or unknown; the message says which, `reason` in a word (the
+    metric label)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -74,21 +79,21 @@ def verify_signature(key: bytes, token: str, now: float | None = None) -> Claims
     """Check format, signature and expiry (no I/O). Revocation is checked by `check_registry`."""
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != PREFIX or len(token) > 2048:
-        raise TokenError("malformed token")
+        raise TokenError("malformed token", "malformed")
     expected = hmac.new(key, f"{PREFIX}.{parts[1]}".encode(), hashlib.sha256).digest()
     try:
         presented = _unb64(parts[2])
         doc = json.loads(_unb64(parts[1]))
     except (ValueError, UnicodeDecodeError):
-        raise TokenError("malformed token") from None
+        raise TokenError("malformed token", "malformed") from None
     if not hmac.compare_digest(expected, presented):
-        raise TokenError("bad token signature")
+        raise TokenError("bad token signature", "bad_signature")
     try:
         claims = Claims(str(doc["jti"]), str(doc["sub"]), str(doc["role"]), float(doc["exp"]), float(doc["iat"]))
     except (KeyError, TypeError, ValueError):
-        raise TokenError("malformed token claims") from None
+        raise TokenError("malformed token claims", "malformed") from None
     if claims.expires_at <= (now if now is not None else time.time()):
-        raise TokenError("token expired")
+        raise TokenError("token expired", "expired")
     return claims
 
 
@@ -97,14 +102,14 @@ async def check_registry(conn: asyncpg.Pool | asyncpg.Connection, claims: Claims
     try:
         jti = uuid.UUID(claims.jti)
     except ValueError:
-        raise TokenError("malformed token id") from None
+        raise TokenError("malformed token id", "malformed") from None
     row = await conn.fetchrow("SELECT role, agent_id, revoked_at FROM agent_tokens WHERE jti = $1", jti)
     if row is None:
-        raise TokenError("unknown token")
+        raise TokenError("unknown token", "unknown_token")
     if row["revoked_at"] is not None:
-        raise TokenError("token revoked")
+        raise TokenError("token revoked", "revoked")
     if row["role"] != claims.role or row["agent_id"] != claims.agent_id:
-        raise TokenError("token does not match its registration")
+        raise TokenError("token does not match its registration", "mismatch")
 
 
 def new_claims(agent_id: str, role: str, ttl_seconds: int, now: float | None = None) -> Claims:

@@ -41,7 +41,12 @@ class MetricsMiddleware:
             label = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             metrics.REQUESTS.labels(method, label, str(status)).inc()
-            metrics.DURATION.labels(method, label).observe(time.perf_counter() - start)
+            histogram = (
+                metrics.LONG_DURATION
+                if metrics.is_long_request(label, scope.get("query_string", b""))
+                else metrics.DURATION
+            )
+            histogram.labels(method, label).observe(time.perf_counter() - start)
             if status >= 400:
                 metrics.ERRORS.labels(label, str(status)).inc()
 

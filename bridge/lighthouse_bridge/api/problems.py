@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lighthouse_bridge import errors
+from lighthouse_bridge import errors, metrics
 from lighthouse_bridge.store import db
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,10 @@ def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> JS
 
 
 def error_response(exc: errors.BridgeError) -> JSONResponse:
-    return problem(status_of(exc), exc.kind, exc.title, exc.detail, **exc.extra)
+    status = status_of(exc)
+    if isinstance(exc, errors.Unauthorized | errors.Forbidden):
+        metrics.AUTH_FAILURES.labels(str(status), exc.reason).inc()  # every 401 and 403 the API sends
+    return problem(status, exc.kind, exc.title, exc.detail, **exc.extra)
 
 
 def _validation_detail(exc: RequestValidationError) -> str:

@@ -17,7 +17,7 @@ async def register(agents: Agents, caller: Principal, body: RegisterIn) -> dict[
     me = caller.agent_id or caller.name
     agent_id = body.agent_id or me
     if agent_id != me and not caller.admin:
-        raise Forbidden(f"an expert registers itself ({me!r}), not {agent_id!r}")
+        raise Forbidden(f"an expert registers itself ({me!r}), not {agent_id!r}", reason="identity")
     return await db.guard(
         "expert_register",
         queue.register(agents.pool, agent_id, body.agent_type, list(dict.fromkeys(body.capabilities)), me),
@@ -45,7 +45,7 @@ async def claim(agents: Agents, caller: Principal, body: ClaimIn) -> dict[str, A
     wanted = body.capabilities or caps
     extra = sorted(set(wanted) - set(caps))
     if extra:
-        raise Forbidden(f"{me!r} is not registered for {extra}")
+        raise Forbidden(f"{me!r} is not registered for {extra}", reason="capability")
     lease = body.lease_seconds or agents.settings.task_lease_seconds
     return {"task": await db.guard("claim", queue.claim(agents.pool, me, wanted, lease))}
 

@@ -33,9 +33,11 @@ async def mint(agents: Agents, caller: Principal, body: SessionCreateIn) -> Sess
         assert caller.jti is not None  # an enrolment principal always comes from a registered token
         allowed = await tokens.enrol_roles(agents.pool, caller.jti)
         if body.role not in allowed:
-            raise Forbidden(f"this enrolment token may mint {sorted(allowed)}, not {body.role!r}")
+            raise Forbidden(
+                f"this enrolment token may mint {sorted(allowed)}, not {body.role!r}", reason="enrolment_scope"
+            )
     elif not caller.admin:
-        raise Forbidden("minting tokens needs the admin token or an enrolment token")
+        raise Forbidden("minting tokens needs the admin token or an enrolment token", reason="mint")
     if body.role == "enrolment" and not body.enrol_roles:
         raise InvalidInput("role=enrolment needs enrol_roles")
     if body.role != "enrolment" and body.enrol_roles:
