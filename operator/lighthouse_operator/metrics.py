@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -75,10 +76,57 @@ def record_backups(
         BACKUP_JOBS.labels(trigger="request").inc(requested)
 
 
+# Per LighthouseBridge, from the status the operator computes (what `kubectl get lhb` shows). The bridge-down alerts
+# read these: they work without kube-state-metrics, and for pods that never answer a scrape.
+BRIDGE_READY = Gauge(
+    "lighthouse_operator_bridge_ready", "1 when the LighthouseBridge's Ready condition is True", ["namespace", "name"]
+)
+BRIDGE_READY_REPLICAS = Gauge(
+    "lighthouse_operator_bridge_ready_replicas", "Ready bridge pods (status.readyReplicas)", ["namespace", "name"]
+)
+BRIDGE_DESIRED_REPLICAS = Gauge(
+    "lighthouse_operator_bridge_desired_replicas", "Bridge pods asked for (status.replicas)", ["namespace", "name"]
+)
+# One series per phase, 1 for the current one (as kube-state-metrics does for pod phases).
+PHASES = ["Progressing", "Ready", "Degraded", "Stalled", "RolledBack", "Frozen", "Paused", "Restoring", "Deleting"]
+BRIDGE_PHASE = Gauge(
+    "lighthouse_operator_bridge_phase",
+    "1 for the LighthouseBridge's status.phase, 0 for the others",
+    ["namespace", "name", "phase"],
+)
+
+
+def record_bridge(namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Set the per-bridge gauges from a status the operator computed (whether or not it had to be written)."""
+    ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None:
+        return  # no roll-up yet: says nothing about the pods
+    BRIDGE_READY.labels(namespace=namespace, name=name).set(1 if ready == "True" else 0)
+    BRIDGE_READY_REPLICAS.labels(namespace=namespace, name=name).set(status.get("readyReplicas") or 0)
+    BRIDGE_DESIRED_REPLICAS.labels(namespace=namespace, name=name).set(status.get("replicas") or 0)
+    current = status.get("phase")
+    if current and current not in PHASES:
+        PHASES.append(current)  # a phase this list does not know yet still gets its series (and is zeroed later)
+    for phase in PHASES:
+        BRIDGE_PHASE.labels(namespace=namespace, name=name, phase=phase).set(1 if current == phase else 0)
+
+
 def forget_bridge(namespace: str, name: str) -> None:
     """Drop a deleted bridge's series."""
-    for family in (BACKUP_MISSED, BACKUP_LAST_SUCCESS, BACKUP_MISSES):
+    for family in (
+        BACKUP_MISSED,
+        BACKUP_LAST_SUCCESS,
+        BACKUP_MISSES,
+        BRIDGE_READY,
+        BRIDGE_READY_REPLICAS,
+        BRIDGE_DESIRED_REPLICAS,
+    ):
         try:
             family.remove(namespace, name)
+        except KeyError:
+            pass
+    for phase in PHASES:
+        try:
+            BRIDGE_PHASE.remove(namespace, name, phase)
         except KeyError:
             pass

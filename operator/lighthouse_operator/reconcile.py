@@ -267,10 +267,11 @@ class Reconciler:
         Events its transitions call for. Returns the number of writes."""
         old = body.get("status") or {}
         new = st.compose(old, body["metadata"].get("generation", 0), fragments, when)
+        md = body["metadata"]
+        metrics.record_bridge(md["namespace"], md["name"], new)
         patch = st.merge_patch(old, new)
         if patch is None:
             return 0
-        md = body["metadata"]
         result = await self.applier.patch_status(body, patch)
         if result is not None:
             self._own_rv[(md["namespace"], md["name"])] = result["metadata"]["resourceVersion"]
