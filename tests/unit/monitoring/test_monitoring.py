@@ -21,6 +21,7 @@ CODE_DIRS = [REPO_ROOT / "operator" / "lighthouse_operator", REPO_ROOT / "bridge
 EXTERNAL_METRICS = {
     "container_cpu_usage_seconds_total",  # cAdvisor
     "kube_pod_container_resource_limits",  # kube-state-metrics
+    "kube_pod_container_resource_requests",  # kube-state-metrics
     "kube_cronjob_status_last_successful_time",  # kube-state-metrics
 }
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
@@ -136,9 +137,50 @@ def test_code_exports_the_runbook_metrics() -> None:
 
 def test_dashboard_is_valid_grafana_json() -> None:
     dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
-    assert dashboard["uid"] and dashboard["title"]
+    assert dashboard["uid"] == "lighthouse-bridge-overview"  # the runbook links /d/lighthouse-bridge-overview
+    assert dashboard["title"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
         assert panel["targets"], panel["title"]
         assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+
+
+def test_latency_alerts_read_only_the_request_response_histogram() -> None:
+    # Long-polls and streams wait on purpose; in this histogram their seconds would be the P95 (issue 19).
+    rules = {r.get("record") or r.get("alert"): r["expr"] for g in rule_spec()["groups"] for r in g["rules"]}
+    assert metric_names(rules["lighthouse_bridge:request_duration_seconds:p95"]) == {
+        "lighthouse_bridge_request_duration_seconds_bucket"
+    }
+    for alert in ("LighthouseBridgeLatencyHigh", "LighthouseBridgeLatencyCritical"):
+        assert metric_names(rules[alert]) == {"lighthouse_bridge:request_duration_seconds:p95"}
+    assert "lighthouse_bridge_long_request_duration_seconds_bucket" in exported_metrics()
+
+
+def test_error_rate_tiers_are_the_runbooks() -> None:
+    rules = {r["alert"]: r for g in rule_spec()["groups"] for r in g["rules"] if "alert" in r}
+    tiers = {
+        name: rules[name]["expr"].split(">")[1].strip()
+        for name in (
+            "LighthouseBridgeErrorRateHigh",
+            "LighthouseBridgeErrorRateCritical",
+            "LighthouseBridgeErrorRateSevere",
+        )
+    }
+    assert tiers == {
+        "LighthouseBridgeErrorRateHigh": "0.01",
+        "LighthouseBridgeErrorRateCritical": "0.05",
+        "LighthouseBridgeErrorRateSevere": "0.10",
+    }
+
+
+def test_runbook_covers_every_alert_and_the_sections_alerts_point_to() -> None:
+    runbook = (REPO_ROOT / "docs" / "runbook.md").read_text()
+    headings = set(re.findall(r"^#+ (.+)$", runbook, re.M))
+    rules = [r for g in rule_spec()["groups"] for r in g["rules"] if "alert" in r]
+    table = runbook[runbook.index("## Alerts") :]
+    assert [r["alert"] for r in rules if not re.search(rf"\b{r['alert']}\b", table)] == []
+    for r in rules:
+        for section in re.findall(r"docs/runbook\.md, ([^.;]+)", r["annotations"].get("runbook", "")):
+            assert section in headings, (r["alert"], section)
+    assert "/d/lighthouse-bridge-overview" in runbook
