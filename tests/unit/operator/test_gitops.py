@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import yaml
+from lighthouse_operator.models import LighthouseBridgeSpec
 
 GITOPS = Path(__file__).resolve().parents[3] / "manifests" / "gitops"
 HEALTH_KEY = "resource.customizations.health.lighthouse.dev_LighthouseBridge"
@@ -33,3 +36,19 @@ def test_flux_bridges_wait_for_the_operator_and_check_lighthouse_health() -> Non
     root = GITOPS.parents[1]
     for d in docs.values():
         assert (root / d["spec"]["path"]).is_dir(), d["spec"]["path"]
+
+
+def test_readme_deletion_policies_match_the_operator() -> None:
+    # The README once said Snapshot was not available yet, long after the operator implemented it.
+    readme = (GITOPS / "README.md").read_text()
+    section = readme[readme.index("## Deleting through Git") :]
+    policies = typing.get_args(LighthouseBridgeSpec.model_fields["deletion_policy"].annotation)
+    assert set(policies) == {"Retain", "Delete", "Snapshot"}
+    for policy in policies:
+        assert f"- `{policy}`" in section, policy
+    assert "final backup" in section and "not available" not in section and "Until the backup" not in section
+    source = (Path(__file__).resolve().parents[3] / "operator" / "lighthouse_operator" / "backup.py").read_text()
+    reasons = set(re.findall(r'stalled=\("(Snapshot\w+)"', source))
+    assert reasons == {"SnapshotUnavailable", "SnapshotFailed"}
+    for reason in reasons:
+        assert reason in section, reason
