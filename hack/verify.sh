@@ -31,8 +31,9 @@ log "ruff check, ruff format --check (all the code; [tool.ruff.format] in pyproj
 log "import-linter (layering contracts)"
 .venv/bin/lint-imports --no-cache
 # Incremental, one cache per option set (.mypy_cache): a cold run takes seconds of CPU, a warm one about one.
-log "mypy --strict (operator package, and the test fake that stands in for its API client)"
-.venv/bin/mypy --strict --cache-dir .mypy_cache/strict operator/lighthouse_operator tests/unit/operator/fakes.py
+log "mypy --strict (operator package, the kubectl plugin, and the test fake that stands in for its API client)"
+.venv/bin/mypy --strict --cache-dir .mypy_cache/strict operator/lighthouse_operator operator/kubectl_lighthouse \
+  tests/unit/operator/fakes.py
 log "mypy (bridge package)"
 .venv/bin/mypy -p lighthouse_bridge
 log "verify OK"
