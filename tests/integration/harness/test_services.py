@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import redis
 
+from tests.harness.ports import ephemeral_range, free_listen_port
 from tests.harness.services import (
     SERVICES_SH,
     ServiceEnv,
@@ -52,22 +57,28 @@ def test_status_reports_all_running(services: ServiceEnv) -> None:
     assert states == {"postgres": "running", "redis": "running", "s3": "running"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_private_instance_up_then_down_leaves_nothing_listening(tmp_path: Any) -> None:
+@pytest.fixture
+def private_state() -> Iterator[Path]:
+    """A state directory for a private set of services, outside pytest's temporary tree: pytest resets
+    /tmp/pytest-of-<user> to mode 0700 whenever any session starts, which would lock the postgres user out."""
+    path = Path(tempfile.mkdtemp(prefix="lh-services-"))
+    os.chmod(path, 0o755)
+    try:
+        yield path / "state"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_private_instance_up_then_down_leaves_nothing_listening(private_state: Path) -> None:
     # A second, private set of services (own state dir and ports) so the shared one is not disturbed.
-    ports = {name: _free_port() for name in ("LIGHTHOUSE_PG_PORT", "LIGHTHOUSE_REDIS_PORT", "LIGHTHOUSE_S3_PORT")}
-    env = {**os.environ, "LIGHTHOUSE_STATE": str(tmp_path / "state"), **{k: str(v) for k, v in ports.items()}}
+    ports = {name: free_listen_port() for name in ("LIGHTHOUSE_PG_PORT", "LIGHTHOUSE_REDIS_PORT", "LIGHTHOUSE_S3_PORT")}
+    env = {**os.environ, "LIGHTHOUSE_STATE": str(private_state), **{k: str(v) for k, v in ports.items()}}
     try:
         up = subprocess.run([str(SERVICES_SH), "up"], env=env, capture_output=True, text=True, timeout=300)
         assert up.returncode == 0, up.stderr
@@ -241,3 +252,14 @@ def test_s3_bucket_fixture_empties_and_deletes(s3_client: Any) -> None:
     with pytest.raises(ClientError) as err:
         s3_client.head_bucket(Bucket=bucket)
     assert err.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
+
+
+@pytest.mark.parametrize("variable", ["LIGHTHOUSE_PG_PORT", "LIGHTHOUSE_REDIS_PORT", "LIGHTHOUSE_S3_PORT"])
+def test_a_port_in_the_ephemeral_range_is_refused(tmp_path: Any, variable: str) -> None:
+    # An outgoing connection may hold any port of that range at any moment: a fixed one there fails at random.
+    lo, hi = ephemeral_range()
+    env = {**os.environ, "LIGHTHOUSE_STATE": str(tmp_path / "state"), variable: str(lo + 7)}
+    up = subprocess.run([str(SERVICES_SH), "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert up.returncode != 0
+    assert f"port {lo + 7} lies in the ephemeral range {lo}-{hi}" in up.stderr
+    assert not (tmp_path / "state" / "services").exists(), "nothing may start before the ports are checked"
