@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from lighthouse_bridge.core.config import BackupEnv
 
 log = logging.getLogger(__name__)
 S = argparse.SUPPRESS  # flags left out do not shadow the environment (and do not clobber a parent's value)
@@ -133,7 +134,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
 def _setup_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            level=os.environ.get("LIGHTHOUSE_LOG_LEVEL", "info").upper(),
+            level=BackupEnv().log_level.upper(),
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
@@ -172,10 +173,9 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-def _write_result(backup_id: str, completed_at: str, size: int) -> None:
+def _write_result(path: str | None, backup_id: str, completed_at: str, size: int) -> None:
     """The operator reads which backup a Job made from its pod's termination message: the CronJob sets
     LIGHTHOUSE_BACKUP_RESULT_FILE=/dev/termination-log. A small JSON object, far below the kubelet's 4 KiB cap."""
-    path = os.environ.get("LIGHTHOUSE_BACKUP_RESULT_FILE")
     if not path:
         return
     try:
@@ -191,8 +191,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .runner import create_backup
     from .settings import resolve
 
-    manifest = create_backup(resolve(args))
-    _write_result(manifest.id, manifest.completed_at, manifest.total_size)
+    env = BackupEnv()
+    manifest = create_backup(resolve(args, env))
+    _write_result(env.backup_result_file, manifest.id, manifest.completed_at, manifest.total_size)
     _emit(
         args,
         json.loads(manifest.to_json()),
@@ -256,7 +257,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .runner import restore_backup
     from .settings import resolve
 
-    result = restore_backup(resolve(args), args.source, replace=args.replace)
+    env = BackupEnv()
+    result = restore_backup(resolve(args, env), args.source, replace=args.replace)
     m = result.manifest
     summary = {
         "id": m.id,
@@ -265,7 +267,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         "tables": m.database.tables,
         "duration_seconds": round(result.duration_seconds, 3),
     }
-    _write_restore_result(summary)
+    _write_restore_result(env.restore_result_file, summary)
     _emit(
         args,
         summary,
@@ -275,10 +277,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_restore_result(summary: dict[str, Any]) -> None:
+def _write_restore_result(path: str | None, summary: dict[str, Any]) -> None:
     """LIGHTHOUSE_RESTORE_RESULT_FILE (the operator's restore Job sets /dev/termination-log): the result as one JSON
     line, so the operator learns which backup `latest` resolved to from the pod status, without reading logs."""
-    path = os.environ.get("LIGHTHOUSE_RESTORE_RESULT_FILE")
     if not path:
         return
     brief = {k: summary[k] for k in ("id", "replaced", "high_water", "duration_seconds")}

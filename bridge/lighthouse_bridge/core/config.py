@@ -244,6 +244,9 @@ class BackupEnv(BaseSettings):
     backup_cache: str = "false"
     backup_part_size_mib: str | None = None
     backup_compress: str | None = None
+    backup_result_file: str | None = None  # the operator's Jobs set /dev/termination-log
+    restore_result_file: str | None = None
+    log_level: str = "info"
 
 
 S = TypeVar("S", bound=BaseSettings)
