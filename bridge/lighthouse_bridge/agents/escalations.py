@@ -56,6 +56,22 @@ def _aggregate(eid: uuid.UUID | str) -> str:
     return f"escalation:{eid}"
 
 
+def _decision_event(
+    esc: asyncpg.Record, decision: str, status: str, reason: str, by: str, source: str
+) -> events.NewEvent:
+    data = {
+        "escalation_id": str(esc["id"]),
+        "decision": decision,
+        "status": status,
+        "reason": reason,
+        "decided_by": by,
+        "source": source,
+        "command_hash": esc["command_hash"],
+        "tool_name": esc["tool_name"],
+    }
+    return event("validation_decision_made", "validation", _aggregate(esc["id"]), data, by)
+
+
 async def find_pending(pool: asyncpg.Pool, command_hash: str, policy_hash: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
         f"SELECT {COLUMNS} FROM escalations WHERE status = 'pending' AND command_hash = $1 AND policy_hash = $2",
@@ -193,22 +209,7 @@ async def decide(pool: asyncpg.Pool, escalation_id: str, *, approve: bool, reaso
             raise Conflict(f"escalation {escalation_id} is already {now}", current_status=now)
         row.update(dict(r))
 
-    ev = event(
-        "validation_decision_made",
-        "validation",
-        _aggregate(current["id"]),
-        {
-            "escalation_id": str(current["id"]),
-            "decision": decision,
-            "status": status,
-            "reason": reason,
-            "decided_by": by,
-            "source": "expert",
-            "command_hash": current["command_hash"],
-            "tool_name": current["tool_name"],
-        },
-        by,
-    )
+    ev = _decision_event(current, decision, status, reason, by, source="expert")
     await events.append(pool, [ev], hook=hook)
     return row
 
@@ -249,22 +250,7 @@ async def expire_due(pool: asyncpg.Pool, limit: int = 100) -> list[asyncpg.Recor
                 raise _Skip
             row.update(dict(r))
 
-        ev = event(
-            "validation_decision_made",
-            "validation",
-            _aggregate(d["id"]),
-            {
-                "escalation_id": str(d["id"]),
-                "decision": decision,
-                "status": "timed_out",
-                "reason": reason,
-                "decided_by": "timeout",
-                "source": "timeout",
-                "command_hash": d["command_hash"],
-                "tool_name": d["tool_name"],
-            },
-            "timeout",
-        )
+        ev = _decision_event(d, decision, "timed_out", reason, "timeout", source="timeout")
         ev.event_id = f"escalation-timeout-{d['id']}"
         try:
             results = await events.append(pool, [ev], hook=hook)

@@ -7,7 +7,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from lighthouse_bridge import metrics
 from lighthouse_bridge.core.runtime import Runtime
@@ -15,6 +14,7 @@ from lighthouse_bridge.errors import BridgeError, NotFound, TooLarge
 from lighthouse_bridge.models import AppendOut, BatchOut, BlobOut, EventBatchIn, EventIn, EventPage
 from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.store import blobs, db, events
+from lighthouse_bridge.store.events import EventFilter  # the typed input of query(), for every front end
 
 log = logging.getLogger(__name__)
 
@@ -75,35 +75,12 @@ async def store_batch(rt: Runtime, body: EventBatchIn) -> BatchOut:
     return BatchOut(results=[out(r) for r in results])
 
 
-async def query(
-    rt: Runtime,
-    *,
-    event_type: str | None = None,
-    aggregate_id: str | None = None,
-    agent_id: str | None = None,
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-    from_position: int | None = None,
-    limit: int = 100,
-) -> EventPage:
-    """Events matching all filters, by ascending position; `next_from_position` is None on the last page."""
-    rows = await db.guard(
-        "query",
-        events.query(
-            rt.pool,
-            event_type=event_type,
-            aggregate_id=aggregate_id,
-            agent_id=agent_id,
-            start_time=start_time,
-            end_time=end_time,
-            from_position=from_position,
-            limit=limit,
-        ),
-    )
+async def query(rt: Runtime, f: EventFilter) -> EventPage:
+    """Events matching `f`, by ascending position; `next_from_position` is None on the last page."""
+    rows = await db.guard("query", events.query(rt.pool, f))
     out = [events.event_to_dict(r) for r in rows]
-    return EventPage.model_validate(
-        {"events": out, "next_from_position": out[-1]["position"] + 1 if len(out) == limit else None}
-    )
+    last = len(out) == f.limit
+    return EventPage.model_validate({"events": out, "next_from_position": out[-1]["position"] + 1 if last else None})
 
 
 async def stream_start(rt: Runtime, from_position: int | None) -> int:
@@ -121,7 +98,7 @@ async def follow(rt: Runtime, cursor: int, idle_timeout: float | None) -> AsyncI
     try:
         while not rt.draining.is_set():
             try:
-                rows = await events.query(rt.pool, from_position=cursor, limit=500)
+                rows = await events.query(rt.pool, EventFilter(from_position=cursor, limit=500))
             except Exception as exc:
                 if db.is_connection_error(exc):
                     log.warning("Ending event stream: PostgreSQL unavailable position=%d", cursor)

@@ -54,34 +54,15 @@ async def task(agents: Agents, task_id: str) -> dict[str, Any]:
     return queue.task_public(await db.guard("task", queue.get_task(agents.pool, task_id)))
 
 
-async def complete(agents: Agents, caller: Principal, task_id: str, body: CompleteIn) -> dict[str, Any]:
+async def finish(agents: Agents, caller: Principal, task_id: str, body: CompleteIn | FailIn) -> dict[str, Any]:
+    """Complete a claimed task (CompleteIn), or give it back (FailIn: retried while attempts remain and retry is
+    true, else failed). Only its claimant, or the admin, may."""
+    if isinstance(body, FailIn):
+        operation, ok, result, error, retry = "task_fail", False, None, body.error, body.retry
+    else:
+        operation, ok, result, error, retry = "task_complete", True, body.result, None, False
+    me = caller.agent_id or caller.name
     return await db.guard(
-        "task_complete",
-        queue.finish(
-            agents.pool,
-            task_id,
-            caller.agent_id or caller.name,
-            ok=True,
-            result=body.result,
-            error=None,
-            retry=False,
-            admin=caller.admin,
-        ),
-    )
-
-
-async def fail(agents: Agents, caller: Principal, task_id: str, body: FailIn) -> dict[str, Any]:
-    """Give a task back: retried while attempts remain (and retry is true), else failed."""
-    return await db.guard(
-        "task_fail",
-        queue.finish(
-            agents.pool,
-            task_id,
-            caller.agent_id or caller.name,
-            ok=False,
-            result=None,
-            error=body.error,
-            retry=body.retry,
-            admin=caller.admin,
-        ),
+        operation,
+        queue.finish(agents.pool, task_id, me, ok=ok, result=result, error=error, retry=retry, admin=caller.admin),
     )

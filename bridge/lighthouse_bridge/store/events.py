@@ -297,37 +297,35 @@ async def position_at_time(conn: asyncpg.Connection | asyncpg.Pool, at: datetime
     )
 
 
-async def query(
-    pool: asyncpg.Pool,
-    *,
-    event_type: str | None = None,
-    aggregate_id: str | None = None,
-    agent_id: str | None = None,
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-    from_position: int | None = None,
-    limit: int = 100,
-) -> list[asyncpg.Record]:
-    """Events matching every given filter, ascending by position (from_position inclusive, times inclusive)."""
-    where, args = [], []
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a query returns: those matching every field that is set (from_position and times inclusive)."""
 
-    def add(cond: str, value: Any) -> None:
-        args.append(value)
-        where.append(cond.format(f"${len(args)}"))
+    event_type: str | None = None
+    aggregate_id: str | None = None
+    agent_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    from_position: int | None = None
+    limit: int = 100
 
-    if event_type is not None:
-        add("event_type = {}", event_type)
-    if aggregate_id is not None:
-        add("aggregate_id = {}", aggregate_id)
-    if agent_id is not None:
-        add("source_agent = {}", agent_id)
-    if start_time is not None:
-        add("recorded_at >= {}", start_time)
-    if end_time is not None:
-        add("recorded_at <= {}", end_time)
-    if from_position is not None:
-        add("position >= {}", from_position)
-    args.append(limit)
+
+async def query(pool: asyncpg.Pool, f: EventFilter) -> list[asyncpg.Record]:
+    """Events matching `f`, ascending by position, at most `f.limit`."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (
+        ("event_type", "=", f.event_type),
+        ("aggregate_id", "=", f.aggregate_id),
+        ("source_agent", "=", f.agent_id),
+        ("recorded_at", ">=", f.start_time),
+        ("recorded_at", "<=", f.end_time),
+        ("position", ">=", f.from_position),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} {op} ${len(args)}")
+    args.append(f.limit)
     sql = f"SELECT {EVENT_COLUMNS} FROM events"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -33,15 +33,15 @@ REPLAY_SQL = (
 )
 
 
-async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> int:
-    """Apply events (tree.position, up_to] in pages; returns the number of events read."""
-    n = 0
+async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> tuple[int, bool]:
+    """Apply events (tree.position, up_to] in pages; returns (events read, whether the set of paths changed)."""
+    n, changed = 0, False
     while tree.position < up_to:
         rows = await pool.fetch(REPLAY_SQL, tree.position, up_to, REPLAY_PAGE)
         if not rows:
             break
         for r in rows:
-            apply(
+            changed |= apply(
                 tree,
                 r["position"],
                 r["event_type"],
@@ -54,7 +54,7 @@ async def replay(pool: asyncpg.Pool, tree: Tree, up_to: int) -> int:
         n += len(rows)
         if len(rows) < REPLAY_PAGE:
             break
-    return n
+    return n, changed
 
 
 async def build(pool: asyncpg.Pool, up_to: int, *, use_snapshots: bool = True) -> Tree:
@@ -146,26 +146,9 @@ class Projection:
         async with self._lock:
             if target is not None and target <= self.position:  # another waiter caught up meanwhile
                 return 0
-            n = 0
-            while True:
-                rows = await self.pool.fetch(REPLAY_SQL, self.position, 2**62, REPLAY_PAGE)
-                if not rows:
-                    break
-                for r in rows:
-                    if apply(
-                        self.tree,
-                        r["position"],
-                        r["event_type"],
-                        r["aggregate_id"],
-                        r["version"],
-                        r["data"],
-                        r["source_agent"],
-                        r["recorded_at"],
-                    ):
-                        self._sorted = None
-                n += len(rows)
-                if len(rows) < REPLAY_PAGE:
-                    break
+            n, changed = await replay(self.pool, self.tree, 2**62)
+            if changed:
+                self._sorted = None
             if self.position >= self.head:
                 self._behind_since = None
             self._note_head(self.position)

@@ -46,18 +46,16 @@ async def query_events(
 ) -> Response:
     """Events matching all filters, by ascending position. `from_position` is inclusive; pass
     `next_from_position` back to get the next page (null when this page was the last)."""
-    return json_model(
-        await events.query(
-            rt,
-            event_type=event_type,
-            aggregate_id=aggregate_id,
-            agent_id=agent_id,
-            start_time=start_time,
-            end_time=end_time,
-            from_position=from_position,
-            limit=limit,
-        )
+    f = events.EventFilter(
+        event_type=event_type,
+        aggregate_id=aggregate_id,
+        agent_id=agent_id,
+        start_time=start_time,
+        end_time=end_time,
+        from_position=from_position,
+        limit=limit,
     )
+    return json_model(await events.query(rt, f))
 
 
 @router.get(

@@ -44,10 +44,10 @@ async def task(task_id: str, agents: AgentsDep, _p: PrincipalDep) -> dict[str, A
 
 @router.post("/tasks/{task_id}/complete", responses=agent_responses(404, 409))
 async def complete(task_id: str, body: CompleteIn, agents: AgentsDep, p: PrincipalDep) -> dict[str, Any]:
-    return await service.complete(agents, p, task_id, body)
+    return await service.finish(agents, p, task_id, body)
 
 
 @router.post("/tasks/{task_id}/fail", responses=agent_responses(404, 409))
 async def fail(task_id: str, body: FailIn, agents: AgentsDep, p: PrincipalDep) -> dict[str, Any]:
     """Give a task back: retried while attempts remain (and retry is true), else failed."""
-    return await service.fail(agents, p, task_id, body)
+    return await service.finish(agents, p, task_id, body)
