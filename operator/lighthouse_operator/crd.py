@@ -54,9 +54,20 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _structural(node: dict[str, Any]) -> dict[str, Any]:
+    # JSON Schema 2020-12 bounds (a number) as OpenAPI 3.0 has them (a flag beside minimum/maximum).
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = node.get(bound)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            node[limit], node[bound] = value, True
     any_of = node.get("anyOf")
     if any_of is not None:
         non_null = [s for s in any_of if s.get("type") != "null"]
+        if {s.get("type") for s in non_null} == {"string", "array"} and len(non_null) == 2:
+            # "a name or a list of names" (the policy's rule.tool) has no structural type, and CEL cannot type an
+            # untyped node either: the API server keeps any value, the operator's validation checks it.
+            del node["anyOf"]
+            node["x-kubernetes-preserve-unknown-fields"] = True
+            return node
         if node.get("x-kubernetes-int-or-string") is None and {s.get("type") for s in non_null} == {
             "integer",
             "string",

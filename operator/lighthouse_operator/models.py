@@ -8,9 +8,10 @@ CEL rules (`x-kubernetes-validations`) sit next to the fields they check so the 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from lighthouse_policy import PolicySpec
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "lighthouse.dev"
@@ -139,14 +140,38 @@ class EnvVar(Model):
     )
 
 
+def _embeddable(node: Any, defs: dict[str, Any]) -> Any:
+    """A schema to embed in ours: its own `$defs` inlined, and every closed object (additionalProperties: false)
+    kept open instead. The API server would prune an unknown key silently and the bridge would run without it;
+    kept, the operator refuses it (validation.py: Stalled, reason InvalidSpec) with the model the bridge uses."""
+    if isinstance(node, list):
+        return [_embeddable(v, defs) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    out = {k: _embeddable(v, defs) for k, v in node.items() if k != "$defs"}
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+# The bridge's policy file format, from the model both components share (lighthouse_policy): keys are the file's own
+# (snake_case), and the ConfigMap gets the object exactly as written.
+_POLICY_RAW = PolicySpec.model_json_schema(mode="validation")
+POLICY_SCHEMA: dict[str, Any] = _embeddable(_POLICY_RAW, _POLICY_RAW.get("$defs", {}))
+PolicyObject = Annotated[dict[str, Any], WithJsonSchema(POLICY_SCHEMA)]
+
+
 class BridgeConfig(Model):
     """Configuration passed to the bridge process."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    policy: dict[str, Any] | None = Field(
+    policy: PolicyObject | None = Field(
         None,
-        description="Validation policy handed to the bridge as policy.yaml (rules, escalation, timeouts).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="Validation policy handed to the bridge as policy.yaml: the bridge's own keys (rules, "
+        "default_action, escalation_timeout_seconds, read_only_tools, include_defaults); see lighthouse_policy.",
     )
     experts: bool = Field(True, description="Run the built-in expert reviewers.")
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables for the bridge container.")

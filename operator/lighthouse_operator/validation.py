@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pydantic
+from lighthouse_policy import PolicySpec
 
 from .models import LighthouseBridge
 
@@ -73,9 +74,26 @@ def cron_problem(schedule: str) -> str | None:
     return None
 
 
+def policy_problems(policy: object) -> list[str]:
+    """What the bridge would refuse in spec.bridge.policy (it would keep running on its defaults instead): unknown
+    keys, wrong types, regexes that do not compile, duplicate rule ids. The same model the bridge loads it with."""
+    try:
+        PolicySpec.model_validate(policy)
+    except pydantic.ValidationError as e:
+        return [
+            "bridge.policy"
+            + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
+            + f": {err['msg']}"
+            for err in e.errors()[:10]
+        ]
+    return []
+
+
 def problems(lhb: LighthouseBridge) -> list[str]:
     spec = lhb.spec
     out: list[str] = []
+    if spec.bridge.policy is not None:
+        out += policy_problems(spec.bridge.policy)
     if spec.backup is not None:
         p = cron_problem(spec.backup.schedule)
         if p:

@@ -36,7 +36,7 @@ def test_bridge_image_reports_its_version(images: Images) -> None:
 
 
 def test_operator_image_carries_only_what_the_operator_imports(images: Images) -> None:
-    needed = ("kopf", "lighthouse_operator")
+    needed = ("kopf", "lighthouse_operator", "lighthouse_policy")
     foreign = ("kubernetes", "fastapi", "pyfuse3", "uvicorn", "asyncpg", "trio", "lighthouse_bridge",
                "kubectl_lighthouse", "pip")
     present = modules_present(images.operator, *needed, *foreign)
@@ -69,7 +69,7 @@ def test_every_bridge_module_imports_inside_the_bridge_image(images: Images) -> 
 
 
 def test_bridge_image_has_the_fuse_runtime_and_no_operator(images: Images) -> None:
-    needed = ("lighthouse_bridge", "fastapi", "uvicorn", "asyncpg", "redis", "pyfuse3", "trio")
+    needed = ("lighthouse_bridge", "lighthouse_policy", "fastapi", "uvicorn", "asyncpg", "redis", "pyfuse3", "trio")
     foreign = ("kopf", "kubernetes", "lighthouse_operator", "kubectl_lighthouse", "pip")
     present = modules_present(images.bridge, *needed, *foreign)
     assert [m for m in needed if not present[m]] == []

@@ -1,20 +1,7 @@
 """Validation policy: ordered rules (tool, regex on command or path, action), loaded from YAML and hot-reloaded.
 
-Policy file (all keys optional; an empty file or ``{}`` means the upstream defaults)::
-
-    include_defaults: true          # append the upstream rules after yours
-    default_action: escalate        # when no rule matches
-    escalation_timeout_seconds: 300
-    read_only_tools: [Read, Glob, Grep, LS, NotebookRead, WebFetch, WebSearch]
-    rules:
-      - id: no-force-push
-        tool: Bash                  # a name, a list of names, or "*" (default)
-        command: 'git\\s+push\\b.*--force'   # regex searched in tool_input.command
-        path: '^/srv/'              # regex searched in tool_input.file_path|path|notebook_path
-        action: block               # approve | block | escalate
-        reason: force pushes rewrite shared history
-
-A rule matches when the tool matches and every regex it has matches. The first matching rule decides.
+The file's schema (PolicySpec, RuleSpec) is lighthouse_policy, shared with the operator, which types
+spec.bridge.policy in the CRD with it; this module compiles and applies a policy.
 """
 
 from __future__ import annotations
@@ -26,61 +13,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from lighthouse_policy import PolicySpec, RuleSpec
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
-Action = Literal["approve", "block", "escalate"]
-DEFAULT_READ_ONLY_TOOLS = ["Read", "Glob", "Grep", "LS", "NotebookRead", "WebFetch", "WebSearch", "TodoRead"]
 PATH_KEYS = ("file_path", "path", "notebook_path")
 # No chaining, substitution or redirection: `ls; rm -rf ~` must not ride on the `ls` prefix.
 SAFE_SHELL = r"^\s*(ls|pwd|echo|grep|git\s+(status|log|diff))(\s[^;&|`$<>()\n\\]*)?\s*$"
 SYSTEM_PATHS = r"^/(etc|usr|var|boot|sys|proc|dev)(/|$)"
-
-
-class RuleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
-    tool: str | list[str] = "*"
-    command: str | None = Field(None, max_length=4096)
-    path: str | None = Field(None, max_length=4096)
-    action: Action
-    reason: str = Field("", max_length=1024)
-
-    @field_validator("command", "path")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {v!r}: {exc}") from None
-        return v
-
-
-class PolicySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int = 1
-    include_defaults: bool = True
-    default_action: Action = "escalate"
-    escalation_timeout_seconds: float | None = Field(None, gt=0, le=86400)
-    read_only_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_READ_ONLY_TOOLS))
-    rules: list[RuleSpec] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> PolicySpec:
-        seen: set[str] = set()
-        for i, r in enumerate(self.rules):
-            r.id = r.id or f"rule-{i + 1}"
-            if r.id in seen:
-                raise ValueError(f"duplicate rule id {r.id!r}")
-            seen.add(r.id)
-        return self
 
 
 def _block(rid: str, regex: str, reason: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,13 @@ def test_only_the_bridge_installs_debian_packages_and_pins_them() -> None:
     assert re.search(r"fuse3=\S+", bridge_runs) and re.search(r"libfuse3-3=\S+", bridge_runs)
     # `lighthouse-bridge backup|restore` (the operator's backup and restore Jobs) run pg_dump/pg_restore/psql.
     assert re.search(r"postgresql-client-\d+=\S+", bridge_runs)
+
+
+def test_the_wheel_is_built_from_every_package_root() -> None:
+    # hack/images.sh copies the package roots into a clean tree before building the wheel: a root it leaves out
+    # (shared/, the policy schema both images import) builds a wheel without it, and the images fail at start.
+    roots = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["where"]
+    script = (REPO_ROOT / "hack" / "images.sh").read_text()
+    copied = next(line for line in script.splitlines() if line.strip().startswith("tree_files pyproject.toml"))
+    keyed = next(line for line in script.splitlines() if "files_key pyproject.toml" in line)
+    assert [r for r in roots if f" {r}" not in copied or f" {r}" not in keyed] == []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lighthouse_operator import builders, naming, revision
+from lighthouse_operator import builders, naming, revision, validation
 from lighthouse_operator.builders import backup, bridge, network, secrets, stores
 from lighthouse_operator.models import LighthouseBridge
 
@@ -41,7 +41,12 @@ CASES: dict[str, dict[str, Any]] = {
         "bridge": {
             "logLevel": "debug",
             "experts": False,
-            "policy": {"blocked": ["rm -rf /"], "escalateTimeoutSeconds": 30},
+            "policy": {
+                "escalation_timeout_seconds": 30,
+                "rules": [
+                    {"id": "no-force-push", "tool": "Bash", "command": "git\\s+push.*--force", "action": "block"}
+                ],
+            },
             "env": [{"name": "LIGHTHOUSE_LOG_LEVEL", "value": "warning"}, {"name": "EXTRA", "value": "1"}],
         },
         "project": {"pvc": {"claimName": "project-src", "subPath": "repo"}},
@@ -316,3 +321,9 @@ def test_children_depend_on_spec() -> None:
             "podTemplate": {"serviceAccountName": "sa"},
         }
     ) == ["ConfigMap", "Deployment", "Service", "Service"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_cases_are_valid_specs(case: str) -> None:
+    # A golden file of a spec the operator would refuse (Stalled, InvalidSpec) pins nothing anyone runs.
+    assert validation.problems(make(CASES[case])) == []

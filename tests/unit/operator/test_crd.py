@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from lighthouse_operator import crd
+from lighthouse_policy import PolicySpec, RuleSpec
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "crds" / crd.CRD_FILE
@@ -35,7 +36,8 @@ def test_schema_is_structural() -> None:
         assert "$ref" not in node and "$defs" not in node, path
         assert "title" not in node, path
         assert "default" not in node, f"{path}: defaults belong to the operator, not the stored object"
-        assert "type" in node or node.get("x-kubernetes-int-or-string"), path
+        untyped_ok = node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
+        assert "type" in node or untyped_ok, path
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, path
             assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
@@ -48,9 +50,25 @@ def test_preserve_unknown_fields_only_where_needed() -> None:
     preserved = {p for p, n in walk(schema()) if n.get("x-kubernetes-preserve-unknown-fields")}
     assert preserved == {
         ".spec.podTemplate.affinity",
-        ".spec.bridge.policy",
         ".spec.bridge.env[items].valueFrom",
+        # The policy is typed, but its objects keep unknown keys so that the operator can refuse them instead of
+        # the API server pruning them; rule.tool is a name or a list of names (no structural type for that).
+        ".spec.bridge.policy",
+        ".spec.bridge.policy.rules[items]",
+        ".spec.bridge.policy.rules[items].tool",
     }
+
+
+def test_policy_schema_is_the_bridges_policy_model() -> None:
+    # One model for both: every key the bridge's policy file takes is typed in the CRD, and nothing else.
+    nodes = dict(walk(schema()))
+    policy, rule = nodes[".spec.bridge.policy"], nodes[".spec.bridge.policy.rules[items]"]
+    assert set(policy["properties"]) == set(PolicySpec.model_fields)
+    assert set(rule["properties"]) == set(RuleSpec.model_fields)
+    assert rule["required"] == ["action"]
+    assert policy["properties"]["default_action"]["enum"] == ["approve", "block", "escalate"]
+    timeout = policy["properties"]["escalation_timeout_seconds"]
+    assert (timeout["minimum"], timeout["exclusiveMinimum"], timeout["maximum"]) == (0, True, 86400)
 
 
 def test_quantities_are_int_or_string() -> None:

@@ -137,3 +137,23 @@ def test_examples_are_valid() -> None:
                 parse(doc)
                 found += 1
     assert found >= 2
+
+
+def test_policy_the_bridge_would_refuse_is_invalid_spec() -> None:
+    # What examples/production.yaml used to say: keys the bridge does not know, so it ran on its default policy.
+    with pytest.raises(InvalidSpec) as e:
+        parse(body({"bridge": {"policy": {"blocked": ["rm -rf /"], "escalateTimeoutSeconds": 60}}}))
+    assert e.value.problems == [
+        "bridge.policy.blocked: Extra inputs are not permitted",
+        "bridge.policy.escalateTimeoutSeconds: Extra inputs are not permitted",
+    ]
+    bad_rules = {"rules": [{"id": "x", "command": "([", "action": "block"}, {"id": "x", "action": "approve"}]}
+    with pytest.raises(InvalidSpec, match=r"bridge\.policy\.rules\[0\]\.command: Value error, invalid regex '\(\['"):
+        parse(body({"bridge": {"policy": bad_rules}}))
+    with pytest.raises(InvalidSpec, match="duplicate rule id 'x'"):
+        parse(body({"bridge": {"policy": {"rules": [{"id": "x", "action": "block"}, {"id": "x", "action": "block"}]}}}))
+    with pytest.raises(InvalidSpec, match=r"bridge\.policy\.rules\[0\]\.tool"):
+        parse(body({"bridge": {"policy": {"rules": [{"tool": 5, "action": "block"}]}}}))
+    # A valid one passes, and is kept as written (the ConfigMap gets exactly this).
+    good = {"rules": [{"tool": ["Bash"], "command": "^make\\b", "action": "approve"}], "default_action": "block"}
+    assert parse(body({"bridge": {"policy": good}})).spec.bridge.policy == good
