@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,21 +37,26 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
 
 
 @contextmanager
-def late_forwarder(target_host: str, target_port: int, open_after: float) -> Iterator[int]:
-    """A port on 127.0.0.1 that refuses connections for `open_after` seconds, then forwards to the target."""
+def late_forwarder(target_host: str, target_port: int, refuse_for: float) -> Iterator[int]:
+    """A port on 127.0.0.1 that turns connections away (accepts and closes them) until `refuse_for` seconds after
+    the first one, then forwards to the target. Counting from the first attempt, not from the start, keeps the test
+    independent of how long the tool takes to start on a busy machine."""
     port = _free_port()
     stop = threading.Event()
     conns: list[socket.socket] = []
+    first_refused: list[float] = []
 
     def serve() -> None:
-        if stop.wait(open_after):
-            return
         with socket.create_server(("127.0.0.1", port)) as srv:
             srv.settimeout(0.2)
             while not stop.is_set():
                 try:
                     client, _ = srv.accept()
                 except TimeoutError:
+                    continue
+                if not first_refused or time.monotonic() - first_refused[0] < refuse_for:
+                    first_refused[:] = first_refused or [time.monotonic()]
+                    client.close()  # the client sees its connection dropped: PostgreSQL is not up yet
                     continue
                 upstream = socket.create_connection((target_host, target_port), timeout=10)
                 conns.extend((client, upstream))
@@ -81,7 +87,7 @@ def test_restore_waits_for_a_database_that_starts_late(
     manifest = json.loads(backup_tool.ok("backup", "--json").stdout)
     target = urlsplit(target_url)
     result_file = tmp_path / "termination-log"
-    with late_forwarder(target.hostname or "127.0.0.1", target.port or 5432, open_after=4.0) as port:
+    with late_forwarder(target.hostname or "127.0.0.1", target.port or 5432, refuse_for=3.0) as port:
         r = backup_tool.run(
             "restore",
             "--from",
