@@ -74,6 +74,12 @@ class BlobCache:
             self._disk_put(sha256, data)
         return self.put(sha256, data)
 
+    def peek(self, sha256: str) -> Blob | None:
+        """The blob if it is in memory now: no fetch, no disk read, not counted as a hit or miss."""
+        if sha256 in ("", EMPTY_SHA256):
+            return b""
+        return self._mem.get(sha256)
+
     def put(self, sha256: str, data: Blob) -> Blob:
         """Cache `data`; returns what is cached (or `data` when it does not fit)."""
         if sha256 in self._mem:

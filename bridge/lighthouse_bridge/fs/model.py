@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .cache import Blob, BlobCache
-from .nodes import BLOB_FH, MAX_NAME, Attr, FsError, Handle, Invalidation, OpenResult, Stats, validate_name
+from .nodes import BLOB_FH, MAX_NAME, Attr, FsError, Handle, Invalidation, OpenResult, Stats, Store, validate_name
 from .source import FileMeta, NotFoundError, Source, SourceError, parse_time_ns
 from .streams import STREAM_NAMES, StreamBuffer, stream_names_for
 from .tree import ROOT_INO, ROOT_KEY, Inodes, Key, Tree, join, parent_key, split
@@ -46,6 +46,9 @@ IMMUTABLE_TIMEOUT = 3600.0
 VOLATILE_TIMEOUT = 0.0
 RECENT_POSITIONS = 20
 HISTORY_TREES = 16
+# No-open mode: after the first READ in a directory, its other small files are stored in the page cache at once.
+PUSH_MAX_FILE = 256 << 10
+PUSH_MAX_BYTES = 16 << 20  # per directory and tree generation
 
 
 def parse_history_time(label: str) -> datetime | None:
@@ -100,6 +103,7 @@ class FsModel(WritePath):
         self.writers: dict[str, Handle] = {}
         self.pending: list[Invalidation] = []  # produced while handling a request; the adapter sends them after it
         self.stats = Stats()
+        self.kernel_notifications: dict[str, int] = {}  # filled by the adapter's notification thread
         self.status: dict[str, Any] = {"stream_connected": False, "last_event_at": None, "reconnects": 0}
         self._next_fh = 1
         self._history: OrderedDict[str, Tree] = OrderedDict()
@@ -109,6 +113,8 @@ class FsModel(WritePath):
         self._generated: dict[str, tuple[int, bytes]] = {}
         self._debug: dict[str, tuple[bytes, int]] = {}  # no-open mode: debug file -> (content, mtime_ns)
         self._debug_mtime = 0
+        self._in_kernel: dict[int, str] = {}  # no-open: file inode -> sha256 of the content the kernel got from us
+        self._pushed_dirs: dict[int, int] = {}  # no-open: directory inode -> tree generation of its last push
         self.started_at = clock()
 
     # ------------------------------------------------------------------ loading and events
@@ -206,6 +212,7 @@ class FsModel(WritePath):
         ino = self.inodes.known(("current", "", meta.path))
         if ino is not None:
             out.append(Invalidation(ino))
+            self._in_kernel.pop(ino, None)
         parent = split(meta.path)[0]
         top = split(created[0])[0] if created else parent
         for d in {parent, top}:
@@ -303,6 +310,9 @@ class FsModel(WritePath):
         """The kernel dropped `n` lookups of `ino`. When its number goes away, a listing the kernel cached (no-open
         mode) would still name it: that directory's listing is invalidated."""
         key = self.inodes.forget(ino, n)
+        if key is not None:
+            self._in_kernel.pop(ino, None)
+            self._pushed_dirs.pop(ino, None)
         parent = parent_key(key) if key is not None and self.no_open else None
         pino = self.inodes.known(parent) if parent is not None else None
         return [] if pino is None else [Invalidation(pino)]
@@ -607,6 +617,7 @@ class FsModel(WritePath):
                     op: round(self.stats.seconds[op] * 1000 / n, 4) for op, n in sorted(self.stats.requests.items())
                 },
                 "requests_total": sum(self.stats.requests.values()),
+                "kernel_notifications": dict(sorted(dict(self.kernel_notifications).items())),  # copied at once
             }
         return (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode()
 
@@ -703,6 +714,52 @@ class FsModel(WritePath):
         else:
             content = self._debug_snapshot(rel)[0]
         return memoryview(content)[offset : offset + size]
+
+    def pages_to_push(self, ino: int) -> list[Store]:
+        """No-open mode: small files of directory `ino` (or of the directory holding file `ino`, which the kernel just
+        READ) for the kernel's page cache (`pyfuse3.notify_store`), so that reading them next (grep -r, cat *) sends
+        no READ round trip. Called when the kernel reached the end of a listing (it then has an inode for every name
+        in it) and on a file's first READ. Only blobs already in memory, each content once, and a directory at most
+        once per tree generation."""
+        key = self.inodes.key(ino)
+        tree = self._cached_tree(key) if key is not None else None
+        if key is None or tree is None:
+            return []
+        area, view, rel = key
+        if rel in tree.files:
+            self._in_kernel[ino] = tree.files[rel].sha256
+            rel = split(rel)[0]
+            ino = self.inodes.known((area, view, rel)) or 0
+        if not ino or tree.kind(rel) != "dir" or self._pushed_dirs.get(ino) == self.generation:
+            return []
+        self._pushed_dirs[ino] = self.generation
+        out, budget = [], PUSH_MAX_BYTES
+        for name, is_dir in tree.children(rel).items():
+            meta = tree.files.get(join(rel, name)) if not is_dir else None
+            if meta is None or not meta.sha256 or meta.size > min(PUSH_MAX_FILE, budget):
+                continue
+            fino = self.inodes.known((area, view, meta.path))
+            if fino is None or self._in_kernel.get(fino) == meta.sha256:
+                continue
+            data = self.blobs.peek(meta.sha256)
+            if data is None or len(data) != meta.size:
+                continue
+            out.append(Store(fino, data))
+            self._in_kernel[fino] = meta.sha256
+            budget -= meta.size
+        return out
+
+    def _cached_tree(self, key: Key) -> Tree | None:
+        """The tree a file of current/ or of a settled history view is in, if it is at hand (no fetch)."""
+        if key[0] == "current":
+            return self.live
+        if key[0] != "history" or not key[1]:
+            return None
+        try:
+            at, timeout = self._history_at(key[1])
+        except FsError:
+            return None
+        return self._history.get(at) if timeout == IMMUTABLE_TIMEOUT else None
 
     async def _read_blob(self, key: Key, offset: int, size: int) -> bytes | memoryview:
         area, view, rel = key

@@ -14,7 +14,7 @@ import trio
 from .cache import BlobCache
 from .client import BridgeClient
 from .model import FsModel
-from .ops import Operations, choose_no_open, invalidate
+from .ops import Operations, choose_no_open, notify_kernel
 from .source import SourceError
 from .status import MountConfig, allow_other_permitted, prepare_mountpoint, write_status
 
@@ -32,12 +32,12 @@ async def follow_events(client: BridgeClient, model: FsModel, from_position: int
             async for ev in client.events(position):
                 model.status["stream_connected"] = True
                 if "heartbeat" in ev:
-                    invalidate(model.note_high_water(int(ev["heartbeat"] or 0)))
+                    notify_kernel(model.note_high_water(int(ev["heartbeat"] or 0)))
                     continue
                 backoff = 0.2
                 changes = model.apply_event(ev)
                 if changes:
-                    invalidate(changes)
+                    notify_kernel(changes)
                 position = max(position, int(ev.get("position") or 0))
             log.info("Event stream closed by the bridge position=%d", position)
         except SourceError as exc:

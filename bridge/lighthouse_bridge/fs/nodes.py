@@ -44,6 +44,14 @@ class Invalidation:
     name: str | None = None  # set: invalidate the entry `name` in directory `ino`
 
 
+@dataclass(frozen=True, slots=True)
+class Store:
+    """File content for the kernel's page cache (pyfuse3.notify_store), so reading it sends no READ."""
+
+    ino: int
+    data: bytes | memoryview = field(repr=False, compare=False)
+
+
 @dataclass(slots=True)
 class Handle:
     fh: int

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import pyfuse3
 
 from .model import Attr, FsError, FsModel, Invalidation
+from .nodes import Store
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,7 +47,7 @@ def counted(name: str) -> Callable[[F], F]:
                 self.model.stats.record(name, time.perf_counter() - start, failed)
                 if self.model.pending:
                     pending, self.model.pending = self.model.pending, []
-                    invalidate(pending)
+                    notify_kernel(pending)
 
         return cast(F, wrapper)
 
@@ -96,37 +97,48 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return e
 
 
-_inval_queue: queue.SimpleQueue[Invalidation] = queue.SimpleQueue()
-_inval_thread: threading.Thread | None = None
-_inval_lock = threading.Lock()
+_notify_queue: queue.SimpleQueue[list[Invalidation | Store]] = queue.SimpleQueue()
+# What the worker told the kernel, by kind (shown in debug/performance.json as kernel_notifications).
+NOTIFIED: dict[str, int] = {}
+_notify_thread: threading.Thread | None = None
+_notify_lock = threading.Lock()
 
 
-def _invalidation_worker() -> None:
+def _notify_worker() -> None:
     while True:
-        item = _inval_queue.get()
-        try:
-            if item.name is None:
-                pyfuse3.invalidate_inode(item.ino, attr_only=False)
-            else:
-                pyfuse3.invalidate_entry(item.ino, os.fsencode(item.name))
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
-                log.warning("Kernel cache invalidation failed ino=%d name=%s error=%s", item.ino, item.name, exc)
-        except Exception:
-            log.exception("Kernel cache invalidation failed ino=%d name=%s", item.ino, item.name)
+        for item in _notify_queue.get():
+            kind = "store" if isinstance(item, Store) else "inval_inode" if item.name is None else "inval_entry"
+            try:
+                if isinstance(item, Store):
+                    pyfuse3.notify_store(item.ino, 0, item.data)  # type: ignore[arg-type]  # takes any buffer
+                elif item.name is None:
+                    pyfuse3.invalidate_inode(item.ino, attr_only=False)
+                else:
+                    pyfuse3.invalidate_entry(item.ino, os.fsencode(item.name))
+            except OSError as exc:
+                kind += "_unknown"
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
+                    kind = kind.replace("_unknown", "_failed")
+                    log.warning("Kernel cache notification failed item=%s error=%s", item, exc)
+            except Exception:
+                kind += "_failed"
+                log.exception("Kernel cache notification failed item=%s", item)
+            NOTIFIED[kind] = NOTIFIED.get(kind, 0) + 1
 
 
-def invalidate(items: Iterable[Invalidation]) -> None:
-    """Tell the kernel to drop what it cached, from a thread of its own. Invalidating an inode's pages waits for
-    their page locks, and a writer holds those while it waits for our answer to its WRITE: done on the trio thread
-    that must send that answer, it deadlocks (seen with a write racing a change from the event stream)."""
-    global _inval_thread
-    with _inval_lock:
-        if _inval_thread is None:
-            _inval_thread = threading.Thread(target=_invalidation_worker, name="fuse-invalidate", daemon=True)
-            _inval_thread.start()
-    for item in items:
-        _inval_queue.put(item)
+def notify_kernel(items: Iterable[Invalidation | Store]) -> None:
+    """Tell the kernel to drop what it cached (or to cache file content), in order, from a thread of its own.
+    Invalidating an inode's pages waits for their page locks, and a writer holds those while it waits for our answer
+    to its WRITE: done on the trio thread that must send that answer, it deadlocks (seen with a write racing a change
+    from the event stream). One queue keeps stores and invalidations in the order the model produced them."""
+    global _notify_thread
+    with _notify_lock:
+        if _notify_thread is None:
+            _notify_thread = threading.Thread(target=_notify_worker, name="fuse-notify", daemon=True)
+            _notify_thread.start()
+    batch = list(items)
+    if batch:
+        _notify_queue.put(batch)
 
 
 class Operations(pyfuse3.Operations):
@@ -139,6 +151,7 @@ class Operations(pyfuse3.Operations):
         # No-open mode: open/opendir answer ENOSYS, and pyfuse3 (read at init) passes inodes instead of handles.
         self.no_open = model.no_open
         self.inode_as_fh = model.no_open
+        model.kernel_notifications = NOTIFIED
         self._dirs: dict[int, tuple[int, list[tuple[bytes, pyfuse3.EntryAttributes]] | None]] = {}
         # No-open mode: a listing the kernel is reading in several requests, kept so its offsets stay stable.
         self._partial: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
@@ -159,7 +172,7 @@ class Operations(pyfuse3.Operations):
         for ino, n in inode_list:
             stale += self.model.forget(ino, n)
         if stale:
-            invalidate(set(stale))
+            notify_kernel(set(stale))
         self.model.stats.record("forget", 0.0)
 
     @counted("readlink")
@@ -196,6 +209,10 @@ class Operations(pyfuse3.Operations):
                     self._partial[ino] = entries
                 break
             self.model.inodes.ref(attr.st_ino)
+        if self.no_open and start_id >= len(entries) > 0:
+            # The kernel asks past the end once it has parsed every entry: it has their inodes now, and a reader
+            # that lists a directory usually reads its files next.
+            notify_kernel(self.model.pages_to_push(ino))
 
     async def _listing(self, ino: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         stamp = self.model.listing_stamp(ino)
@@ -233,7 +250,10 @@ class Operations(pyfuse3.Operations):
     @counted("read")
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # any buffer
         if self.no_open:
-            return await self.model.read_inode(fh, off, size)
+            data = await self.model.read_inode(fh, off, size)
+            if off == 0:
+                notify_kernel(self.model.pages_to_push(fh))  # its neighbours, before the reader asks for them
+            return data
         return await self.model.read(fh, off, size)
 
     @counted("write")

@@ -158,3 +158,20 @@ def test_writable_mounts_and_stock_pyfuse3_keep_the_open_path(
         app = m / "current/src/app.py"
         wait_until(lambda: app.read_bytes() == b"changed\n", 5, what="the change")  # noqa: B023 (called at once)
         assert tree(m / "current") == {**FILES, "src/app.py": b"changed\n"}
+
+
+def test_a_listed_directory_has_its_files_stored_in_the_page_cache(
+    bridge: Bridge, mount_factory: Callable[..., Mount]
+) -> None:
+    files = {f"many/f{i:03d}.txt": f"file {i}\n".encode() * 50 for i in range(60)}
+    bridge.batch(files)
+    m = mount_factory()
+    wait_until(lambda: "Prefetched blobs" in m.log(), 60, what="the blob prefetch")
+    listed = os.listdir(m / "current/many")
+    assert sorted(listed) == sorted(p.split("/")[1] for p in files)
+    # The end of the listing made the filesystem push each file's content into the kernel's page cache.
+    wait_until(lambda: perf(m)["kernel_notifications"].get("store", 0) >= len(files), 10, what="stored files")
+    before = perf(m)["requests"]
+    assert {p: (m / "current" / p).read_bytes() for p in files} == files
+    after = perf(m)["requests"]
+    assert after.get("read", 0) - before.get("read", 0) <= 1  # that of reading performance.json: no file READ

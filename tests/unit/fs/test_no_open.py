@@ -175,3 +175,34 @@ async def test_adapter_answers_enosys_and_lists_by_inode(monkeypatch: pytest.Mon
     sent.clear()
     await ops.readdir(d.st_ino, 0, None)  # the next listing (after the kernel was told to drop its copy)
     assert sent[0] == b"a0.txt" and len(sent) == 6
+
+
+async def test_listed_directories_push_their_small_cached_files_once() -> None:
+    model, src, _ = await make(**{"d__a.txt": b"a" * 10, "d__b.txt": b"b" * 20, "d__big.bin": b"x" * (300 << 10),
+                                  "d__sub__c.txt": b"c"})
+    d = await resolve(model, "current/d")
+    a, b, _big = [await resolve(model, f"current/d/{n}") for n in ("a.txt", "b.txt", "big.bin")]
+    for meta in model.live.files.values():
+        await model.blobs.get(meta.sha256)  # prefetched
+    # Files the kernel has an inode for (it listed the directory), small, with their blob in memory.
+    assert {(s.ino, bytes(s.data)) for s in model.pages_to_push(d)} == {(a, b"a" * 10), (b, b"b" * 20)}
+    assert model.pages_to_push(d) == []  # once per directory and tree generation
+    assert model.pages_to_push(a) == []  # a READ of one of them: already pushed
+    model.apply_event(src.put("d/b.txt", b"new b"))
+    await model.blobs.get(model.live.files["d/b.txt"].sha256)
+    assert [(s.ino, bytes(s.data)) for s in model.pages_to_push(a)] == [(b, b"new b")]  # only what changed
+    model.apply_event(src.put("d/a.txt", b"new a"))
+    model.blobs = type(model.blobs)(src.read_blob)  # a cold blob cache: nothing to push without a fetch
+    assert model.pages_to_push(d) == []
+
+
+async def test_history_views_push_only_when_settled_and_at_hand() -> None:
+    model, _, clock = await make(**{"d__a.txt": b"a"})
+    for meta in model.live.files.values():
+        await model.blobs.get(meta.sha256)
+    settled = await resolve(model, "history/1/d")
+    await resolve(model, "history/1/d/a.txt")
+    assert len(model.pages_to_push(settled)) == 1
+    ahead = await resolve(model, "history/2030-01-01T00:00:00Z/d")
+    await resolve(model, "history/2030-01-01T00:00:00Z/d/a.txt")
+    assert model.pages_to_push(ahead) == []  # may still change: read through READ only
