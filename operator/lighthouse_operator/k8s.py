@@ -59,6 +59,9 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+        Kind("gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "referencegrants"),
         Kind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
         Kind("lighthouse.dev/v1alpha1", "LighthouseBridge", "lighthousebridges"),
     ]

@@ -348,6 +348,55 @@ class NetworkPolicySpec(Model):
     enabled: bool = True
 
 
+# A DNS name (RFC 1123 subdomain) or a wildcard one, as Ingress and HTTPRoute hostnames take it.
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+HTTP_PATH = Field("/", pattern=r"^/", max_length=1024, description="Path prefix routed to the bridge (default /).")
+
+
+class ExposeTLS(Model):
+    secret_name: str = Field(min_length=1, max_length=253, description="A kubernetes.io/tls Secret in this namespace.")
+
+
+class IngressExpose(Model):
+    """An Ingress for the bridge's API."""
+
+    host: str = Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)
+    class_name: str | None = Field(None, min_length=1, description="The IngressClass (default: the cluster's).")
+    path: str = HTTP_PATH
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="For the controller, e.g. a longer read timeout for event streams."
+    )
+    tls: ExposeTLS | None = Field(None, description="Terminate TLS at the Ingress with this Secret.")
+
+
+class GatewayParentRef(Model):
+    name: str = Field(min_length=1)
+    namespace: str | None = Field(None, min_length=1, description="The Gateway's namespace (default: this one).")
+    section_name: str | None = Field(None, min_length=1, description="A listener of the Gateway, e.g. https.")
+
+
+class GatewayExpose(Model):
+    """A Gateway API HTTPRoute for the bridge's API, attached to an existing Gateway."""
+
+    parent_refs: list[GatewayParentRef] = Field(min_length=1, max_length=16)
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        default_factory=list, max_length=16
+    )
+    path: str = HTTP_PATH
+    tls: ExposeTLS | None = Field(
+        None,
+        description="TLS terminates at the Gateway's listener; when that listener uses this Secret of this "
+        "namespace from another namespace, the operator creates the ReferenceGrant that allows it.",
+    )
+
+
+class ExposeSpec(Model):
+    """A way in from outside the cluster. Without it the API is a ClusterIP Service (kubectl lighthouse connect)."""
+
+    ingress: IngressExpose | None = None
+    gateway: GatewayExpose | None = None
+
+
 class LighthouseBridgeSpec(Model):
     """The desired state of a Lighthouse bridge and its storage."""
 
@@ -377,6 +426,7 @@ class LighthouseBridgeSpec(Model):
     paused: bool = Field(False, description="Stop all writes to children.")
     monitoring: MonitoringSpec = MonitoringSpec()
     network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    expose: ExposeSpec = ExposeSpec()
 
     @field_validator("replicas")
     @classmethod
@@ -454,6 +504,7 @@ class Components(Model):
 class Endpoints(Model):
     api: str | None = None
     metrics: str | None = None
+    external: str | None = Field(None, description="The API from outside the cluster (spec.expose).")
 
 
 class LastBackup(Model):

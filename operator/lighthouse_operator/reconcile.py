@@ -23,7 +23,7 @@ from . import backup, builders, clock, events, gate, metrics, naming, observe, r
 from . import status as st
 from .api import ApiError, Invalid, Obj, Reader
 from .applier import Applier
-from .builders import monitoring
+from .builders import expose, monitoring
 from .models import API_VERSION, KIND, LighthouseBridge
 from .validation import InvalidSpec, parse
 
@@ -206,6 +206,18 @@ class Reconciler:
             await self.applier.apply_optional(
                 lhb, "monitoring.coreos.com/v1", "ServiceMonitor", naming.Names(lhb.name).bridge, monitor, report
             )
+            # spec.expose: applied (or removed) like the ServiceMonitor, since the Gateway API may not be installed.
+            for api_version, kind, name, manifest in (
+                ("networking.k8s.io/v1", "Ingress", expose.ingress_name(lhb), expose.ingress(lhb)),
+                (expose.HTTPROUTE_API, "HTTPRoute", expose.ingress_name(lhb), expose.http_route(lhb)),
+                (
+                    expose.REFERENCEGRANT_API,
+                    "ReferenceGrant",
+                    expose.reference_grant_name(lhb),
+                    expose.reference_grant(lhb),
+                ),
+            ):
+                await self.applier.apply_optional(lhb, api_version, kind, name, manifest, report)
         except Invalid as e:
             # The API server refused a child: the spec asks for something it will never accept.
             message = f"the API server rejected a child object: {e.message}"

@@ -110,6 +110,13 @@ What the operator does with each kind, and nothing more:
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, create, update, patch, delete]
+# spec.expose: an Ingress, or an HTTPRoute and ReferenceGrant where the Gateway API is installed.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, referencegrants]
+  verbs: [get, list, watch, create, update, patch, delete]
 {{- if .Values.rbac.serviceMonitors }}
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]

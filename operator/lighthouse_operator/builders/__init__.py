@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models import LighthouseBridge
-from . import backup, bridge, network, restore, secrets, stores
+from . import backup, bridge, expose, network, restore, secrets, stores
 from .common import Manifest, digest
 
 # Kinds the operator owns and prunes when the spec no longer wants them, in apply order (dependencies first).
@@ -40,6 +40,7 @@ __all__ = [
     "bridge",
     "desired_children",
     "digest",
+    "expose",
     "network",
     "restore",
     "secrets",

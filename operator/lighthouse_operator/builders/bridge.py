@@ -13,6 +13,7 @@ import yaml
 
 from .. import naming
 from ..models import LighthouseBridge
+from . import expose
 from .common import Manifest, meta, restricted_container_security, secret_env, service
 
 CONFIG_DIR = "/etc/lighthouse"
@@ -250,7 +251,10 @@ def pdb(lhb: LighthouseBridge) -> Manifest | None:
 
 def endpoints(lhb: LighthouseBridge) -> dict[str, Any]:
     n = naming.Names(lhb.name)
-    return {
+    out = {
         "api": f"http://{n.bridge}.{lhb.namespace}.svc:{naming.API_PORT}",
         "metrics": f"http://{n.bridge_metrics}.{lhb.namespace}.svc:{naming.METRICS_PORT}/metrics",
     }
+    if (external := expose.url(lhb)) is not None:
+        out["external"] = external
+    return out

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from lighthouse_operator import builders, naming, revision, validation
-from lighthouse_operator.builders import backup, bridge, network, secrets, stores
+from lighthouse_operator import builders, k8s, naming, revision, validation
+from lighthouse_operator.builders import backup, bridge, expose, monitoring, network, secrets, stores
 from lighthouse_operator.models import LighthouseBridge
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -327,3 +327,65 @@ def test_children_depend_on_spec() -> None:
 def test_golden_cases_are_valid_specs(case: str) -> None:
     # A golden file of a spec the operator would refuse (Stalled, InvalidSpec) pins nothing anyone runs.
     assert validation.problems(make(CASES[case])) == []
+
+
+EXPOSE = {
+    "ingress": {
+        "host": "lighthouse.example.com",
+        "className": "nginx",
+        "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "3600"},
+        "tls": {"secretName": "lighthouse-tls"},
+    },
+    "gateway": {
+        "parentRefs": [{"name": "shared", "namespace": "infra", "sectionName": "https"}, {"name": "local"}],
+        "hostnames": ["lighthouse.example.com"],
+        "path": "/api",
+        "tls": {"secretName": "lighthouse-tls"},
+    },
+}
+
+
+def test_golden_expose() -> None:
+    lhb = make({"expose": EXPOSE})
+    docs = [expose.ingress(lhb), expose.http_route(lhb), expose.reference_grant(lhb)]
+    text = yaml.dump_all(docs, Dumper=NoAliases, sort_keys=True, width=120)
+    path = GOLDEN / "expose.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"differs from {path}; rerun with UPDATE_GOLDEN=1 if intended"
+    # Every one is owned and labelled like the other children (pruned with the bridge, found by its label).
+    for doc in docs:
+        assert doc is not None and doc["metadata"]["ownerReferences"][0]["uid"] == "0000-uid"
+        assert doc["metadata"]["labels"][naming.L_INSTANCE] == "demo"
+    assert bridge.endpoints(lhb)["external"] == "https://lighthouse.example.com"
+
+
+def test_expose_only_what_is_asked() -> None:
+    plain = make({})
+    assert (expose.ingress(plain), expose.http_route(plain), expose.reference_grant(plain)) == (None, None, None)
+    assert "external" not in bridge.endpoints(plain)
+    # A Gateway in this namespace needs no ReferenceGrant for a Secret of this namespace; no TLS, none either.
+    same = make(
+        {
+            "expose": {
+                "gateway": {"parentRefs": [{"name": "gw", "namespace": "team-a"}], "tls": EXPOSE["gateway"]["tls"]}
+            }
+        }
+    )
+    assert expose.http_route(same) is not None and expose.reference_grant(same) is None
+    assert (
+        expose.reference_grant(make({"expose": {"gateway": {"parentRefs": [{"name": "gw", "namespace": "x"}]}}}))
+        is None
+    )
+    http = make({"expose": {"ingress": {"host": "lh.example.com"}}})
+    ing = expose.ingress(http)
+    assert ing is not None and "tls" not in ing["spec"] and "ingressClassName" not in ing["spec"]
+    assert bridge.endpoints(http)["external"] == "http://lh.example.com"
+
+
+def test_the_api_client_knows_every_kind_the_operator_writes() -> None:
+    # A kind missing from k8s.KINDS fails only at run time, in the middle of a reconcile (found by the expose test).
+    full = make({**CASES["full"], "expose": EXPOSE, "monitoring": {"serviceMonitor": True}})
+    docs = [*render(full), expose.ingress(full), expose.http_route(full), expose.reference_grant(full)]
+    docs.append(monitoring.service_monitor(full))
+    assert sorted({(d["apiVersion"], d["kind"]) for d in docs if d} - set(k8s.KINDS)) == []
