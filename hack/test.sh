@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs a test tier: unit | integration | e2e | all. Starts what the tier needs (data services, local cluster) and
-# treats "no tests collected" (pytest exit 5) as a failure. `all` (CI) runs hack/verify.sh first.
+# treats "no tests collected" (pytest exit 5) as a failure. Tests run in parallel pytest-xdist workers
+# (LIGHTHOUSE_TEST_WORKERS, default 4: most integration time is spent waiting on controllers and timers, not CPU;
+# 0 runs them in this process). Pytest arguments that choose workers themselves (-n, -p no:xdist) win. `all` (CI) runs hack/verify.sh first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -26,9 +28,17 @@ if [ "$tier" != unit ]; then
   hack/cluster.sh up
 fi
 
-log "Running pytest -m '$marker'"
+workers=${LIGHTHOUSE_TEST_WORKERS:-4}
+[ "$tier" = unit ] && workers=${LIGHTHOUSE_TEST_WORKERS:-2}
+parallel=()
+if [ "$workers" -gt 0 ] && ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)$|^-n[0-9a-z]|^--numprocesses=|^(-p)?no:xdist$'; then
+  # loadgroup: tests marked xdist_group (tests/conftest.py SERIAL_GROUPS) share a worker.
+  parallel=(-n "$workers" --dist loadgroup)
+fi
+
+log "Running pytest -m '$marker' ${parallel[*]}"
 set +e
-.venv/bin/python -m pytest -m "$marker" "$@"
+.venv/bin/python -m pytest -m "$marker" "${parallel[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
