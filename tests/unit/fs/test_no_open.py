@@ -197,7 +197,7 @@ async def test_listed_directories_push_their_small_cached_files_once() -> None:
 
 
 async def test_history_views_push_only_when_settled_and_at_hand() -> None:
-    model, _, clock = await make(**{"d__a.txt": b"a"})
+    model, _, _clock = await make(**{"d__a.txt": b"a"})
     for meta in model.live.files.values():
         await model.blobs.get(meta.sha256)
     settled = await resolve(model, "history/1/d")
