@@ -25,6 +25,10 @@ SERIAL_GROUPS = {
     # checks both their presence and their absence.
     "tests/e2e/test_manifests.py": "monitoring-crds",
     "tests/integration/operator/test_operator.py::test_service_monitor_follows_the_spec": "monitoring-crds",
+    # Installs and removes the Gateway API CRDs (it checks the operator both without and with them).
+    "tests/integration/operator/test_expose.py::test_gateway_route_reported_without_the_crds_and_applied_with_them": (
+        "gateway-api-crds"
+    ),
 }
 
 
