@@ -167,7 +167,8 @@ def cmd_backup(k: Kubectl, a: argparse.Namespace) -> int:
 
 
 def restore_manifest(source: Obj, target: str, target_ns: str, backup: str) -> Obj:
-    """A new LighthouseBridge with the source's spec, seeded from the source's backups (spec.restore)."""
+    """A new LighthouseBridge with the source's spec, seeded from the source's backups (spec.restore). Without the
+    source's spec.expose: a second Ingress or HTTPRoute for the same host would take traffic from the live bridge."""
     spec = json.loads(json.dumps(source.get("spec") or {}))
     if not spec.get("backup"):
         raise Failure(f"{source['metadata']['name']} has no spec.backup: its backups' location is unknown")
@@ -177,6 +178,7 @@ def restore_manifest(source: Obj, target: str, target_ns: str, backup: str) -> O
         restore["sourceNamespace"] = src_ns
     spec["restore"] = restore
     spec.pop("paused", None)
+    spec.pop("expose", None)
     return {
         "apiVersion": "lighthouse.dev/v1alpha1",
         "kind": "LighthouseBridge",

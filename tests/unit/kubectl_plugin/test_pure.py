@@ -361,12 +361,18 @@ def test_mint_request_from_the_admin_secret() -> None:
 def test_restore_manifest_copies_the_spec_and_names_the_source() -> None:
     source = {
         "metadata": {"name": "demo", "namespace": "prod"},
-        "spec": {"replicas": 2, "paused": True, "backup": {"schedule": "0 3 * * *", "s3": {"bucket": "b"}}},
+        "spec": {
+            "replicas": 2,
+            "paused": True,
+            "backup": {"schedule": "0 3 * * *", "s3": {"bucket": "b"}},
+            "expose": {"ingress": {"host": "lighthouse.example.com"}},
+        },
     }
     m = cli.restore_manifest(source, "demo-copy", "staging", "latest")
     assert m["metadata"] == {"name": "demo-copy", "namespace": "staging"}
     assert m["spec"]["restore"] == {"from": "latest", "sourceName": "demo", "sourceNamespace": "prod"}
     assert m["spec"]["backup"] == source["spec"]["backup"] and "paused" not in m["spec"]
+    assert "expose" not in m["spec"]  # the live bridge keeps its hostname
     assert "sourceNamespace" not in cli.restore_manifest(source, "c", "prod", "x")["spec"]["restore"]
     with pytest.raises(cli.Failure, match=r"no spec\.backup"):
         cli.restore_manifest({"metadata": {"name": "n", "namespace": "x"}, "spec": {}}, "c", "x", "latest")
