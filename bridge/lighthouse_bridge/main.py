@@ -17,10 +17,12 @@ from lighthouse_bridge.api.middleware import BodyLimitMiddleware, DocsGuard, Met
 from lighthouse_bridge.api.routes import annotations as annotation_routes
 from lighthouse_bridge.api.routes import (
     audit,
+    elicitations,
     events,
     experts,
     health,
     history,
+    hooks,
     sessions,
     shadow,
     snapshots,
@@ -69,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     protected = [Depends(require_principal)]
     for module in (events, shadow, history, annotation_routes, snapshots):
         app.include_router(module.router, dependencies=protected)
-    for module in (sessions, validate, experts, audit):
+    for module in (sessions, validate, hooks, experts, elicitations, audit):
         app.include_router(module.router, dependencies=protected)
     problems.document_problems(app, OPEN_PATHS)
     app.add_middleware(DocsGuard)

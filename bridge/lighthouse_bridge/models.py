@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_POSITION = 2**62
 MAX_JSON_DEPTH = 32
@@ -132,15 +132,31 @@ class ShadowContent(BaseModel):
     author: str | None
 
 
+def one_of(doc: Any, *names: str) -> Any:
+    """Before validation: refuse a body that sets a field under two of its names (which one would count?)."""
+    if isinstance(doc, dict):
+        given = [n for n in names if n in doc]
+        if len(given) > 1:
+            raise ValueError(f"send one of {', '.join(given)}, not both (they are names of the same field)")
+    return doc
+
+
 class ShadowUpdateIn(_In):
     operation: Literal["create", "modify", "delete", "move"]
-    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    path: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        validation_alias=AliasChoices("path", "file_path"), description="The file; `file_path` is accepted too."
+    )
     content: str | None = None
     encoding: Literal["utf-8", "base64"] = "utf-8"
     new_path: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
     expected_version: Annotated[int, Field(ge=0, le=MAX_POSITION)] | None = None
     agent_id: Name | None = None
     event_id: EventIdStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, doc: Any) -> Any:
+        return one_of(doc, "path", "file_path")
 
 
 class SearchIn(_In):
@@ -190,6 +206,12 @@ class DiffOut(BaseModel):
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
+def _end_not_before(end_line: int | None, line: int | None) -> int | None:
+    if end_line is not None and line is not None and end_line < line:
+        raise ValueError("end_line must be >= line")
+    return end_line
+
+
 class AnnotationIn(_In):
     path: Annotated[str, Field(min_length=1, max_length=4096)]
     line: Annotated[int, Field(ge=1, le=10_000_000)]
@@ -202,10 +224,39 @@ class AnnotationIn(_In):
     @field_validator("end_line")
     @classmethod
     def _end(cls, v: int | None, info: Any) -> int | None:
-        line = info.data.get("line")
-        if v is not None and line is not None and v < line:
-            raise ValueError("end_line must be >= line")
-        return v
+        return _end_not_before(v, info.data.get("line"))
+
+
+class ShadowAnnotateIn(_In):
+    """The original bridge's designed /shadow/annotate body; today's names are accepted too."""
+
+    path: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        validation_alias=AliasChoices("path", "file_path"), description="The file (`file_path` upstream)."
+    )
+    line: Annotated[int, Field(ge=1, le=10_000_000)]
+    end_line: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    message: Annotated[str, Field(min_length=1, max_length=10000), AfterValidator(clean_text)] = Field(
+        validation_alias=AliasChoices("message", "annotation"), description="The note (`annotation` upstream)."
+    )
+    category: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(clean_text)] = "general"
+    severity: Severity = "info"
+    author: Name | None = Field(
+        None,
+        validation_alias=AliasChoices("author", "expert_id"),
+        description="Who wrote it (`expert_id` upstream); default: the caller's agent id.",
+    )
+
+    @field_validator("end_line")
+    @classmethod
+    def _end(cls, v: int | None, info: Any) -> int | None:
+        return _end_not_before(v, info.data.get("line"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, doc: Any) -> Any:
+        for names in (("path", "file_path"), ("message", "annotation"), ("author", "expert_id")):
+            one_of(doc, *names)
+        return doc
 
 
 class AnnotationUpdateIn(_In):
@@ -292,6 +343,18 @@ class ValidateOut(BaseModel):
     metadata: ValidateMetadata
     status: Literal["approved", "blocked", "review_required"]
     id: str | None = None
+
+
+class HookDecision(BaseModel):
+    hookEventName: Literal["PreToolUse"]  # Claude Code's field names
+    permissionDecision: Literal["allow", "deny", "ask"]
+    permissionDecisionReason: str
+
+
+class HookOut(BaseModel):
+    """Claude Code's hook output for PreToolUse (only documented fields: it validates the output)."""
+
+    hookSpecificOutput: HookDecision
 
 
 class ApproveIn(BaseModel):
@@ -387,6 +450,115 @@ class FailIn(BaseModel):
 
     error: Annotated[Text, Field(min_length=1, max_length=4000)]
     retry: bool = True
+
+
+# ---------------------------------------------------------------- elicitations, tasks, collaborations (agents)
+# An addressee: an agent id, or `role:<role>` for whoever holds that role (a person holds a token like any agent).
+def _addressee(v: str) -> str:
+    if v.startswith("role:") and v[5:] not in ("builder", "expert", "viewer", "admin"):
+        raise ValueError("a role addressee is role:builder, role:expert, role:viewer or role:admin")
+    return v
+
+
+Addressee = Annotated[
+    str, Field(min_length=1, max_length=134, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"), AfterValidator(_addressee)
+]
+Timeout = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=30 * 86400,
+        description="Seconds until the deadline (default and upper bound: LIGHTHOUSE_ELICITATION_*)",
+    ),
+]
+Message = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(clean_text)]
+
+
+class ElicitationIn(_In):
+    """Ask an agent, a role or a person a question (the original's POST /elicitation/create)."""
+
+    to_agent: Addressee
+    message: Message
+    schema_: JsonObject | None = Field(
+        None, alias="schema", description="JSON Schema the answer's `data` must satisfy when accepted (draft 2020-12)."
+    )
+    timeout_seconds: Timeout | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    from_agent: AgentId | None = Field(None, description="Accepted for the original's clients; must be the caller.")
+
+
+class ElicitationRespondIn(_In):
+    """Answer an elicitation (the original's POST /elicitation/respond)."""
+
+    elicitation_id: Annotated[str, Field(min_length=1, max_length=64)]
+    response_type: Literal["accept", "decline", "cancel"]
+    data: Any = Field(None, description="The answer; required to accept (and checked against the schema).")
+    responding_agent: AgentId | None = Field(
+        None, description="Accepted for the original's clients; must be the caller."
+    )
+    metadata: JsonObject = Field(default_factory=dict, description="Accepted for the original's clients; not stored.")
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v: Any) -> Any:
+        return clean_json(v)
+
+
+class ElicitationOut(BaseModel):
+    id: str
+    kind: Literal["question", "task", "collaboration"]
+    from_agent: str
+    to_agent: str
+    message: str
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    metadata: dict[str, Any]
+    group_id: str | None
+    status: Literal["pending", "accepted", "declined", "cancelled", "expired"]
+    response: Any = None
+    responded_by: str | None
+    created_at: str
+    deadline: str
+    responded_at: str | None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class ElicitationList(BaseModel):
+    elicitations: list[ElicitationOut]
+    count: int
+
+
+class TaskDispatchIn(_In):
+    """Dispatch a task to a named agent (the original's POST /task/dispatch): an elicitation of kind `task` that the
+    agent answers (accept with its result, or decline)."""
+
+    task_description: Message
+    target_agent: Addressee
+    priority: Literal["low", "normal", "high", "critical"] = "normal"
+    timeout_seconds: Timeout | None = None
+    result_schema: JsonObject | None = Field(None, description="JSON Schema the result must satisfy.")
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class CollaborationIn(_In):
+    """Start a collaboration (the original's POST /collaboration/start): each participant is invited (an
+    elicitation of kind `collaboration`) and accepts or declines; the collaboration's events share one stream."""
+
+    collaboration_type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")]
+    participants: Annotated[list[Addressee], Field(min_length=1, max_length=32)]
+    objective: Message
+    timeout_seconds: Timeout | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class CollaborationOut(BaseModel):
+    collaboration_id: str
+    collaboration_type: str
+    objective: str
+    initiator: str
+    participants: list[str]
+    invitations: list[ElicitationOut]
+    status: Literal["inviting", "active", "declined", "ended"]
 
 
 # ---------------------------------------------------------------- health

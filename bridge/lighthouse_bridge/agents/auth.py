@@ -4,11 +4,16 @@ end (api/deps.py for HTTP) hands over the Authorization header, the method and t
 Credentials, in order: the admin token (LIGHTHOUSE_ADMIN_TOKEN, compared in constant time), then an agent token
 (signature, expiry, registry row: see tokens.py). Without LIGHTHOUSE_ADMIN_TOKEN the bridge runs open (development
 only; a warning is logged at start). Every refusal is audited.
+
+The compatibility mode (LIGHTHOUSE_COMPAT_ANONYMOUS_VALIDATE, off by default) lets a call without credentials reach
+the routes in roles.ANONYMOUS_ROUTES (POST /validate) as the `anonymous` principal: only from the configured client
+networks, under its own per-address rate limit that fails closed, and with a role no other route admits.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +37,7 @@ class Principal:
 
 
 PUBLIC = Principal("anonymous", admin=False, role="public")
+ANONYMOUS = Principal("anonymous", admin=False, role=roles.ANONYMOUS, agent_id="anonymous")
 ANONYMOUS_ADMIN = Principal("anonymous", admin=True, role="admin", agent_id="anonymous")
 ADMIN = Principal("admin", admin=True, role="admin", agent_id="admin")
 
@@ -47,9 +53,70 @@ class Request:
 
 
 def _fail(agents: Agents | None, req: Request, message: str, reason: str) -> Unauthorized:
+    """`message` for people and the audit, `reason` a fixed word (the auth-failure metric's label)."""
     if agents is not None:
         agents.auth_failed(message, req.path, req.client)
+    if (req.method, req.path) in roles.ANONYMOUS_ROUTES:
+        # The original builder hook reads `status` from any answer it can parse: this one reads as a refusal.
+        return Unauthorized(
+            f"{message}; send an agent token as `Authorization: Bearer <token>`",
+            reason=reason,
+            approved=False,
+            decision="blocked",
+        )
     return Unauthorized(message, reason=reason)
+
+
+def _anonymous_allowed(agents: Agents | None, req: Request) -> str | None:
+    """None when the compatibility mode admits this tokenless call, else why not."""
+    if agents is None or not agents.settings.compat_anonymous_validate:
+        return "missing bearer token"
+    if (req.method, req.path) not in roles.ANONYMOUS_ROUTES:
+        return "missing bearer token (the compatibility mode covers only POST /validate)"
+    try:
+        client = ipaddress.ip_address(req.client or "")
+    except ValueError:
+        return "missing bearer token (anonymous caller without a client address)"
+    if not any(client in net for net in agents.anonymous_networks):
+        nets = ", ".join(agents.settings.compat_anonymous_networks)
+        return f"missing bearer token (anonymous calls are accepted only from {nets})"
+    return None
+
+
+async def _anonymous(agents: Agents, req: Request) -> Principal:
+    allowed, retry_after = await agents.anonymous_limiter.hit(f"anonymous:{req.client}")
+    if not allowed:
+        agents.record("auth_rate_limited", "denied", ANONYMOUS.name, "auth", "auth", path=req.path, client=req.client)
+        raise RateLimited(
+            f"anonymous calls from {req.client} exceeded {agents.anonymous_limiter.per_minute} per minute",
+            retry_after=retry_after,
+            approved=False,
+            decision="blocked",
+            reason="rate limit of the anonymous compatibility mode exceeded",
+        )
+    return ANONYMOUS
+
+
+def authorize(agents: Agents, principal: Principal, method: str, path: str) -> None:
+    """Forbidden unless the principal's role may call (method, route template); the refusal is audited. For front
+    ends that authenticate once per connection or request and then check each operation (the MCP tools)."""
+    if principal.admin or roles.allows(principal.role, method, path):
+        return
+    agents.record(
+        "auth_forbidden",
+        "denied",
+        principal.agent_id or principal.name,
+        "auth",
+        "auth",
+        role=principal.role,
+        method=method,
+        path=path,
+    )
+    raise Forbidden(
+        f"role {principal.role!r} may not {method} {path}",
+        reason="role",
+        allowed_roles=sorted(roles.allowed_roles(method, path)),
+    )
 
 
 async def authenticate(agents: Agents | None, admin_token: str | None, req: Request) -> Principal:
@@ -61,6 +128,12 @@ async def authenticate(agents: Agents | None, admin_token: str | None, req: Requ
         return ANONYMOUS_ADMIN
     scheme, _, presented = req.authorization.partition(" ")
     presented = presented.strip()
+    if not req.authorization.strip():
+        refusal = _anonymous_allowed(agents, req)
+        if refusal is not None:
+            raise _fail(agents, req, refusal, "missing_token")
+        assert agents is not None
+        return await _anonymous(agents, req)
     if scheme.lower() != "bearer" or not presented:
         raise _fail(agents, req, "missing bearer token", "missing_token")
     if hmac.compare_digest(presented.encode(), admin_token.encode()):
@@ -75,22 +148,7 @@ async def authenticate(agents: Agents | None, admin_token: str | None, req: Requ
     principal = Principal(
         claims.agent_id, admin=claims.role == "admin", role=claims.role, agent_id=claims.agent_id, jti=claims.jti
     )
-    if not roles.allows(claims.role, req.method, req.path):
-        agents.record(
-            "auth_forbidden",
-            "denied",
-            claims.agent_id,
-            "auth",
-            "auth",
-            role=claims.role,
-            method=req.method,
-            path=req.path,
-        )
-        raise Forbidden(
-            f"role {claims.role!r} may not {req.method} {req.path}",
-            reason="role",
-            allowed_roles=sorted(roles.allowed_roles(req.method, req.path)),
-        )
+    authorize(agents, principal, req.method, req.path)
     if claims.role != "admin":
         allowed, retry_after = await agents.limiter.hit(claims.agent_id)
         if not allowed:

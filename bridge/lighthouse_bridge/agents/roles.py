@@ -7,12 +7,17 @@ route is never accidentally open to builders. The enrolment role reaches only th
 from __future__ import annotations
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics"})
+# What a caller without credentials reaches when the compatibility mode is on (agents.auth), under this role, which
+# no other route admits: it can never approve, read or write anything else.
+ANONYMOUS = "anonymous"
+ANONYMOUS_ROUTES = frozenset({("POST", "/validate")})
 
 ALL = frozenset({"viewer", "builder", "expert", "admin"})
 READERS = ALL
 BUILDERS = frozenset({"builder", "admin"})
 EXPERTS = frozenset({"expert", "admin"})
 ADMIN = frozenset({"admin"})
+WRITERS = frozenset({"builder", "expert", "admin"})
 
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # shadow and event writes come from builders (the agents that change the project)
@@ -24,10 +29,12 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/snapshots"): BUILDERS,
     # experts annotate
     ("POST", "/annotations"): EXPERTS,
+    ("POST", "/shadow/annotate"): EXPERTS,
     ("PUT", "/annotations/{annotation_id}"): EXPERTS,
     ("DELETE", "/annotations/{annotation_id}"): EXPERTS,
     # validation and escalation
-    ("POST", "/validate"): frozenset({"builder", "expert", "admin"}),
+    ("POST", "/validate"): frozenset({"builder", "expert", "admin", ANONYMOUS}),
+    ("POST", "/hooks/claude-code"): frozenset({"builder", "expert", "admin"}),
     ("POST", "/approve"): EXPERTS,
     # sessions and tokens
     ("POST", "/session/create"): frozenset({"admin", "enrolment"}),
@@ -42,6 +49,11 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tasks/claim"): EXPERTS,
     ("POST", "/tasks/{task_id}/complete"): EXPERTS,
     ("POST", "/tasks/{task_id}/fail"): EXPERTS,
+    # elicitation: any role with a voice asks; answering is decided by the addressee (services.elicitations)
+    ("POST", "/elicitation/create"): WRITERS,
+    ("POST", "/elicitation/respond"): ALL,
+    ("POST", "/task/dispatch"): WRITERS,
+    ("POST", "/collaboration/start"): WRITERS,
 }
 
 
@@ -50,7 +62,7 @@ def allowed_roles(method: str, path: str) -> frozenset[str]:
     listed = PERMISSIONS.get((method, path))
     if listed is not None:
         return listed
-    return READERS if method == "GET" else ADMIN
+    return READERS if method == "GET" else ADMIN  # READERS excludes the anonymous role
 
 
 def allows(role: str, method: str, path: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
-from lighthouse_bridge.agents import escalations, policy, queue, tokens
+from lighthouse_bridge.agents import elicitations, escalations, policy, queue, tokens
 from lighthouse_bridge.agents.audit import AuditLog, EventSink, event
 from lighthouse_bridge.agents.experts import performance, security
 from lighthouse_bridge.agents.experts.worker import ExpertWorker, register_builtins
@@ -66,6 +67,19 @@ async def _bounded(what: str, aw: Any, seconds: float = 10.0) -> None:
 STATUS_OF = {"approve": "approved", "block": "blocked", "escalate": "escalated"}
 
 
+def _context(req: ValidationRequest, client: str | None) -> dict[str, Any]:
+    """What an audit record keeps of the request beyond the decision: who the body claimed to be, the context
+    fields that were ignored, the client address (for anonymous callers)."""
+    out: dict[str, Any] = {}
+    if req.claimed_agent:
+        out["claimed_agent"] = req.claimed_agent
+    if req.ignored:
+        out["ignored_fields"] = list(req.ignored)
+    if client:
+        out["client"] = client
+    return out
+
+
 @dataclass
 class Outcome:
     decision: str  # approved | blocked | escalated
@@ -93,6 +107,10 @@ class Agents:
             )
         self.prefix = f"{settings.redis_prefix}agents:"
         self.limiter = RateLimiter(self.redis, self.prefix, settings.rate_limit_per_minute)
+        self.anonymous_limiter = RateLimiter(
+            self.redis, self.prefix, settings.compat_anonymous_per_minute, fail_open=False
+        )
+        self.anonymous_networks = [ipaddress.ip_network(n, strict=False) for n in settings.compat_anonymous_networks]
         self.audit = AuditLog(settings.audit_log)
         self.sink = EventSink(self.pool)
         self.policy = policy.PolicyHolder(settings.policy_file, self._policy_changed)
@@ -110,6 +128,13 @@ class Agents:
             )
         else:
             self.policy.check()
+        if settings.compat_anonymous_validate:
+            log.warning(
+                "Compatibility mode on: POST /validate answers callers without a token as 'anonymous' "
+                "networks=%s per_minute=%d",
+                settings.compat_anonymous_networks,
+                settings.compat_anonymous_per_minute,
+            )
         if not settings.admin_token:
             log.warning(
                 "LIGHTHOUSE_ADMIN_TOKEN is unset: authentication is DISABLED (every caller is admin); "
@@ -151,6 +176,16 @@ class Agents:
             try:
                 for row in await escalations.expire_due(self.pool):
                     self._after_decision(row, source="timeout")
+                for row in await elicitations.expire_due(self.pool):
+                    self.audit.write(
+                        "elicitation_expired",
+                        "expired",
+                        "timeout",
+                        elicitation_id=str(row["id"]),
+                        kind=row["kind"],
+                        from_agent=row["from_agent"],
+                        to_agent=row["to_agent"],
+                    )
                 await queue.reclaim_expired(self.pool)
                 QUEUE_SIZE.set(
                     await self.pool.fetchval(
@@ -166,6 +201,31 @@ class Agents:
                 )
             except Exception as exc:
                 log.warning("Escalation sweep failed error=%r", exc)
+
+    async def counts(self) -> dict[str, int]:
+        """Live counts for /status: agents and tokens that are neither expired nor revoked, escalations waiting for
+        a decision, registered experts (built-in and external)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(DISTINCT agent_id) FROM agent_tokens WHERE revoked_at IS NULL AND expires_at > now()"
+            "          AND role <> 'enrolment') AS active_agents,"
+            " (SELECT count(*) FROM agent_tokens WHERE revoked_at IS NULL AND expires_at > now()) AS active_sessions,"
+            " (SELECT count(*) FROM escalations WHERE status = 'pending' AND deadline > now()) AS pending_validations,"
+            " (SELECT count(*) FROM elicitations WHERE status = 'pending' AND deadline > now())"
+            "   AS pending_elicitations,"
+            " (SELECT count(*) FROM experts) AS registered_experts,"
+            " (SELECT count(*) FROM experts WHERE NOT builtin) AS external_experts"
+        )
+        return dict(row)
+
+    def expert_worker_state(self) -> dict[str, Any]:
+        """This replica's built-in expert worker: whether its loop runs and whether it leads (one replica does)."""
+        running = self.experts is not None and self.experts.running
+        return {
+            "enabled": self.experts is not None,
+            "running": running,
+            "leader": bool(self.experts is not None and self.experts.leader),
+            "processed": self.experts.processed if self.experts is not None else 0,
+        }
 
     def _policy_changed(self, ok: bool, pol: policy.Policy, error: str | None) -> None:
         POLICY_RELOADS.labels("ok" if ok else "invalid").inc()
@@ -205,7 +265,7 @@ class Agents:
             await self.redis.set(key, json.dumps(value), ex=self.settings.decision_cache_ttl)
 
     # ---------------------------------------------------------------- validation
-    async def validate(self, req: ValidationRequest, agent_id: str) -> Outcome:
+    async def validate(self, req: ValidationRequest, agent_id: str, client: str | None = None) -> Outcome:
         t0 = time.perf_counter()
         pol = self.policy.policy
         chash = req.command_hash
@@ -244,6 +304,7 @@ class Agents:
                     tool_name=req.tool_name,
                     command_hash=chash,
                     rule_id=out.rule_id,
+                    **_context(req, client),
                 )
                 await self._expert_votes(row, req)
         else:
@@ -260,6 +321,7 @@ class Agents:
                 tool_name=req.tool_name,
                 command_hash=chash,
                 request_id=req.request_id,
+                **_context(req, client),
             )
         DECISIONS.labels(out.decision, out.source).inc()
         VALIDATE_SECONDS.labels("hit" if out.cache_hit else "miss").observe(time.perf_counter() - t0)
@@ -300,9 +362,13 @@ class Agents:
         DECISIONS.labels(row["decision"], source).inc()
 
     async def wait_decision(self, escalation_id: str, wait: float) -> Any:
+        """The escalation once decided, or as it is after `wait` seconds (or when the bridge starts draining). Wakes
+        on new events (a decision appends one) rather than polling the table."""
         deadline = time.monotonic() + wait
         while True:
+            head = self.rt.projection.head
             row = await escalations.get(self.pool, escalation_id)
-            if row["status"] != "pending" or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if row["status"] != "pending" or left <= 0 or self.rt.draining.is_set():
                 return row
-            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            await self.rt.wait_beyond(head, min(left, 5.0))

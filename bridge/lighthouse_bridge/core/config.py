@@ -8,6 +8,7 @@ the README table come from `Settings`. Invalid values fail at start (`load`) wit
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -107,6 +108,50 @@ class Settings(BaseSettings):
         Path("/app/data/events/audit.log"),
         description="Append-only JSON-lines log of security-relevant actions.",
     )
+    compat_anonymous_validate: bool = Field(
+        False,
+        description="Compatibility mode for the original builder hook: POST /validate without a token gets "
+        "real decisions (audited as `anonymous`, rate-limited, never able to approve). Off by "
+        "default; see the README for what it costs.",
+    )
+    compat_anonymous_per_minute: int = Field(
+        60,
+        ge=1,
+        description="Anonymous /validate calls per client address per minute (compatibility mode).",
+    )
+    compat_anonymous_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Client networks allowed to call /validate anonymously (JSON list of CIDRs; default loopback).",
+    )
+    http_hook_wait: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Seconds POST /hooks/claude-code waits for an escalation decision; keep it below the hook's "
+        "`timeout` in Claude Code's settings (docs/claude-code-settings.json uses 150).",
+    )
+    http_hook_undecided: Literal["deny", "ask"] = Field(
+        "deny",
+        description="The HTTP hook's answer for a write still escalated after the wait: deny (fail-safe) "
+        "or ask (the person at the Claude Code prompt decides).",
+    )
+    elicitation_timeout: float = Field(
+        300.0,
+        gt=0,
+        le=7 * 86400,
+        description="Default seconds an elicitation (a question to an agent) stays open.",
+    )
+    elicitation_max_timeout: float = Field(
+        7 * 86400.0,
+        gt=0,
+        le=30 * 86400,
+        description="Longest deadline an elicitation may ask for, seconds.",
+    )
+    max_elicitation_bytes: int = Field(
+        64 << 10,
+        ge=256,
+        description="Largest elicitation question, schema or answer, JSON-encoded bytes.",
+    )
 
     fuse_mode: str = Field(
         "disabled", description="FUSE mount mode; anything but `disabled` makes /readyz check the FUSE status file."
@@ -159,6 +204,13 @@ class Settings(BaseSettings):
     def _project(cls, v: Path | None) -> Path | None:
         if v is not None and not v.is_dir():
             raise ValueError(f"{v} is not a directory")
+        return v
+
+    @field_validator("compat_anonymous_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad entry
         return v
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ import asyncpg
 from lighthouse_bridge import anchoring
 from lighthouse_bridge.core.runtime import Runtime
 from lighthouse_bridge.errors import InvalidInput, NotFound
-from lighthouse_bridge.models import AnnotationIn, AnnotationList, AnnotationOut, AnnotationUpdateIn
+from lighthouse_bridge.models import AnnotationIn, AnnotationList, AnnotationOut, AnnotationUpdateIn, ShadowAnnotateIn
 from lighthouse_bridge.paths import validate_path
 from lighthouse_bridge.services import events as event_service
 from lighthouse_bridge.store import annotations as table
@@ -94,6 +94,22 @@ async def create(rt: Runtime, body: AnnotationIn) -> AnnotationOut:
     )
     await event_service.append(rt, [ev], hook=hook)
     return _public(row, await _lines(rt, path))
+
+
+async def annotate(rt: Runtime, body: ShadowAnnotateIn, caller: str) -> AnnotationOut:
+    """The original bridge's /shadow/annotate: `create` with its field names; the author defaults to the caller."""
+    return await create(
+        rt,
+        AnnotationIn(
+            path=body.path,
+            line=body.line,
+            end_line=body.end_line,
+            message=body.message,
+            category=body.category,
+            severity=body.severity,
+            author=body.author or caller,
+        ),
+    )
 
 
 async def update(rt: Runtime, annotation_id: str, body: AnnotationUpdateIn) -> AnnotationOut:

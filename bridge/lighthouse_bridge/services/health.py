@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from lighthouse_bridge import __version__
+from lighthouse_bridge.agents.service import Agents
 from lighthouse_bridge.core.runtime import Runtime
+from lighthouse_bridge.store import db
 
 
 def _uptime(rt: Runtime) -> float:
@@ -77,20 +79,33 @@ async def dependencies(rt: Runtime) -> dict[str, Any]:
     return {"postgres": pg.public(), "redis": redis.public()}
 
 
-def status(rt: Runtime) -> dict[str, Any]:
-    """The upstream-compatible status document."""
+async def status(rt: Runtime, agents: Agents) -> dict[str, Any]:
+    """The upstream-compatible status document, with live counts from PostgreSQL (agents holding a live token,
+    escalations and elicitations waiting, registered experts) and this replica's expert worker."""
     fuse_ok = rt.fuse.status == "mounted"
+    counts = await db.guard("status", agents.counts())
+    worker = agents.expert_worker_state()
+    coordinator = "disabled" if not worker["enabled"] else ("operational" if worker["running"] else "unavailable")
     return {
         "status": rt.overall(),
         "mode": "normal" if fuse_ok or rt.fuse.status == "disabled" else "degraded_no_fuse",
         "components": {
             "event_store": "operational" if rt.postgres.status == "connected" else "unavailable",
             "speed_layer": "operational" if rt.redis.status == "connected" else "unavailable",
-            "expert_coordinator": "unavailable",
+            "expert_coordinator": coordinator,
             "fuse_mount": "operational" if fuse_ok else "unavailable",
         },
-        "active_agents": 0,
-        "pending_validations": 0,
+        "active_agents": counts["active_agents"],
+        "active_sessions": counts["active_sessions"],
+        "pending_validations": counts["pending_validations"],
+        "pending_elicitations": counts["pending_elicitations"],
+        "expert_workers": {
+            "running": 1 if worker["running"] else 0,
+            "leader": worker["leader"],
+            "files_processed": worker["processed"],
+            "registered_experts": counts["registered_experts"],
+            "external_experts": counts["external_experts"],
+        },
         "uptime_seconds": _uptime(rt),
         "position": rt.projection.position,
         "head": rt.projection.head,

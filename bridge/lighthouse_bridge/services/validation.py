@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lighthouse_bridge.agents import escalations, payload
+from lighthouse_bridge.agents import escalations, payload, roles
 from lighthouse_bridge.agents.auth import Principal
 from lighthouse_bridge.agents.service import Agents, Outcome
 from lighthouse_bridge.models import ApproveIn, ValidateOut
@@ -70,16 +70,25 @@ def _from_row(row: Any, votes: list[dict[str, Any]], t0: float) -> ValidateOut:
     return _result(decision, reason, row["rule_id"], False, t0, row["read_only"], row["command_hash"], None, esc)
 
 
-async def validate(agents: Agents, caller: Principal, body: Any) -> ValidateOut:
+async def validate(agents: Agents, caller: Principal, body: Any, client: str | None = None) -> ValidateOut:
     """Decide whether an agent may run a tool call: approved, blocked, or escalated to an expert. `body` is either
-    upstream shape ({tool_name, tool_input, agent_id} or {id, tool, input, agent}), checked here."""
+    upstream shape ({tool_name, tool_input, agent_id} or {id, tool, input, agent}), checked here. `client` (the
+    caller's address) is audited for anonymous callers."""
     t0 = time.perf_counter()
     req = payload.parse(body, agents.settings.max_validate_bytes)
-    # The caller's identity is the token's; only the admin may validate on behalf of a named agent.
+    outcome = await decide(agents, caller, req, client)
+    return _from_outcome(outcome, req, t0)
+
+
+async def decide(
+    agents: Agents, caller: Principal, req: payload.ValidationRequest, client: str | None = None
+) -> Outcome:
+    """The decision for a parsed request. The caller's identity is the token's; only the admin may validate on
+    behalf of a named agent."""
     me = caller.agent_id or caller.name
     agent_id = (req.claimed_agent or me) if caller.admin else me
-    outcome = await db.guard("validate", agents.validate(req, agent_id))
-    return _from_outcome(outcome, req, t0)
+    anonymous = caller.role == roles.ANONYMOUS
+    return await db.guard("validate", agents.validate(req, agent_id, client if anonymous else None))
 
 
 async def escalation(agents: Agents, escalation_id: str, wait: float = 0) -> ValidateOut:

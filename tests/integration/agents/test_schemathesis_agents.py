@@ -12,7 +12,10 @@ from tests.integration.agents.conftest import ADMIN_TOKEN
 from tests.integration.bridge.support import bridges
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-AGENT_PATHS = r"^/(validate|approve|pending|escalations/.*|session/.*|tokens.*|expert/.*|experts|tasks/.*|audit)$"
+AGENT_PATHS = (
+    r"^/(validate|approve|pending|escalations/.*|session/.*|tokens.*|expert/.*|experts|tasks/.*|audit"
+    r"|elicitation/.*|task/dispatch|collaboration/.*|hooks/claude-code|shadow/annotate|status)$"
+)
 
 
 def test_schemathesis_on_agents_routes_with_auth(tmp_path: Path, bridge_env: dict[str, str]) -> None:
@@ -21,6 +24,7 @@ def test_schemathesis_on_agents_routes_with_auth(tmp_path: Path, bridge_env: dic
         "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
         "LIGHTHOUSE_LOG_LEVEL": "warning",
         "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
+        "LIGHTHOUSE_HTTP_HOOK_WAIT": "0.2",
     }
     with bridges(tmp_path, env) as (b,):
         cmd = [

@@ -135,6 +135,10 @@ class ExpertWorker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="expert-worker")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lighthouse_bridge import metrics
-from lighthouse_bridge.api.deps import RuntimeDep
+from lighthouse_bridge.api.deps import AgentsDep, RuntimeDep
 from lighthouse_bridge.models import Health, Livez, Readyz
 from lighthouse_bridge.services import health as service
 
@@ -52,9 +52,10 @@ async def health_dependencies(rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/status")
-async def status(rt: RuntimeDep) -> dict[str, Any]:
-    """Upstream-compatible status document."""
-    return service.status(rt)
+async def status(rt: RuntimeDep, agents: AgentsDep) -> dict[str, Any]:
+    """Upstream-compatible status document with live counts: agents holding a live token, escalations and
+    elicitations waiting, expert workers."""
+    return await service.status(rt, agents)
 
 
 @router.get(

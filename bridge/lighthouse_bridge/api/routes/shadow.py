@@ -10,7 +10,18 @@ from fastapi import APIRouter, Query, Response
 from lighthouse_bridge.api.deps import PrincipalDep, RuntimeDep
 from lighthouse_bridge.api.problems import responses
 from lighthouse_bridge.api.render import json_model
-from lighthouse_bridge.models import AppendOut, SearchIn, SearchOut, ShadowContent, ShadowList, ShadowUpdateIn, Text
+from lighthouse_bridge.models import (
+    AnnotationOut,
+    AppendOut,
+    SearchIn,
+    SearchOut,
+    ShadowAnnotateIn,
+    ShadowContent,
+    ShadowList,
+    ShadowUpdateIn,
+    Text,
+)
+from lighthouse_bridge.services import annotations as annotation_service
 from lighthouse_bridge.services import shadow
 
 router = APIRouter(tags=["shadow"])
@@ -43,9 +54,17 @@ async def shadow_read(path: str, rt: RuntimeDep, _p: PrincipalDep, at: AtQuery =
 
 @router.post("/shadow/update", response_model=AppendOut, responses=responses(404, 409))
 async def shadow_update(body: ShadowUpdateIn, rt: RuntimeDep, _p: PrincipalDep) -> Response:
-    """Create, modify, delete or move a file (one event). `expected_version` -> 409 when the file moved on;
+    """Create, modify, delete or move a file (one event); `file_path` is accepted for `path` (the original's name).
+    `expected_version` -> 409 when the file moved on;
     create on an existing path -> 409; modify/delete/move of a missing path -> 404."""
     return json_model(await shadow.update(rt, body))
+
+
+@router.post("/shadow/annotate", response_model=AnnotationOut, responses=responses(404))
+async def shadow_annotate(body: ShadowAnnotateIn, rt: RuntimeDep, p: PrincipalDep) -> Response:
+    """The original bridge's annotate call ({file_path, line, annotation, expert_id}; today's names work too):
+    the same as POST /annotations, the author defaulting to the caller."""
+    return json_model(await annotation_service.annotate(rt, body, p.agent_id or p.name))
 
 
 @router.post("/shadow/search", response_model=SearchOut, responses=responses())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from lighthouse_bridge.api.deps import AgentsDep, PrincipalDep
 from lighthouse_bridge.api.problems import agent_responses
@@ -17,18 +17,21 @@ router = APIRouter(tags=["validation"])
 
 @router.post("/validate", response_model=ValidateOut, responses=agent_responses(403, 429))
 async def validate(
+    request: Request,
     agents: AgentsDep,
     p: PrincipalDep,
     body: Annotated[
         dict[str, Any],
         Body(
-            description="{tool_name, tool_input, agent_id} or the older {id, tool, input, agent}",
+            description="{tool_name, tool_input, agent_id} or the older {id, tool, input, agent}, with "
+            "harmless context fields (timestamp, session_id, cwd, ...) ignored",
             examples=[{"tool_name": "Bash", "tool_input": {"command": "ls -la"}, "agent_id": "builder-1"}],
         ),
     ],
 ) -> Response:
     """Decide whether an agent may run a tool call: approved, blocked, or escalated to an expert."""
-    return json_model(await validation.validate(agents, p, body))
+    client = request.client.host if request.client else None
+    return json_model(await validation.validate(agents, p, body, client))
 
 
 @router.get("/escalations/{escalation_id}", response_model=ValidateOut, responses=agent_responses(404))
