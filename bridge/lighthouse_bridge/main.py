@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.routing import Route
 
 from lighthouse_bridge import __version__
 from lighthouse_bridge.agents.roles import OPEN_PATHS
@@ -30,6 +31,9 @@ from lighthouse_bridge.api.routes import (
 )
 from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.core.runtime import Runtime
+from lighthouse_bridge.mcp import tools as mcp_tools
+from lighthouse_bridge.mcp.endpoint import PATH as MCP_PATH
+from lighthouse_bridge.mcp.endpoint import McpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
             settings.fuse_mode,
         )
         try:
-            yield
+            # the MCP session manager's task group lives in this lifespan, in the one event loop
+            async with mcp.run(app.state.runtime.draining):
+                yield
         finally:
             await app.state.agents.stop()
             await app.state.runtime.stop()
@@ -73,6 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, dependencies=protected)
     for module in (sessions, validate, hooks, experts, elicitations, audit):
         app.include_router(module.router, dependencies=protected)
+    # MCP over streamable HTTP: a plain Starlette route (not in the OpenAPI document); its own gate authenticates.
+    mcp = McpEndpoint(mcp_tools.build(app.state), app.state, problems.error_response, settings.mcp_session_idle_timeout)
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp, methods=["GET", "POST", "DELETE"]))
     problems.document_problems(app, OPEN_PATHS)
     app.add_middleware(DocsGuard)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)

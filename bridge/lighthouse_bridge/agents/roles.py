@@ -49,6 +49,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tasks/claim"): EXPERTS,
     ("POST", "/tasks/{task_id}/complete"): EXPERTS,
     ("POST", "/tasks/{task_id}/fail"): EXPERTS,
+    # MCP (streamable HTTP): any agent may hold a session; each tool is authorised as the route it mirrors
+    ("POST", "/mcp"): ALL,
+    ("DELETE", "/mcp"): ALL,
     # elicitation: any role with a voice asks; answering is decided by the addressee (services.elicitations)
     ("POST", "/elicitation/create"): WRITERS,
     ("POST", "/elicitation/respond"): ALL,

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         ge=256,
         description="Largest elicitation question, schema or answer, JSON-encoded bytes.",
     )
+    mcp_session_idle_timeout: float = Field(
+        1800.0, gt=0, le=86400, description="Seconds an idle MCP session (streamable HTTP at /mcp) is kept.",
+    )
 
     fuse_mode: str = Field(
         "disabled", description="FUSE mount mode; anything but `disabled` makes /readyz check the FUSE status file."
