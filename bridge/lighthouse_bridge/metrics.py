@@ -81,7 +81,14 @@ AUTH_FAILURES = Counter(
 )
 
 # Routes that wait on purpose: always (a stream), or when the named query parameter asks for a wait > 0.
-LONG_ROUTES: dict[str, str | None] = {"/events/stream": None, "/escalations/{escalation_id}": "wait"}
+# The Claude Code hook may wait for an escalation; /mcp carries SSE streams and tools that long-poll.
+LONG_ROUTES: dict[str, str | None] = {
+    "/events/stream": None,
+    "/escalations/{escalation_id}": "wait",
+    "/elicitation/{elicitation_id}": "wait",
+    "/hooks/claude-code": None,
+    "/mcp": None,
+}
 
 
 def is_long_request(route: str, query_string: bytes) -> bool:

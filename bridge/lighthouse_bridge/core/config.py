@@ -153,7 +153,10 @@ class Settings(BaseSettings):
         description="Largest elicitation question, schema or answer, JSON-encoded bytes.",
     )
     mcp_session_idle_timeout: float = Field(
-        1800.0, gt=0, le=86400, description="Seconds an idle MCP session (streamable HTTP at /mcp) is kept.",
+        1800.0,
+        gt=0,
+        le=86400,
+        description="Seconds an idle MCP session (streamable HTTP at /mcp) is kept.",
     )
 
     fuse_mode: str = Field(

@@ -41,6 +41,7 @@ from lighthouse_bridge.services import annotations as annotation_service
 from lighthouse_bridge.services import elicitations, experts, health, history, sessions, shadow, validation
 from lighthouse_bridge.services import events as event_service
 from lighthouse_bridge.store import db
+from lighthouse_bridge.store.events import EventFilter
 
 # tool -> the HTTP route it mirrors: the role table (agents.roles) decides both the same way
 ROUTES: dict[str, tuple[str, str]] = {
@@ -314,13 +315,15 @@ def build(state: Any) -> MCPServer:
             "query_events",
             lambda p: event_service.query(
                 state.runtime,
-                event_type=event_type,
-                aggregate_id=aggregate_id,
-                agent_id=agent_id,
-                start_time=start_time,
-                end_time=end_time,
-                from_position=from_position,
-                limit=limit,
+                EventFilter(
+                    event_type=event_type,
+                    aggregate_id=aggregate_id,
+                    agent_id=agent_id,
+                    start_time=start_time,
+                    end_time=end_time,
+                    from_position=from_position,
+                    limit=limit,
+                ),
             ),
         )
 

@@ -260,7 +260,10 @@ async def collaboration(agents: Agents, caller: Principal, collaboration_id: str
         raise NotFound(f"no collaboration {collaboration_id!r}")
     found = await db.guard(
         "collaboration",
-        events.query(agents.pool, event_type="collaboration_started", aggregate_id=f"collaboration:{gid}", limit=1),
+        events.query(
+            agents.pool,
+            events.EventFilter(event_type="collaboration_started", aggregate_id=f"collaboration:{gid}", limit=1),
+        ),
     )
     if not found:
         raise NotFound(f"no collaboration {collaboration_id!r}")

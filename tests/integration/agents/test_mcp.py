@@ -60,7 +60,11 @@ async def error(client: Client, tool: str, **args: Any) -> str:
 
 
 async def test_every_tool_with_roles_and_errors(live: BridgeProcess) -> None:
-    builder, expert, viewer = mint(live, "builder-1", "builder"), mint(live, "sec-1", "expert"), mint(live, "v", "viewer")
+    builder, expert, viewer = (
+        mint(live, "builder-1", "builder"),
+        mint(live, "sec-1", "expert"),
+        mint(live, "v", "viewer"),
+    )
     async with session(live, builder) as b, session(live, expert) as e, session(live, viewer) as v:
         tools = {t.name: t for t in (await b.list_tools()).tools}
         assert set(tools) == set(ROUTES)
@@ -85,29 +89,34 @@ async def test_every_tool_with_roles_and_errors(live: BridgeProcess) -> None:
         # annotations: experts write, everyone reads
         note = await ok(e, "annotate", path="src/app.py", line=2, message="magic number", severity="low")
         assert note["author"] == "sec-1"
-        assert "magic number" in {a["message"] for a in (await ok(v, "list_annotations", path="src/app.py"))[
-            "annotations"]}
+        assert "magic number" in {
+            a["message"] for a in (await ok(v, "list_annotations", path="src/app.py"))["annotations"]
+        }
         assert "forbidden" in await error(b, "annotate", path="src/app.py", line=1, message="not mine")
         # validation and escalations
         assert (await ok(b, "validate_command", tool_name="Bash", tool_input={"command": "git status"}))[
-            "decision"] == "approved"
+            "decision"
+        ] == "approved"
         assert (await ok(b, "validate_command", tool_name="Bash", tool_input={"command": "rm -rf /"}))[
-            "decision"] == "blocked"
+            "decision"
+        ] == "blocked"
         esc = await ok(b, "validate_command", tool_name="Bash", tool_input={"command": "make deploy"})
         assert esc["decision"] == "escalated"
         assert [p["id"] for p in (await ok(e, "list_escalations"))["pending"]] == [esc["escalation_id"]]
         denied = await error(v, "validate_command", tool_name="Bash", tool_input={"command": "ls"})
-        assert json.loads(denied[denied.index("{"):])["error"] == "forbidden"  # a viewer cannot validate
-        assert "forbidden" in await error(b, "decide_escalation", escalation_id=esc["escalation_id"],
-                                          decision="approved", reason="mine")  # a builder cannot approve
+        assert json.loads(denied[denied.index("{") :])["error"] == "forbidden"  # a viewer cannot validate
+        assert "forbidden" in await error(
+            b, "decide_escalation", escalation_id=esc["escalation_id"], decision="approved", reason="mine"
+        )  # a builder cannot approve
 
         async def builder_waits() -> Any:
             return await ok(b, "get_escalation", escalation_id=esc["escalation_id"], wait_seconds=30)
 
         waiting = asyncio.create_task(builder_waits())
         await asyncio.sleep(0.3)
-        decided = await ok(e, "decide_escalation", escalation_id=esc["escalation_id"], decision="approved",
-                           reason="ship it")
+        decided = await ok(
+            e, "decide_escalation", escalation_id=esc["escalation_id"], decision="approved", reason="ship it"
+        )
         assert decided["status"] == "approved"
         assert (await asyncio.wait_for(waiting, 20))["decision"] == "approved"
         # sessions
@@ -117,16 +126,23 @@ async def test_every_tool_with_roles_and_errors(live: BridgeProcess) -> None:
         assert (await ok(e, "register_expert", agent_type="security", capabilities=["security"]))["agent_id"] == "sec-1"
         assert "sec-1" in {x["agent_id"] for x in (await ok(v, "list_experts"))["experts"]}
         assert (await ok(b, "delegate_to_expert", capability="security", payload={"path": "src/app.py"}))[
-            "status"] == "pending"
+            "status"
+        ] == "pending"
         # events
-        stored = await ok(b, "store_event", event_type="custom", aggregate_id="notes", aggregate_type="note",
-                          data={"n": 1})
+        stored = await ok(
+            b, "store_event", event_type="custom", aggregate_id="notes", aggregate_type="note", data={"n": 1}
+        )
         found = await ok(v, "query_events", aggregate_id="notes")
         assert [x["position"] for x in found["events"]] == [stored["position"]]
         assert found["events"][0]["source_agent"] == "builder-1"
         # elicitation, tasks, collaboration
-        q = await ok(b, "elicit_information", to_agent="sec-1", message="Is f() safe?",
-                     schema={"type": "object", "required": ["safe"]})
+        q = await ok(
+            b,
+            "elicit_information",
+            to_agent="sec-1",
+            message="Is f() safe?",
+            schema={"type": "object", "required": ["safe"]},
+        )
         assert [x["id"] for x in (await ok(e, "check_elicitations"))["elicitations"]] == [q["id"]]
         bad = await error(e, "respond_to_elicitation", elicitation_id=q["id"], response_type="accept", data={})
         assert "invalid-input" in bad and "safe" in bad
@@ -134,8 +150,9 @@ async def test_every_tool_with_roles_and_errors(live: BridgeProcess) -> None:
         assert (await ok(b, "get_elicitation", elicitation_id=q["id"], wait_seconds=5))["response"] == {"safe": True}
         task = await ok(b, "dispatch_task", task_description="Review src/app.py", target_agent="sec-1")
         assert task["kind"] == "task"
-        collab = await ok(b, "start_collaboration", collaboration_type="review", participants=["sec-1"],
-                          objective="Harden f()")
+        collab = await ok(
+            b, "start_collaboration", collaboration_type="review", participants=["sec-1"], objective="Harden f()"
+        )
         assert collab["status"] == "inviting"
 
         # bad input: refused by the typed schema or the service, with a clear message, never a server error
@@ -153,20 +170,30 @@ async def test_the_2026_protocol_and_authentication(live: BridgeProcess) -> None
     async with session(live, builder, mode="auto") as c:  # server/discover, then stateless requests
         assert {t.name for t in (await c.list_tools()).tools} == set(ROUTES)
         assert (await ok(c, "validate_command", tool_name="Read", tool_input={"file_path": "a"}))["approved"] is True
-    for token in (None, "lh1.forged.token"):
-        r = httpx.post(f"{live.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                       headers={"Authorization": f"Bearer {token}"} if token else {})
-        assert r.status_code == 401 and r.json()["type"].endswith("/unauthorized")
-    # a session belongs to the credential that opened it
-    async with session(live, builder) as c:
-        await c.list_tools()
-        sid = c.session.session_id if hasattr(c.session, "session_id") else None
-    other = mint(live, "builder-2", "builder")
-    if sid:
-        r = httpx.post(f"{live.url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-                       headers={"Authorization": f"Bearer {other}", "Mcp-Session-Id": sid,
-                                "Accept": "application/json, text/event-stream"})
-        assert r.status_code == 404
+    accept = {"Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as h:
+        for token in (None, "lh1.forged.token"):
+            r = await h.post("/mcp", json=listing, headers={"Authorization": f"Bearer {token}"} if token else {})
+            assert r.status_code == 401 and r.json()["type"].endswith("/unauthorized")
+        # a session belongs to the credential that opened it
+        opened = await h.post("/mcp", json=init, headers={**accept, "Authorization": f"Bearer {builder}"})
+        sid = opened.headers["mcp-session-id"]
+        other = mint(live, "builder-2", "builder")
+        stolen = await h.post(
+            "/mcp", json=listing, headers={**accept, "Authorization": f"Bearer {other}", "Mcp-Session-Id": sid}
+        )
+        assert stolen.status_code == 404
+        mine = await h.post(
+            "/mcp", json=listing, headers={**accept, "Authorization": f"Bearer {builder}", "Mcp-Session-Id": sid}
+        )
+        assert mine.status_code == 200
 
 
 async def test_sigterm_with_an_mcp_session_open(live: BridgeProcess) -> None:

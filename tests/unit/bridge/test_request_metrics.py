@@ -16,6 +16,10 @@ from lighthouse_bridge.metrics import is_long_request
         ("/escalations/{escalation_id}", b"", False),
         ("/escalations/{escalation_id}", b"wait=0", False),
         ("/escalations/{escalation_id}", b"wait=soon", False),  # a 422, answered at once
+        ("/elicitation/{elicitation_id}", b"wait=20", True),
+        ("/elicitation/{elicitation_id}", b"", False),
+        ("/hooks/claude-code", b"", True),
+        ("/mcp", b"", True),
         ("/validate", b"wait=25", False),
         ("/readyz", b"", False),
         ("unmatched", b"", False),
