@@ -51,14 +51,33 @@ class McpEndpoint:
 
     @contextlib.asynccontextmanager
     async def run(self, draining: asyncio.Event) -> AsyncIterator[None]:
-        async with self.manager.run():
-            watcher = asyncio.create_task(self._close_on_drain(draining), name="mcp-drain")
-            try:
-                yield
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+        """The session manager's task group, for the app's lifespan. It is entered and left in a task of its own:
+        anyio requires one task to do both, and a lifespan may start and stop in different tasks (tests do)."""
+        stop = asyncio.Event()
+        started = asyncio.Event()
+
+        async def serve() -> None:
+            async with self.manager.run():
+                watcher = asyncio.create_task(self._close_on_drain(draining), name="mcp-drain")
+                started.set()
+                try:
+                    await stop.wait()
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+
+        task = asyncio.create_task(serve(), name="mcp-sessions")
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():
+            ready.cancel()
+            await task  # raises why the session manager did not start
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
     async def _close_on_drain(self, draining: asyncio.Event) -> None:
         await draining.wait()

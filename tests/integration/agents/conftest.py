@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,8 @@ import httpx
 import pytest
 from lighthouse_bridge.core.config import Settings
 from lighthouse_bridge.main import create_app
+
+from tests.integration.bridge.support import BridgeProcess
 
 ADMIN_TOKEN = "admin-secret-for-tests"
 
@@ -123,3 +125,21 @@ def audit_lines(settings: Settings) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@contextmanager
+def running_bridge(tmp_path: Path, bridge_env: dict[str, str], **env: str) -> Iterator[BridgeProcess]:
+    """`lighthouse-bridge serve` (uvicorn on 127.0.0.1) with the admin token, on this test's database."""
+    b = BridgeProcess({**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, **env}, tmp_path / "bridge.log").start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def mint(b: BridgeProcess, agent_id: str, role: str) -> str:
+    """A token for `agent_id` minted by the admin on a running bridge."""
+    with b.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+        r = c.post("/session/create", json={"agent_id": agent_id, "role": role})
+        assert r.status_code == 200, r.text
+        return str(r.json()["session_token"])

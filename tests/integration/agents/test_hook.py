@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import ADMIN_TOKEN
+from tests.integration.agents.conftest import ADMIN_TOKEN, mint
 from tests.integration.bridge.support import BridgeProcess, free_port
 
 HOOK = [sys.executable, "-m", "lighthouse_bridge.cli", "hook"]
@@ -59,13 +59,6 @@ def live_bridge(tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix:
         yield b
     finally:
         b.stop()
-
-
-def mint(b: BridgeProcess, agent: str, role: str) -> str:
-    with b.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
-        r = c.post("/session/create", json={"agent_id": agent, "role": role})
-        assert r.status_code == 200, r.text
-        return r.json()["session_token"]
 
 
 def test_hook_against_a_running_bridge(live_bridge: BridgeProcess, tmp_path: Path) -> None:

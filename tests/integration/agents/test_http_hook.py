@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import ADMIN_TOKEN
+from tests.integration.agents.conftest import mint, running_bridge
 from tests.integration.bridge.support import BridgeProcess
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,17 +37,8 @@ def pre_tool_use(tool_name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def live(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[BridgeProcess]:
-    env = {**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "LIGHTHOUSE_HTTP_HOOK_WAIT": "20"}
-    b = BridgeProcess(env, tmp_path / "bridge.log").start()
-    try:
+    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_HTTP_HOOK_WAIT="20") as b:
         yield b
-    finally:
-        b.stop()
-
-
-def mint(b: BridgeProcess, agent: str, role: str) -> str:
-    with b.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
-        return str(c.post("/session/create", json={"agent_id": agent, "role": role}).json()["session_token"])
 
 
 def hook(b: BridgeProcess, token: str, body: dict[str, Any]) -> httpx.Response:
@@ -103,16 +94,12 @@ def test_allow_deny_and_an_escalation_approved_during_the_wait(live: BridgeProce
 
 
 def test_an_undecided_escalation_is_denied_and_read_only_is_allowed(tmp_path: Path, bridge_env: dict[str, str]) -> None:
-    env = {**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "LIGHTHOUSE_HTTP_HOOK_WAIT": "1"}
-    b = BridgeProcess(env, tmp_path / "bridge.log").start()
-    try:
+    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_HTTP_HOOK_WAIT="1") as b:
         builder = mint(b, "builder-1", "builder")
         verdict, reason = decision(hook(b, builder, pre_tool_use("Bash", {"command": "terraform apply"})))
         assert verdict == "deny" and "no expert decision within 1s" in reason
         verdict, _ = decision(hook(b, builder, pre_tool_use("Read", {"file_path": "/etc/hosts"})))
         assert verdict == "allow"  # escalated (a system path), but read-only: the fail-safe allows it
-    finally:
-        b.stop()
 
 
 def test_the_sample_settings_file_uses_the_route_and_blocks_on_failure() -> None:

@@ -20,23 +20,14 @@ from lighthouse_bridge.mcp.tools import ROUTES
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.integration.agents.conftest import ADMIN_TOKEN
+from tests.integration.agents.conftest import mint, running_bridge
 from tests.integration.bridge.support import BridgeProcess
 
 
 @pytest.fixture
 def live(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[BridgeProcess]:
-    env = {**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "LIGHTHOUSE_LOG_LEVEL": "info"}
-    b = BridgeProcess(env, tmp_path / "bridge.log").start()
-    try:
+    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_LOG_LEVEL="info") as b:
         yield b
-    finally:
-        b.stop()
-
-
-def mint(b: BridgeProcess, agent: str, role: str) -> str:
-    with b.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
-        return str(c.post("/session/create", json={"agent_id": agent, "role": role}).json()["session_token"])
 
 
 @asynccontextmanager

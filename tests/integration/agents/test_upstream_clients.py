@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import ADMIN_TOKEN
+from tests.integration.agents.conftest import ADMIN_TOKEN, mint, running_bridge
 from tests.integration.bridge.support import BridgeProcess
 
 APPROVED, BLOCKED = 0, 2
@@ -47,25 +47,18 @@ def bash(command: str) -> dict[str, Any]:
     }
 
 
-def bridge_with(tmp_path: Path, bridge_env: dict[str, str], **extra: str) -> Iterator[BridgeProcess]:
-    env = {**bridge_env, "LIGHTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "LIGHTHOUSE_LOG_LEVEL": "info", **extra}
-    b = BridgeProcess(env, tmp_path / "bridge.log").start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
 @pytest.fixture
 def compat_bridge(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[BridgeProcess]:
-    yield from bridge_with(
+    with running_bridge(
         tmp_path, bridge_env, LIGHTHOUSE_COMPAT_ANONYMOUS_VALIDATE="true", LIGHTHOUSE_COMPAT_ANONYMOUS_PER_MINUTE="8"
-    )
+    ) as b:
+        yield b
 
 
 @pytest.fixture
 def strict_bridge(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[BridgeProcess]:
-    yield from bridge_with(tmp_path, bridge_env)
+    with running_bridge(tmp_path, bridge_env) as b:
+        yield b
 
 
 def admin(b: BridgeProcess) -> httpx.Client:
@@ -84,7 +77,8 @@ def test_compatibility_mode_gives_the_original_hook_real_decisions(
     assert rc == BLOCKED and answer["status"] == "review_required"
     # an expert approves the escalation; the same command is then approved for the anonymous hook too
     with admin(compat_bridge) as a:
-        expert = a.post("/session/create", json={"agent_id": "reviewer-1", "role": "expert"}).json()["session_token"]
+        assert a.get("/pending").json()["count"] == 1
+    expert = mint(compat_bridge, "reviewer-1", "expert")
     with compat_bridge.client(headers={"Authorization": f"Bearer {expert}"}) as e:
         pending = e.get("/pending").json()["pending"]
         assert [p["agent_id"] for p in pending] == ["anonymous"]
