@@ -100,6 +100,10 @@ def test_an_undecided_escalation_is_denied_and_read_only_is_allowed(tmp_path: Pa
         assert verdict == "deny" and "no expert decision within 1s" in reason
         verdict, _ = decision(hook(b, builder, pre_tool_use("Read", {"file_path": "/etc/hosts"})))
         assert verdict == "allow"  # escalated (a system path), but read-only: the fail-safe allows it
+    # or the person at the Claude Code prompt decides
+    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_HTTP_HOOK_WAIT="0", LIGHTHOUSE_HTTP_HOOK_UNDECIDED="ask") as b:
+        verdict, reason = decision(hook(b, mint(b, "builder-1", "builder"), pre_tool_use("Bash", {"command": "make"})))
+        assert verdict == "ask" and "you decide" in reason
 
 
 def test_the_sample_settings_file_uses_the_route_and_blocks_on_failure() -> None:
@@ -108,7 +112,10 @@ def test_the_sample_settings_file_uses_the_route_and_blocks_on_failure() -> None
     (h,) = group["hooks"]
     assert h["type"] == "http" and h["url"].endswith("/hooks/claude-code") and h["onFailure"] == "block"
     assert h["headers"]["Authorization"] == "Bearer $LIGHTHOUSE_TOKEN" and h["allowedEnvVars"] == ["LIGHTHOUSE_TOKEN"]
-    from lighthouse_bridge.core.config import Settings
+    from lighthouse_bridge.core.config import HookSettings, Settings
 
     wait = Settings.model_fields["http_hook_wait"].default
     assert h["timeout"] > wait + 10  # the bridge answers before Claude Code gives up on the hook
+    # the command hook's default wait stays below Claude Code's default hook timeout (600 s for command hooks): a
+    # hook killed by that timeout would let the tool call through
+    assert HookSettings.model_fields["hook_wait"].default + HookSettings.model_fields["hook_timeout"].default < 600
