@@ -20,7 +20,13 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path, 
     (project / "src").mkdir(parents=True)
     (project / "src" / "app.py").write_text("import os\nprint('hello')\n")
     (project / "README.md").write_text("# demo\n")
-    env = {**bridge_env, "LIGHTHOUSE_PROJECT_PATH": str(project), "LIGHTHOUSE_LOG_LEVEL": "warning"}
+    env = {
+        **bridge_env,
+        "LIGHTHOUSE_PROJECT_PATH": str(project),
+        "LIGHTHOUSE_LOG_LEVEL": "warning",
+        # POST /hooks/claude-code awaits an escalation this long (120 s by default): not the point here
+        "LIGHTHOUSE_HTTP_HOOK_WAIT": "0.2",
+    }
     with bridges(tmp_path, env) as (b,):
         cmd = [
             str(Path(sys.executable).with_name("schemathesis")),
