@@ -186,6 +186,27 @@ def paced(url: str, path: str, rate: float = 1000, seconds: float = 10, conns: i
     return asyncio.run(_paced(host, int(port), path, rate, seconds, conns))
 
 
+def agents_env(services: dict[str, str], dsn: str, tmp: str, name: str, admin: str) -> dict[str, str]:
+    """A bridge for the agents' benchmarks: the admin token, no rate limit, no built-in experts."""
+    return {
+        "LIGHTHOUSE_DATABASE_URL": dsn,
+        "LIGHTHOUSE_REDIS_URL": services["LIGHTHOUSE_REDIS_URL"],
+        "LIGHTHOUSE_REDIS_PREFIX": f"bench-{name}-{time.time_ns()}:",
+        "LIGHTHOUSE_ADMIN_TOKEN": admin,
+        "LIGHTHOUSE_AUDIT_LOG": f"{tmp}/audit.log",
+        "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
+        "LIGHTHOUSE_EXPERTS": "false",
+    }
+
+
+def mint(url: str, admin: str, agent_id: str, role: str) -> str:
+    r = httpx.post(
+        url + "/session/create", json={"agent_id": agent_id, "role": role}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    r.raise_for_status()
+    return str(r.json()["session_token"])
+
+
 def append_results(title: str, command: str, lines: list[str]) -> None:
     text = [
         f"## {title} ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')})",

@@ -25,7 +25,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bridge import append_results, bridge, fresh_database, services_env
+from _bridge import agents_env, append_results, bridge, fresh_database, mint, services_env
 
 ADMIN = "bench-admin-token"
 CALL = {"tool_name": "Bash", "tool_input": {"command": "git status"}}
@@ -84,22 +84,9 @@ def main() -> None:
         **CALL,
     }
     with fresh_database(env) as dsn, tempfile.TemporaryDirectory() as tmp:
-        benv = {
-            "LIGHTHOUSE_DATABASE_URL": dsn,
-            "LIGHTHOUSE_REDIS_URL": env["LIGHTHOUSE_REDIS_URL"],
-            "LIGHTHOUSE_REDIS_PREFIX": f"bench-fronts-{time.time_ns()}:",
-            "LIGHTHOUSE_ADMIN_TOKEN": ADMIN,
-            "LIGHTHOUSE_AUDIT_LOG": f"{tmp}/audit.log",
-            "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
-            "LIGHTHOUSE_EXPERTS": "false",
-        }
+        benv = agents_env(env, dsn, tmp, "fronts", ADMIN)
         with bridge(benv, Path(tmp) / "bridge.log") as url:
-            r = httpx.post(
-                url + "/session/create",
-                json={"agent_id": "bench", "role": "builder"},
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            )
-            token = r.json()["session_token"]
+            token = mint(url, ADMIN, "bench", "builder")
             n = args.requests
             results = {
                 "POST /validate": asyncio.run(http_front(url, token, n, "/validate", CALL)),

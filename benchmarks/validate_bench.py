@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bridge import append_results, bridge, fresh_database, services_env
+from _bridge import agents_env, append_results, bridge, fresh_database, mint, services_env
 
 ADMIN = "bench-admin-token"
 
@@ -65,22 +65,9 @@ def main() -> None:
     env = services_env()
     lines = []
     with fresh_database(env) as dsn, tempfile.TemporaryDirectory() as tmp:
-        benv = {
-            "LIGHTHOUSE_DATABASE_URL": dsn,
-            "LIGHTHOUSE_REDIS_URL": env["LIGHTHOUSE_REDIS_URL"],
-            "LIGHTHOUSE_REDIS_PREFIX": f"bench-validate-{time.time_ns()}:",
-            "LIGHTHOUSE_ADMIN_TOKEN": ADMIN,
-            "LIGHTHOUSE_AUDIT_LOG": f"{tmp}/audit.log",
-            "LIGHTHOUSE_RATE_LIMIT_PER_MINUTE": "0",
-            "LIGHTHOUSE_EXPERTS": "false",
-        }
+        benv = agents_env(env, dsn, tmp, "validate", ADMIN)
         with bridge(benv, Path(tmp) / "bridge.log") as url:
-            r = httpx.post(
-                url + "/session/create",
-                json={"agent_id": "bench", "role": "builder"},
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            )
-            token = r.json()["session_token"]
+            token = mint(url, ADMIN, "bench", "builder")
             offset = 0
             for conc in (1, args.concurrency):
                 for kind in ("hit", "miss"):

@@ -143,3 +143,24 @@ def mint(b: BridgeProcess, agent_id: str, role: str) -> str:
         r = c.post("/session/create", json={"agent_id": agent_id, "role": role})
         assert r.status_code == 200, r.text
         return str(r.json()["session_token"])
+
+
+def pre_tool_use(tool_name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+    """A PreToolUse hook input as Claude Code sends it (fields of recent releases included)."""
+    return {
+        "session_id": "eb5b0174-0555-4601-804e-672d68069c89",
+        "prompt_id": "0c7f8e0e-4c41-4e0a-9a1b-2f0d6a1c1f00",
+        "transcript_path": "/home/dev/.claude/projects/-home-dev-app/eb5b0174.jsonl",
+        "cwd": "/home/dev/app",
+        "permission_mode": "default",
+        "effort": {"level": "high"},
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": "toolu_01ABCDEF",
+    }
+
+
+def bash(command: str) -> dict[str, Any]:
+    """Claude Code's PreToolUse input for a Bash command."""
+    return pre_tool_use("Bash", {"command": command, "description": "test"})

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import ADMIN_TOKEN, mint
+from tests.integration.agents.conftest import ADMIN_TOKEN, bash, mint
 from tests.integration.bridge.support import BridgeProcess, free_port
 
 HOOK = [sys.executable, "-m", "lighthouse_bridge.cli", "hook"]
@@ -27,18 +27,6 @@ def run_hook(payload: Any, env: dict[str, str], *args: str, timeout: float = 60)
     return subprocess.run(
         [*HOOK, *args], input=text, capture_output=True, text=True, timeout=timeout, env={**clean, **env}
     )
-
-
-def bash(cmd: str) -> dict[str, Any]:
-    # the shape Claude Code sends to a PreToolUse hook
-    return {
-        "session_id": "s1",
-        "transcript_path": "/tmp/t.jsonl",
-        "cwd": "/work",
-        "hook_event_name": "PreToolUse",
-        "tool_name": "Bash",
-        "tool_input": {"command": cmd, "description": "test"},
-    }
 
 
 @pytest.fixture

@@ -13,26 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import mint, running_bridge
+from tests.integration.agents.conftest import mint, pre_tool_use, running_bridge
 from tests.integration.bridge.support import BridgeProcess
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def pre_tool_use(tool_name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
-    """A PreToolUse hook input as Claude Code sends it (fields of recent releases included)."""
-    return {
-        "session_id": "eb5b0174-0555-4601-804e-672d68069c89",
-        "prompt_id": "0c7f8e0e-4c41-4e0a-9a1b-2f0d6a1c1f00",
-        "transcript_path": "/home/dev/.claude/projects/-home-dev-app/eb5b0174.jsonl",
-        "cwd": "/home/dev/app",
-        "permission_mode": "default",
-        "effort": {"level": "high"},
-        "hook_event_name": "PreToolUse",
-        "tool_name": tool_name,
-        "tool_input": tool_input,
-        "tool_use_id": "toolu_01ABCDEF",
-    }
 
 
 @pytest.fixture

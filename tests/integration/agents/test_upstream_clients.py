@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.agents.conftest import ADMIN_TOKEN, mint, running_bridge
+from tests.integration.agents.conftest import ADMIN_TOKEN, bash, mint, running_bridge
 from tests.integration.bridge.support import BridgeProcess
 
 APPROVED, BLOCKED = 0, 2
@@ -34,17 +34,6 @@ def original_hook(url: str, claude_input: dict[str, Any]) -> tuple[int, dict[str
     }
     answer = httpx.post(f"{url}/validate", json=command_data, timeout=5.0).json()
     return (APPROVED if answer.get("status", "blocked") == "approved" else BLOCKED), answer
-
-
-def bash(command: str) -> dict[str, Any]:
-    return {
-        "session_id": "s1",
-        "transcript_path": "/tmp/t.jsonl",
-        "cwd": "/work",
-        "hook_event_name": "PreToolUse",
-        "tool_name": "Bash",
-        "tool_input": {"command": command},
-    }
 
 
 @pytest.fixture
