@@ -22,13 +22,13 @@ do_python() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
     return 0
   fi
-  log "Creating virtualenv .venv (extras: operator, bridge, fuse, dev)"
+  log "Creating virtualenv .venv (extras: operator, bridge, fuse, csi, dev)"
   [ -x .venv/bin/python ] || "$py" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >&2
   # pyfuse3 comes from our patched build (hack/build-pyfuse3.sh, cached), which the `fuse` extra then accepts.
   local pyfuse3_wheel
   pyfuse3_wheel=$(hack/build-pyfuse3.sh .venv/bin/python)
-  .venv/bin/python -m pip install -q -e ".[operator,bridge,fuse,dev]" "$pyfuse3_wheel" >&2
+  .venv/bin/python -m pip install -q -e ".[operator,bridge,fuse,csi,dev]" "$pyfuse3_wheel" >&2
   echo "$want" >"$stamp"
   log "Virtualenv ready"
 }

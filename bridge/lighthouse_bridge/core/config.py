@@ -261,6 +261,11 @@ class FuseSettings(ClientSettings):
     mount_point: str = Field("/mnt/lighthouse/project", description="Where the shadow filesystem is mounted.")
     fuse_mode: Literal["auto", "enabled", "disabled"] = Field("auto", description="`run`: disabled = API only.")
     fuse_writable: bool = Field(False, description="Allow writes in current/.")
+    fuse_fd_socket: str | None = Field(
+        None,
+        description="Unix socket of the FUSE node plugin (fuse.mode csi): it mounts and hands over the /dev/fuse "
+        "descriptor, so this process needs neither /dev/fuse nor any privilege.",
+    )
     fuse_status_file: Path = Field(DEFAULT_STATUS_FILE, description="JSON status file read by the API's /readyz.")
     fuse_cache_dir: str | None = Field(None, description="Directory of the on-disk blob cache (default: a temp dir).")
     fuse_agent_id: str = Field("fuse", description="Author of the writes made through the mount.")

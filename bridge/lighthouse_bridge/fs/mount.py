@@ -10,6 +10,7 @@ from typing import Any
 
 import pyfuse3
 import trio
+from lighthouse_fusefd import MOUNT_DIR, ProtocolError, request_mount
 
 from .cache import BlobCache
 from .client import BridgeClient
@@ -116,6 +117,36 @@ async def load_with_retry(model: FsModel, cfg: MountConfig) -> int:
             delay = min(delay * 2, 5.0)
 
 
+def plugin_mountpoint(fd_socket: str, answer: dict[str, Any]) -> str:
+    """Where the plugin mounted: a directory beside its socket (both in the pod's CSI volume)."""
+    return os.path.normpath(os.path.join(os.path.dirname(fd_socket), str(answer.get("mountpoint") or MOUNT_DIR)))
+
+
+async def acquire_fd(cfg: MountConfig) -> int:
+    """fuse.mode csi: ask the node plugin for a fresh mount (it replaces one an earlier process of this pod left) and
+    return its /dev/fuse descriptor. Retries with backoff while the plugin is away (restarting, not yet registered)."""
+    assert cfg.fd_socket
+    delay = 0.5
+    while True:
+        try:
+            fd, answer = await trio.to_thread.run_sync(
+                request_mount, cfg.fd_socket, not cfg.writable, abandon_on_cancel=True
+            )
+        except (OSError, ProtocolError) as exc:
+            write_status(cfg.status_file, False, cfg.mountpoint, f"waiting for the FUSE node plugin: {exc}")
+            log.warning("FUSE node plugin not answering socket=%s error=%s retry_in=%.1fs", cfg.fd_socket, exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        where = plugin_mountpoint(cfg.fd_socket, answer)
+        if where != cfg.mountpoint:
+            log.warning("The node plugin mounted elsewhere mountpoint=%s configured=%s", where, cfg.mountpoint)
+            cfg.mountpoint = where
+        log.info("Received a FUSE mount from the node plugin socket=%s mountpoint=%s fd=%d", cfg.fd_socket,
+                 cfg.mountpoint, fd)
+        return fd
+
+
 async def serve(cfg: MountConfig) -> None:
     client = BridgeClient(cfg.bridge_url, cfg.token)
     no_open, why = choose_no_open(cfg.writable, os.uname().release, hasattr(pyfuse3.Operations, "inode_as_fh"))
@@ -130,6 +161,7 @@ async def serve(cfg: MountConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         stopped = False
         position = resume = 0
+        fd: int | None = None  # fuse.mode csi: the descriptor of the node plugin's mount
 
         async def stop_on_signal(scope: trio.CancelScope) -> None:
             nonlocal stopped
@@ -147,9 +179,13 @@ async def serve(cfg: MountConfig) -> None:
             except SourceError as exc:
                 log.warning("Stream backfill failed, streams start empty error=%s", exc)
                 resume = position + 1
+            if cfg.fd_socket:
+                fd = await acquire_fd(cfg)
             early.cancel_scope.cancel()
         if stopped:
             await client.aclose()
+            if fd is not None:
+                os.close(fd)
             write_status(cfg.status_file, False, cfg.mountpoint, None)
             return
         ops = Operations(model)
@@ -158,7 +194,8 @@ async def serve(cfg: MountConfig) -> None:
             options.add("ro")  # the VFS refuses writes, and reads no longer invalidate cached atimes (a GETATTR each)
         if allow_other_permitted():
             options.add("allow_other")  # agents in the pod run as other users
-        pyfuse3.init(ops, cfg.mountpoint, options)
+        # With a descriptor libfuse (>= 3.3) mounts nothing: the plugin did, with the options it was asked for.
+        pyfuse3.init(ops, cfg.mountpoint if fd is None else f"/dev/fd/{fd}", options)
         log.info("Mounted shadow filesystem mountpoint=%s bridge=%s writable=%s no_open=%s reason=%r pyfuse3=%s "
                  "position=%d files=%d", cfg.mountpoint, cfg.bridge_url, cfg.writable, no_open, why,
                  pyfuse3.__version__, position, len(model.live.files))
@@ -197,15 +234,21 @@ async def _terminate_on_signal(signals: Any) -> None:
 
 def run_mount(cfg: MountConfig) -> int:
     """Entry point of `lighthouse-bridge fuse`: prepare the mount point, serve until unmounted or signalled."""
-    try:
-        prepare_mountpoint(cfg.mountpoint)
-        # Resolved now: once mounted, resolving it would stat() the mount and wait for our own request loop.
-        cfg.mountpoint = os.path.realpath(cfg.mountpoint)
-    except (OSError, RuntimeError) as exc:
-        log.error("Cannot mount mountpoint=%s error=%s", cfg.mountpoint, exc)
-        write_status(cfg.status_file, False, cfg.mountpoint, str(exc))
-        return 1
-    if not os.path.exists("/dev/fuse"):
+    if cfg.fd_socket:
+        # The node plugin mounts, and replaces a mount an earlier process left: no stale-mount handling here (and no
+        # stat() of a mount point that may still be served by a hung process).
+        cfg.mountpoint = os.path.abspath(cfg.mountpoint)
+        cfg.fd_socket = os.path.abspath(cfg.fd_socket)
+    else:
+        try:
+            prepare_mountpoint(cfg.mountpoint)
+            # Resolved now: once mounted, resolving it would stat() the mount and wait for our own request loop.
+            cfg.mountpoint = os.path.realpath(cfg.mountpoint)
+        except (OSError, RuntimeError) as exc:
+            log.error("Cannot mount mountpoint=%s error=%s", cfg.mountpoint, exc)
+            write_status(cfg.status_file, False, cfg.mountpoint, str(exc))
+            return 1
+    if not cfg.fd_socket and not os.path.exists("/dev/fuse"):
         write_status(cfg.status_file, False, cfg.mountpoint, "/dev/fuse is not available")
         log.error("Cannot mount mountpoint=%s error=/dev/fuse is not available", cfg.mountpoint)
         return 1

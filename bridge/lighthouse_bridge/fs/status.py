@@ -32,6 +32,7 @@ class MountConfig:
     agent_id: str | None = None
     cache_bytes: int = 256 << 20
     prefetch_bytes: int = 128 << 20
+    fd_socket: str | None = None  # fuse.mode csi: the node plugin mounts; this process serves /dev/fd/N
 
     @classmethod
     def from_settings(cls, settings: config.FuseSettings, **overrides: Any) -> MountConfig:
@@ -45,6 +46,7 @@ class MountConfig:
             agent_id=settings.fuse_agent_id,
             cache_bytes=settings.fuse_cache_bytes,
             prefetch_bytes=settings.fuse_prefetch_bytes,
+            fd_socket=settings.fuse_fd_socket,
         )
         for k, v in overrides.items():
             if v is not None:

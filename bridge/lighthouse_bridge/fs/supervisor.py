@@ -32,9 +32,14 @@ def bridge_command(*args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def fuse_unavailable_reason(mode: str) -> str | None:
+def fuse_unavailable_reason(mode: str, fd_socket: str | None = None) -> str | None:
     if mode == "disabled":
         return "FUSE disabled (LIGHTHOUSE_FUSE_MODE=disabled)"
+    if fd_socket:
+        # The node plugin publishes the socket before the containers start: none means no plugin volume here.
+        if not os.path.exists(fd_socket):
+            return f"no FUSE node plugin socket at {fd_socket} (the pod needs the fuse.lighthouse.dev CSI volume)"
+        return None
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse is not available (the pod needs the device and SYS_ADMIN)"
     return None
@@ -66,7 +71,7 @@ def supervise(cfg: MountConfig, api_args: Sequence[str] = (), mode: str | None =
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
 
-    reason = fuse_unavailable_reason(mode)
+    reason = fuse_unavailable_reason(mode, cfg.fd_socket)
     write_status(cfg.status_file, False, cfg.mountpoint, reason or "starting")
     api = subprocess.Popen(bridge_command("serve", *api_args), env=env)
     log.info("Started API process pid=%d", api.pid)
@@ -98,8 +103,9 @@ def supervise(cfg: MountConfig, api_args: Sequence[str] = (), mode: str | None =
             log.info("Started FUSE process pid=%d mountpoint=%s", fuse.pid, cfg.mountpoint)
         time.sleep(0.2)
     _stop(fuse, FUSE_STOP_TIMEOUT, "fuse")
-    if fuse is not None and os.path.ismount(cfg.mountpoint) and fuse.returncode not in (0, None):
-        fusermount_unmount(cfg.mountpoint)  # killed mid-way: do not leave a dead mount behind
+    if fuse is not None and not cfg.fd_socket and os.path.ismount(cfg.mountpoint) and fuse.returncode not in (0, None):
+        # Killed mid-way: do not leave a dead mount behind. (With the node plugin, the plugin owns the mount.)
+        fusermount_unmount(cfg.mountpoint)
     write_status(cfg.status_file, False, cfg.mountpoint, reason)
     api_code = _stop(api, API_STOP_TIMEOUT, "api")
     log.info("Stopped processes api_code=%s", api_code)
