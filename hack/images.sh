@@ -141,7 +141,7 @@ build_deps() { # build_deps COMPONENT -> prints the directory of dependency whee
 
 build_project() { # -> prints the directory holding the lighthouse wheel
   local key dir tmp src
-  key=$(files_key pyproject.toml README.md operator bridge shared)
+  key=$(files_key pyproject.toml README.md operator bridge shared nodeplugin)
   dir="$BUILD_DIR/project-$key"
   if [ -f "$dir/.complete" ]; then echo "$dir"; return 0; fi
   log "Building the lighthouse wheel"
