@@ -149,7 +149,7 @@ build_project() { # -> prints the directory holding the lighthouse wheel
   # A clean copy: no build/ or egg-info left in the work tree, no stray caches in the wheel.
   src="$tmp/src"
   mkdir -p "$src"
-  tree_files pyproject.toml README.md operator bridge shared | grep -v -e '__pycache__' -e '\.pyc$' \
+  tree_files pyproject.toml README.md operator bridge shared nodeplugin | grep -v -e '__pycache__' -e '\.pyc$' \
     | tar -cf - -T - | tar -C "$src" -xf -
   pip_quiet wheel --no-deps --no-build-isolation --wheel-dir "$tmp/wheels" "$src" \
     || { rm -rf "$tmp"; die "building the lighthouse wheel failed"; }
