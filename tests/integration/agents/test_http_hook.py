@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def live(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[BridgeProcess]:
-    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_HTTP_HOOK_WAIT="20") as b:
+    # a wait far beyond the client's 60 s timeout: a hook that did not answer on the decision fails the test
+    with running_bridge(tmp_path, bridge_env, LIGHTHOUSE_HTTP_HOOK_WAIT="3600") as b:
         yield b
 
 
@@ -61,13 +62,11 @@ def test_allow_deny_and_an_escalation_approved_during_the_wait(live: BridgeProce
 
     approver = threading.Thread(target=approve_when_pending)
     approver.start()
-    started = time.monotonic()
     verdict, reason = decision(
         hook(live, builder, pre_tool_use("Bash", {"command": "npm install left-pad", "description": "Install"}))
     )
     approver.join()
     assert verdict == "allow" and "looks fine" in reason and "approved by reviewer-1" in reason
-    assert time.monotonic() - started < 20  # answered on the decision, not at the end of the wait
     # wrong event, wrong role, no token: clear refusals that an `onFailure: "block"` hook turns into a block
     wrong = hook(live, builder, {**pre_tool_use("Bash", {"command": "ls"}), "hook_event_name": "PostToolUse"})
     assert wrong.status_code == 422 and "PreToolUse only" in wrong.json()["detail"]
