@@ -571,8 +571,16 @@ class Readyz(BaseModel):
     checks: dict[str, dict[str, Any]]
 
 
+class FuseHealth(BaseModel):
+    """The shadow filesystem's state, for the operator's FuseAvailable condition (it reads /health, which is open)."""
+
+    status: Literal["mounted", "not_mounted", "disabled", "unknown"]
+    error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     version: str
     position: int
     uptime_seconds: float
+    fuse: FuseHealth | None = None

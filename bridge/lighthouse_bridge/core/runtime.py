@@ -191,10 +191,15 @@ class Runtime:
                 log.exception("Dependency check failed")
 
     def overall(self) -> str:
-        """healthy | degraded | unhealthy, from the last background probes (cheap; no I/O)."""
-        if self.postgres.status != "connected" or self.fuse.status == "not_mounted":
+        """healthy | degraded | unhealthy, from the last background probes (cheap; no I/O). Without its FUSE mount
+        the bridge still serves its API: degraded."""
+        if self.postgres.status != "connected":
             return "unhealthy"
-        if self.redis.status == "disconnected" or self.projection.head - self.projection.position > 1000:
+        if (
+            self.redis.status == "disconnected"
+            or self.fuse.status == "not_mounted"
+            or self.projection.head - self.projection.position > 1000
+        ):
             return "degraded"
         return "healthy"
 

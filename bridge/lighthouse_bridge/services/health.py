@@ -18,13 +18,15 @@ def _uptime(rt: Runtime) -> float:
 
 
 async def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
-    """(ready, {status, checks}) for the operator's health gate: PostgreSQL, Redis and the FUSE mount are checked."""
+    """(ready, {status, checks}) for the operator's health gate: PostgreSQL, Redis and the FUSE mount are checked.
+    The FUSE mount is optional (the API serves without it): its absence makes the bridge degraded, never unready."""
     pg, redis = await asyncio.gather(rt.check_postgres(), rt.check_redis())
     fuse = rt.check_fuse()
-    ready = pg.status == "connected" and fuse.status in ("mounted", "disabled")
+    ready = pg.status == "connected"
     if rt.settings.redis_required and redis.status != "connected":
         ready = False
-    status = "not_ready" if not ready else ("degraded" if redis.status == "disconnected" else "ready")
+    degraded = redis.status == "disconnected" or fuse.status not in ("mounted", "disabled")
+    status = "not_ready" if not ready else ("degraded" if degraded else "ready")
     checks = {
         "postgres": pg.public(),
         "redis": {**redis.public(), "status": "down" if redis.status == "disconnected" else redis.status},
@@ -46,6 +48,7 @@ def health(rt: Runtime) -> dict[str, Any]:
         "version": __version__,
         "position": rt.projection.position,
         "uptime_seconds": _uptime(rt),
+        "fuse": {"status": rt.fuse.status, "error": rt.fuse.error},
     }
 
 

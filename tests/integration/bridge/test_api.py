@@ -389,17 +389,25 @@ async def test_health_endpoints(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_checks_the_fuse_status_file(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A missing FUSE mount degrades the bridge (the API keeps serving: ready, status degraded), and /health, which
+    the operator reads for FuseAvailable, says why."""
     status_file = tmp_path / "fuse.json"
     s = settings.model_copy(update={"fuse_mode": "sidecar", "fuse_status_file": status_file})
     async with app_client(s) as c:
         r = await c.get("/readyz")
-        assert r.status_code == 503 and r.json()["checks"]["fuse"]["status"] == "not_mounted"
+        assert r.status_code == 200 and r.json()["status"] == "degraded"
+        assert r.json()["checks"]["fuse"]["status"] == "not_mounted"
         status_file.write_text('{"mounted": true, "mountpoint": "/mnt/lighthouse/project", "error": null}')
         r = await c.get("/readyz")
-        assert r.status_code == 200 and r.json()["checks"]["fuse"]["mountpoint"] == "/mnt/lighthouse/project"
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+        assert r.json()["checks"]["fuse"]["mountpoint"] == "/mnt/lighthouse/project"
+        assert (await c.get("/health")).json()["fuse"] == {"status": "mounted", "error": None}
         status_file.write_text('{"mounted": false, "mountpoint": "/mnt/x", "error": "fusermount failed"}')
         r = await c.get("/readyz")
-        assert r.status_code == 503 and r.json()["checks"]["fuse"]["error"] == "fusermount failed"
+        assert r.status_code == 200 and r.json()["checks"]["fuse"]["error"] == "fusermount failed"
+        health = await c.get("/health")
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert health.json()["fuse"] == {"status": "not_mounted", "error": "fusermount failed"}
         assert (await c.get("/status")).json()["mode"] == "degraded_no_fuse"
 
 
