@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 import pyfuse3
+import trio
 
 from .model import Attr, FsError, FsModel, Invalidation
 from .nodes import Store
@@ -20,6 +21,7 @@ from .nodes import Store
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 LISTING_CACHE = 4096  # directories whose encoded listing is kept
+PUSH_WAIT = 0.2  # seconds the end of a listing waits for its files to be in the page cache
 BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
 
 
@@ -54,7 +56,7 @@ def counted(name: str) -> Callable[[F], F]:
     return deco
 
 
-NO_OPEN_KERNEL = (5, 1)  # zero-message opendir (FUSE_NO_OPENDIR_SUPPORT); zero-message open came with 4.19
+NO_OPEN_KERNEL = (5, 1)  # zero-message opendir (FUSE_NO_OPENDIR_SUPPORT, protocol 7.29); zero-message open is older
 
 
 def choose_no_open(writable: bool, kernel_release: str, inode_as_fh: bool) -> tuple[bool, str]:
@@ -97,7 +99,7 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return e
 
 
-_notify_queue: queue.SimpleQueue[list[Invalidation | Store]] = queue.SimpleQueue()
+_notify_queue: queue.SimpleQueue[tuple[list[Invalidation | Store], threading.Event | None]] = queue.SimpleQueue()
 # What the worker told the kernel, by kind (shown in debug/performance.json as kernel_notifications).
 NOTIFIED: dict[str, int] = {}
 _notify_thread: threading.Thread | None = None
@@ -106,7 +108,8 @@ _notify_lock = threading.Lock()
 
 def _notify_worker() -> None:
     while True:
-        for item in _notify_queue.get():
+        batch, done = _notify_queue.get()
+        for item in batch:
             kind = "store" if isinstance(item, Store) else "inval_inode" if item.name is None else "inval_entry"
             try:
                 if isinstance(item, Store):
@@ -124,21 +127,24 @@ def _notify_worker() -> None:
                 kind += "_failed"
                 log.exception("Kernel cache notification failed item=%s", item)
             NOTIFIED[kind] = NOTIFIED.get(kind, 0) + 1
+        if done is not None:
+            done.set()
 
 
-def notify_kernel(items: Iterable[Invalidation | Store]) -> None:
+def notify_kernel(items: Iterable[Invalidation | Store], done: threading.Event | None = None) -> None:
     """Tell the kernel to drop what it cached (or to cache file content), in order, from a thread of its own.
     Invalidating an inode's pages waits for their page locks, and a writer holds those while it waits for our answer
     to its WRITE: done on the trio thread that must send that answer, it deadlocks (seen with a write racing a change
-    from the event stream). One queue keeps stores and invalidations in the order the model produced them."""
+    from the event stream). One queue keeps stores and invalidations in the order the model produced them. `done` is
+    set once these items (and all before them) were sent."""
     global _notify_thread
     with _notify_lock:
         if _notify_thread is None:
             _notify_thread = threading.Thread(target=_notify_worker, name="fuse-notify", daemon=True)
             _notify_thread.start()
     batch = list(items)
-    if batch:
-        _notify_queue.put(batch)
+    if batch or done is not None:
+        _notify_queue.put((batch, done))
 
 
 class Operations(pyfuse3.Operations):
@@ -211,8 +217,15 @@ class Operations(pyfuse3.Operations):
             self.model.inodes.ref(attr.st_ino)
         if self.no_open and start_id >= len(entries) > 0:
             # The kernel asks past the end once it has parsed every entry: it has their inodes now, and a reader
-            # that lists a directory usually reads its files next.
-            notify_kernel(self.model.pages_to_push(ino))
+            # that lists a directory usually reads its files next. The reader waits for this (empty) answer, so
+            # holding it until the files are stored saves it a READ round trip per file. The stores run in the
+            # notification thread while this loop keeps serving (a store waits for a page that a pending READ
+            # holds locked: from this thread it would deadlock).
+            stores = self.model.pages_to_push(ino)
+            if stores:
+                done = threading.Event()
+                notify_kernel(stores, done)
+                await trio.to_thread.run_sync(done.wait, PUSH_WAIT)
 
     async def _listing(self, ino: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         stamp = self.model.listing_stamp(ino)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.fs.harness import FUSE_SKIP_REASON, REPO, Bridge, Mount
+from tests.harness.pyfuse3_build import unpack_stock_pyfuse3
+from tests.integration.fs.harness import FUSE_SKIP_REASON, Bridge, Mount
 
 
 @pytest.fixture
@@ -54,11 +52,5 @@ def rw_mount(mount_factory: Callable[..., Mount]) -> Mount:
 
 @pytest.fixture(scope="session")
 def stock_pyfuse3(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pyfuse3 as released, without our patch (hack/build-pyfuse3.sh --stock, cached machine-wide), unpacked into a
-    directory that goes first on a mount process's PYTHONPATH."""
-    wheel = subprocess.run([str(REPO / "hack/build-pyfuse3.sh"), "--stock", sys.executable], check=True,
-                           capture_output=True, text=True).stdout.strip()
-    dest = tmp_path_factory.mktemp("stock-pyfuse3")
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(dest)
-    return dest
+    """The released pyfuse3, for a mount process's PYTHONPATH (the open/release path must keep working with it)."""
+    return unpack_stock_pyfuse3(tmp_path_factory.mktemp("stock-pyfuse3"))
