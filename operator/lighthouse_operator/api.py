@@ -83,6 +83,13 @@ class Writer(Protocol):
         ...
 
 
+class Prober(Protocol):
+    async def get_json(self, url: str) -> Obj:
+        """GET a JSON document over plain HTTP from a pod (a bridge's /health), whatever its status code. Raises
+        OSError (or asyncio.TimeoutError, ValueError) when there is none."""
+        ...
+
+
 class Client(Reader, Writer, Protocol):
     """A whole client: what main.py builds and hands, split, to the reconcile (Reader) and the applier (Writer)."""
 

@@ -244,6 +244,33 @@ class Kube:
             return False
 
 
+class PodProber:
+    """An api.Prober: plain HTTP GETs of the pods' own endpoints (the bridges' /health, for FuseAvailable), with a
+    short timeout and no credentials, on a session of its own."""
+
+    def __init__(self, timeout: float = 3.0, max_concurrency: int = 16):
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout)
+        self._sem = asyncio.Semaphore(max_concurrency)
+
+    async def get_json(self, url: str) -> Obj:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers={"User-Agent": USER_AGENT})
+        try:
+            async with self._sem, self._session.get(url) as resp:
+                doc = await resp.json(content_type=None)
+        except aiohttp.ClientError as exc:
+            raise OSError(f"{exc.__class__.__name__}: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ValueError(f"{url} answered {resp.status} without a JSON object")
+        return doc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _error(status: int, text: str) -> ApiError:
     try:
         body = json.loads(text)

@@ -18,7 +18,7 @@ import kopf
 from . import metrics, naming
 from .api import ApiError, Obj
 from .applier import Applier
-from .k8s import Kube
+from .k8s import Kube, PodProber
 from .models import GROUP, KIND, PLURAL, VERSION
 from .reconcile import Reconciler
 
@@ -42,6 +42,7 @@ class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
 class Runtime:
     settings: kopf.OperatorSettings | None = None
     kube: Kube | None = None
+    prober: PodProber | None = None
     reconciler: Reconciler | None = None
 
     def credentials(self) -> kopf.ConnectionInfo:
@@ -66,7 +67,8 @@ def reconciler() -> Reconciler:
     """The one client, read by the reconcile and written through the applier only."""
     if RUNTIME.reconciler is None:
         RUNTIME.kube = Kube(RUNTIME.credentials)
-        RUNTIME.reconciler = Reconciler(RUNTIME.kube, Applier(RUNTIME.kube, RUNTIME.kube))
+        RUNTIME.prober = PodProber()
+        RUNTIME.reconciler = Reconciler(RUNTIME.kube, Applier(RUNTIME.kube, RUNTIME.kube), RUNTIME.prober)
     return RUNTIME.reconciler
 
 
@@ -107,6 +109,8 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 async def close(**_: Any) -> None:
     if RUNTIME.kube is not None:
         await RUNTIME.kube.close()
+    if RUNTIME.prober is not None:
+        await RUNTIME.prober.close()
 
 
 @kopf.on.probe(id="bridges")

@@ -188,19 +188,25 @@ class ProjectSource(Model):
     pvc: PVCSource | None = None
 
 
-FuseMode = Literal["capabilities", "privileged", "devicePlugin", "disabled"]
+FuseMode = Literal["csi", "devicePlugin", "userNamespaces", "privileged", "capabilities", "disabled"]
+# The CSI driver of the chart's FUSE node plugin (nodeplugin/lighthouse_csi); docs/fuse-modes.md.
+FUSE_CSI_DRIVER = "fuse.lighthouse.dev"
+FUSE_MODES_WITH_DEVICE = ("devicePlugin", "userNamespaces")
 
 
 class FuseSpec(Model):
-    """How the bridge pods get /dev/fuse."""
+    """How the bridge pods get their FUSE mount (docs/fuse-modes.md): csi (the node plugin mounts and hands the pod
+    the descriptor: Pod Security restricted), devicePlugin (/dev/fuse from a device plugin, SYS_ADMIN),
+    userNamespaces (the same in a user namespace; containerd 2 and runc 1.2+), privileged, capabilities (SYS_ADMIN and
+    a hostPath device), disabled."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "!has(self.mode) || self.mode != 'devicePlugin' || "
+                "!has(self.mode) || !(self.mode in ['devicePlugin', 'userNamespaces']) || "
                 "(has(self.devicePluginResource) && self.devicePluginResource != '')",
-                "fuse.devicePluginResource (for example smarter-devices/fuse) is required "
-                "when fuse.mode is devicePlugin",
+                "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required "
+                "when fuse.mode is devicePlugin or userNamespaces",
             )
         )
     )

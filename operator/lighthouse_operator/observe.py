@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
-from . import backup, builders, clock, jobs, naming, restore, rollout
-from .api import Key, Obj, Reader
+from . import backup, builders, clock, fuse, jobs, naming, restore, rollout
+from .api import Key, Obj, Prober, Reader
 from .builders import backup as backup_builder
 from .models import LighthouseBridge
 
@@ -135,3 +136,23 @@ __all__ = [
     "restore_job",
     "workload",
 ]
+
+
+# ------------------------------------------------------------------------------------------------------ FUSE
+
+
+async def fuse_answers(
+    reader: Reader, prober: Prober | None, lhb: LighthouseBridge
+) -> tuple[list[Obj], dict[str, Any]]:
+    """The bridge pods, and the /health answer (or why there is none) of each that fuse.probe_targets picks."""
+    pods = await reader.list("v1", "Pod", lhb.namespace, naming.selector_string(lhb.name, naming.BRIDGE))
+    targets = fuse.probe_targets(pods) if prober is not None and lhb.spec.fuse.active else {}
+
+    async def ask(url: str) -> Any:
+        try:
+            return await prober.get_json(url)  # type: ignore[union-attr]
+        except (TimeoutError, OSError, ValueError) as exc:
+            return f"{url}: {exc.__class__.__name__}: {exc}"
+
+    answers = await asyncio.gather(*(ask(u) for u in targets.values()))
+    return pods, dict(zip(targets, answers, strict=True))

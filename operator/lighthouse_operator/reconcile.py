@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import kopf
 
-from . import backup, builders, clock, events, gate, metrics, naming, observe, restore, rollout
+from . import backup, builders, clock, events, fuse, gate, metrics, naming, observe, restore, rollout
 from . import status as st
-from .api import ApiError, Invalid, Obj, Reader
+from .api import ApiError, Invalid, Obj, Prober, Reader
 from .applier import Applier
 from .builders import expose, monitoring
 from .models import API_VERSION, KIND, LighthouseBridge
@@ -61,9 +61,10 @@ class Outcome:
 class Reconciler:
     """`reader` serves every read (the client itself, or a watch cache in front of it); `applier` makes every write."""
 
-    def __init__(self, reader: Reader, applier: Applier):
+    def __init__(self, reader: Reader, applier: Applier, prober: Prober | None = None):
         self.reader = reader
         self.applier = applier
+        self.prober = prober  # asks the bridge pods for their FUSE state (FuseAvailable); None: not asked
         self.gate = gate.Gate(reader, applier)
         self._wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -263,11 +264,13 @@ class Reconciler:
             restoring=restoring.restoring,
             stalled=("RestoreFailed", restoring.failed) if restoring.failed else None,
         )
+        pods, answers = await observe.fuse_answers(self.reader, self.prober, lhb)
         fragments = [
             st.rollup(lhb, assessment),
             rollout.fragment(gated.judged, generation),
             restore.fragment(restoring),
             backup.fragment(backing) if backing is not None else None,
+            fuse.fragment(fuse.verdict(lhb, pods, answers), generation),
         ]
         writes += await self._status(body, fragments, when)
         return Outcome("applied" if writes else "unchanged", writes)

@@ -8,7 +8,7 @@ import re
 import pydantic
 from lighthouse_policy import PolicySpec
 
-from .models import LighthouseBridge
+from .models import FUSE_MODES_WITH_DEVICE, LighthouseBridge
 
 # The descriptors robfig/cron admits (as the CronJob controller reads them), and what they mean.
 CRON_MACROS = {
@@ -108,10 +108,10 @@ def problems(lhb: LighthouseBridge) -> list[str]:
             f"rollout.minReadySeconds ({spec.rollout.min_ready_seconds}) must be less than "
             f"rollout.progressDeadlineSeconds ({spec.rollout.progress_deadline_seconds})"
         )
-    if spec.fuse.active and spec.fuse.mode == "devicePlugin":
+    if spec.fuse.active and spec.fuse.mode in FUSE_MODES_WITH_DEVICE:
         res = spec.fuse.device_plugin_resource or ""
         if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-A-Za-z0-9_.]+$", res):
-            out.append(f"fuse.devicePluginResource {res!r} must be a resource name such as smarter-devices/fuse")
+            out.append(f"fuse.devicePluginResource {res!r} must be a resource name such as lighthouse.dev/fuse")
     return out
 
 

@@ -7,12 +7,13 @@ Contract with the bridge image: `lighthouse-bridge run` reads LIGHTHOUSE_* envir
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from .. import naming
-from ..models import LighthouseBridge
+from ..models import FUSE_CSI_DRIVER, FUSE_MODES_WITH_DEVICE, LighthouseBridge
 from . import expose
 from .common import Manifest, meta, restricted_container_security, secret_env, service
 
@@ -20,7 +21,10 @@ CONFIG_DIR = "/etc/lighthouse"
 RUN_DIR = "/run/lighthouse"
 DATA_DIR = "/var/lib/lighthouse"
 PROJECT_DIR = "/project"
-FUSE_MOUNTPOINT = "/mnt/lighthouse/project"
+MNT_DIR = "/mnt/lighthouse"
+FUSE_MOUNTPOINT = f"{MNT_DIR}/project"  # in mode csi: the node plugin's mount directory in the CSI volume
+FUSE_SOCKET_NAME = ".lighthouse-fuse.sock"  # in mode csi: the node plugin's socket (lighthouse_fusefd.SOCKET_NAME)
+FUSE_UID = 10001  # the bridge's user wherever it needs no root
 
 
 def config_data(lhb: LighthouseBridge) -> dict[str, str]:
@@ -38,7 +42,7 @@ def configmap(lhb: LighthouseBridge) -> Manifest:
     }
 
 
-def _env(lhb: LighthouseBridge) -> list[Manifest]:
+def _env(lhb: LighthouseBridge, fuse_env: list[Manifest]) -> list[Manifest]:
     """The bridge's settings (see `lighthouse-bridge config`)."""
     s, n = lhb.spec, naming.Names(lhb.name)
     env: list[Manifest] = [
@@ -56,6 +60,7 @@ def _env(lhb: LighthouseBridge) -> list[Manifest]:
         {"name": "LIGHTHOUSE_MOUNT_POINT", "value": FUSE_MOUNTPOINT},
         {"name": "LIGHTHOUSE_FUSE_STATUS_FILE", "value": f"{RUN_DIR}/fuse-status.json"},
         {"name": "LIGHTHOUSE_AUDIT_LOG", "value": f"{DATA_DIR}/audit.log"},
+        *fuse_env,
     ]
     if s.project.pvc:
         env.append({"name": "LIGHTHOUSE_PROJECT_PATH", "value": PROJECT_DIR})
@@ -83,23 +88,54 @@ def redis_url_env(lhb: LighthouseBridge) -> Manifest:
     return secret_env("LIGHTHOUSE_REDIS_URL", naming.Names(lhb.name).redis_secret, "url")
 
 
-def _fuse(lhb: LighthouseBridge) -> tuple[Manifest, list[Manifest], list[Manifest], Manifest]:
-    """(container securityContext, volumes, volumeMounts, extra resource limits) for the FUSE mode."""
+@dataclass
+class FusePod:
+    """What a FUSE mode puts into the bridge pod."""
+
+    security: Manifest  # the bridge container's securityContext
+    mnt_volume: Manifest = field(default_factory=lambda: {"name": "mnt", "emptyDir": {}})  # holds the mount point
+    mnt_propagation: str | None = None
+    volumes: list[Manifest] = field(default_factory=list)
+    mounts: list[Manifest] = field(default_factory=list)
+    limits: Manifest = field(default_factory=dict)  # extra resources (a device plugin's)
+    env: list[Manifest] = field(default_factory=list)
+    pod: Manifest = field(default_factory=dict)  # pod-level fields
+
+
+def _fuse(lhb: LighthouseBridge) -> FusePod:
+    """The pod shape of each fuse.mode (docs/fuse-modes.md)."""
     fuse = lhb.spec.fuse
+    non_root = restricted_container_security() | {"runAsNonRoot": True, "runAsUser": FUSE_UID, "runAsGroup": FUSE_UID}
     if not fuse.active:
-        sc = restricted_container_security() | {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001}
-        return sc, [], [], {}
-    base: Manifest = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
+        return FusePod(non_root)
+    if fuse.mode == "csi":
+        # Restricted: the node plugin mounts, the pod's FUSE process only serves the descriptor it is handed. The
+        # mount appears after the container started, hence HostToContainer.
+        attrs = {"uid": str(FUSE_UID), "gid": str(FUSE_UID)}
+        volume = {"name": "mnt", "csi": {"driver": FUSE_CSI_DRIVER, "volumeAttributes": attrs}}
+        env = [{"name": "LIGHTHOUSE_FUSE_FD_SOCKET", "value": f"{MNT_DIR}/{FUSE_SOCKET_NAME}"}]
+        return FusePod(non_root, mnt_volume=volume, mnt_propagation="HostToContainer", env=env)
+    # mount(2) needs CAP_SYS_ADMIN. Only uid 0 holds capabilities after exec (container runtimes set no ambient
+    # capabilities, and privileged does not change that), and no_new_privs disables the setuid fusermount3 a non-root
+    # process would need: so root.
     if fuse.mode == "privileged":
-        return {"privileged": True, "readOnlyRootFilesystem": True}, [], [], {}
-    # mount(2) needs CAP_SYS_ADMIN; the default AppArmor profile of many hosts forbids FUSE mounts.
-    sc = base | {"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}, "appArmorProfile": {"type": "Unconfined"}}
-    if fuse.mode == "devicePlugin":
-        res = fuse.device_plugin_resource or ""
-        return sc, [], [], {res: 1}
+        return FusePod({"privileged": True, "runAsUser": 0, "readOnlyRootFilesystem": True})
+    # Otherwise SYS_ADMIN is root's only capability; the default AppArmor profile of many hosts forbids FUSE mounts.
+    sc: Manifest = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsUser": 0,
+        "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
+        "appArmorProfile": {"type": "Unconfined"},
+    }
+    if fuse.mode in FUSE_MODES_WITH_DEVICE:
+        limits = {fuse.device_plugin_resource or "": 1}
+        # userNamespaces: uid 0 and SYS_ADMIN exist only in the pod's user namespace (containerd 2, runc 1.2+).
+        pod = {"hostUsers": False} if fuse.mode == "userNamespaces" else {}
+        return FusePod(sc, limits=limits, pod=pod)
     volumes = [{"name": "dev-fuse", "hostPath": {"path": "/dev/fuse", "type": "CharDevice"}}]
     mounts = [{"name": "dev-fuse", "mountPath": "/dev/fuse"}]
-    return sc, volumes, mounts, {}
+    return FusePod(sc, volumes=volumes, mounts=mounts)
 
 
 def service_account_name(lhb: LighthouseBridge) -> str:
@@ -110,18 +146,18 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
     """The pod template (the health gate adds its revision annotation)."""
     s, n = lhb.spec, naming.Names(lhb.name)
     pt = s.pod_template
-    fuse_sc, fuse_volumes, fuse_mounts, fuse_limits = _fuse(lhb)
+    fuse = _fuse(lhb)
     resources = s.resources.to_k8s()
-    if fuse_limits:
-        resources = {**resources, "limits": {**resources.get("limits", {}), **fuse_limits}}
-        resources["requests"] = {**resources.get("requests", {}), **fuse_limits}
+    if fuse.limits:
+        resources = {**resources, "limits": {**resources.get("limits", {}), **fuse.limits}}
+        resources["requests"] = {**resources.get("requests", {}), **fuse.limits}
 
     volumes: list[Manifest] = [
         {"name": "config", "configMap": {"name": n.bridge_config}},
         {"name": "tmp", "emptyDir": {}},
         {"name": "run", "emptyDir": {}},
         {"name": "data", "emptyDir": {}},
-        {"name": "mnt", "emptyDir": {}},
+        fuse.mnt_volume,
     ]
     # The root filesystem is read-only: everything the bridge writes goes to these.
     mounts: list[Manifest] = [
@@ -129,7 +165,8 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "run", "mountPath": RUN_DIR},
         {"name": "data", "mountPath": DATA_DIR},
-        {"name": "mnt", "mountPath": "/mnt/lighthouse"},
+        {"name": "mnt", "mountPath": MNT_DIR}
+        | ({"mountPropagation": fuse.mnt_propagation} if fuse.mnt_propagation else {}),
     ]
     if s.project.pvc:
         volumes.append(
@@ -139,8 +176,8 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
         if s.project.pvc.sub_path:
             m["subPath"] = s.project.pvc.sub_path
         mounts.append(m)
-    volumes += fuse_volumes
-    mounts += fuse_mounts
+    volumes += fuse.volumes
+    mounts += fuse.mounts
 
     container: Manifest = {
         "name": "bridge",
@@ -151,7 +188,7 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
             {"name": "http", "containerPort": naming.API_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": _env(lhb),
+        "env": _env(lhb, fuse.env),
         "startupProbe": {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "http"},
@@ -165,7 +202,7 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
             "timeoutSeconds": 3,
             "failureThreshold": 3,
         },
-        "securityContext": fuse_sc,
+        "securityContext": fuse.security,
         "volumeMounts": mounts,
     }
     if resources:
@@ -182,6 +219,7 @@ def _pod_template(lhb: LighthouseBridge) -> Manifest:
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": volumes,
+        **fuse.pod,
     }
     if pt.node_selector:
         pod_spec["nodeSelector"] = dict(pt.node_selector)

@@ -182,7 +182,7 @@ INVALID = [
     ),
     ({"replicas": -1}, "spec.replicas must be 0 or more"),
     ({"image": " "}, "spec.image must not be empty"),
-    ({"fuse": {"mode": "devicePlugin"}}, "fuse.devicePluginResource (for example smarter-devices/fuse) is required"),
+    ({"fuse": {"mode": "devicePlugin"}}, "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required"),
     ({"postgres": {"managed": {"storage": {"size": "lots"}}}}, "must be a Kubernetes quantity such as 250m"),
     ({"resources": {"limits": {"cpu": "1 core"}}}, "spec.resources.limits[cpu]: Invalid value"),
     ({"deletionPolicy": "Shred"}, 'supported values: "Retain", "Delete", "Snapshot"'),

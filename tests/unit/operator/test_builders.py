@@ -82,6 +82,7 @@ CASES: dict[str, dict[str, Any]] = {
         "podTemplate": {"serviceAccountName": "custom-sa"},
     },
     "fuse-disabled": {"fuse": {"enabled": False}, "replicas": 2},
+    "fuse-csi": {"fuse": {"mode": "csi"}},
 }
 
 
@@ -196,6 +197,14 @@ def test_pod_template_labels_cannot_break_the_selector() -> None:
             False,
             "smarter-devices/fuse",
         ),
+        (
+            {"mode": "userNamespaces", "devicePluginResource": "lighthouse.dev/fuse"},
+            None,
+            ["SYS_ADMIN"],
+            False,
+            "lighthouse.dev/fuse",
+        ),
+        ({"mode": "csi"}, None, None, False, None),
         ({"mode": "disabled"}, None, None, False, None),
         ({"enabled": False, "mode": "privileged"}, None, None, False, None),
     ],
@@ -389,3 +398,90 @@ def test_the_api_client_knows_every_kind_the_operator_writes() -> None:
     docs = [*render(full), expose.ingress(full), expose.http_route(full), expose.reference_grant(full)]
     docs.append(monitoring.service_monitor(full))
     assert sorted({(d["apiVersion"], d["kind"]) for d in docs if d} - set(k8s.KINDS)) == []
+
+
+# Pod Security Standards, as the admission plugin checks them (k8s.io/pod-security-admission, policy v1.35): what
+# "restricted" requires of a pod and its containers, and the volume types it allows.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    out = []
+    psc = pod.get("securityContext") or {}
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        out.append("host namespaces")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            out.append(f"volume {v['name']}: {kinds}")
+    for c in pod["containers"]:
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{c['name']}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{c['name']}: allowPrivilegeEscalation")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{c['name']}: capabilities not all dropped")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{c['name']}: adds {caps['add']}")
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot"))) or sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            out.append(f"{c['name']}: may run as root")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{c['name']}: seccomp {seccomp}")
+        if (sc.get("appArmorProfile") or psc.get("appArmorProfile") or {}).get("type") == "Unconfined":
+            out.append(f"{c['name']}: AppArmor unconfined")
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                out.append(f"{c['name']}: hostPort")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fuse", "restricted"),
+    [
+        ({"mode": "csi"}, True),
+        ({"mode": "disabled"}, True),
+        ({"mode": "devicePlugin", "devicePluginResource": "lighthouse.dev/fuse"}, False),
+        ({"mode": "userNamespaces", "devicePluginResource": "lighthouse.dev/fuse"}, False),
+        ({"mode": "privileged"}, False),
+        ({"mode": "capabilities"}, False),
+    ],
+)
+def test_pod_security_level_per_fuse_mode(fuse: dict[str, Any], restricted: bool) -> None:
+    """The table in docs/fuse-modes.md: only csi and disabled keep the bridge pod within "restricted"."""
+    pod = bridge.deployment(make({"fuse": fuse}))["spec"]["template"]["spec"]
+    assert (restricted_violations(pod) == []) is restricted, restricted_violations(pod)
+
+
+def test_csi_mode_mounts_the_node_plugins_volume() -> None:
+    pod = bridge.deployment(make({"fuse": {"mode": "csi"}}))["spec"]["template"]["spec"]
+    (mnt,) = [v for v in pod["volumes"] if v["name"] == "mnt"]
+    assert mnt == {
+        "name": "mnt",
+        "csi": {"driver": "fuse.lighthouse.dev", "volumeAttributes": {"uid": "10001", "gid": "10001"}},
+    }
+    c = pod["containers"][0]
+    (m,) = [m for m in c["volumeMounts"] if m["name"] == "mnt"]
+    assert m == {"name": "mnt", "mountPath": "/mnt/lighthouse", "mountPropagation": "HostToContainer"}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["LIGHTHOUSE_FUSE_FD_SOCKET"] == "/mnt/lighthouse/.lighthouse-fuse.sock"
+    assert env["LIGHTHOUSE_MOUNT_POINT"] == "/mnt/lighthouse/project"
+    assert c["securityContext"]["runAsUser"] == 10001 and "hostUsers" not in pod
+
+
+def test_user_namespaces_mode_asks_for_a_user_namespace() -> None:
+    spec = {"fuse": {"mode": "userNamespaces", "devicePluginResource": "lighthouse.dev/fuse"}}
+    pod = bridge.deployment(make(spec))["spec"]["template"]["spec"]
+    assert pod["hostUsers"] is False
+    assert bridge.deployment(make({}))["spec"]["template"]["spec"].get("hostUsers") is None
