@@ -123,3 +123,33 @@ What the operator does with each kind, and nothing more:
   verbs: [get, list, watch, create, update, patch, delete]
 {{- end }}
 {{- end -}}
+
+{{/* The FUSE node plugin's DaemonSet (templates/fuse-plugin.yaml). */}}
+{{- define "lighthouse-operator.fusePluginSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "lighthouse-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: fuse-node
+{{- end -}}
+
+{{- define "lighthouse-operator.fusePluginLabels" -}}
+{{ include "lighthouse-operator.fusePluginSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: lighthouse
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "lighthouse-operator.fusePluginImage" -}}
+{{- printf "%s:%s" .Values.fusePlugin.image.repository (default .Chart.AppVersion .Values.fusePlugin.image.tag) -}}
+{{- end -}}
+
+{{/* The operator's default fuse.mode: defaults.fuse.mode, else csi when the chart installs the CSI node plugin. */}}
+{{- define "lighthouse-operator.defaultFuseMode" -}}
+{{- $d := (.Values.defaults | default dict) -}}
+{{- $mode := ((($d.fuse | default dict)).mode | default "") -}}
+{{- if $mode -}}
+{{- $mode -}}
+{{- else if and .Values.fusePlugin.enabled .Values.fusePlugin.csi.enabled -}}
+csi
+{{- end -}}
+{{- end -}}

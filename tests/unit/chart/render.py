@@ -75,6 +75,8 @@ def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
         seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
             out.append(f"{name}: seccompProfile is {seccomp!r}")
+        if (sc.get("appArmorProfile") or psc.get("appArmorProfile") or {}).get("type") == "Unconfined":
+            out.append(f"{name}: appArmorProfile is Unconfined")
         for port in c.get("ports") or []:
             if port.get("hostPort"):
                 out.append(f"{name}: hostPort {port['hostPort']}")

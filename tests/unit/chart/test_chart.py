@@ -26,6 +26,14 @@ CASES: dict[str, list[str]] = {
     "default": [],
     "namespaced": ["--set", "watch.mode=namespaced", "--set", "watch.namespaces={team-a,team-b}"],
     "no-crds-servicemonitor": ["--set", "crds.create=false", "--set", "metrics.serviceMonitor.enabled=true"],
+    "fuse-device-plugin": [
+        "--set",
+        "fusePlugin.csi.enabled=false",
+        "--set",
+        "fusePlugin.devicePlugin.enabled=true",
+        "--set",
+        "fusePlugin.devicePlugin.deviceMode=0666",
+    ],
 }
 
 
@@ -188,3 +196,46 @@ def test_plain_manifests_match_the_chart() -> None:
     for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         assert base_pod["containers"][0][field] == chart_pod["containers"][0][field], field
     assert base_pod["volumes"] == chart_pod["volumes"]
+
+
+def test_fuse_node_plugin_is_installed_by_default() -> None:
+    """The CSI node plugin and its CSIDriver (docs/fuse-modes.md): what fuse.mode csi needs on every node."""
+    docs = documents(helm_template())
+    (driver,) = by_kind(docs, "CSIDriver")
+    assert driver["metadata"]["name"] == "fuse.lighthouse.dev"
+    assert driver["spec"] == {
+        "attachRequired": False,
+        "volumeLifecycleModes": ["Ephemeral"],
+        "podInfoOnMount": True,
+        "fsGroupPolicy": "None",
+        "requiresRepublish": False,
+        "storageCapacity": False,
+    }
+    (ds,) = by_kind(docs, "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["csi"]
+    csi = pod["containers"][0]
+    assert csi["image"] == "localhost/lighthouse-fuse-plugin:0.1.0"
+    assert csi["securityContext"]["privileged"] is True
+    (mount,) = csi["volumeMounts"]
+    assert mount == {"name": "kubelet-dir", "mountPath": "/var/lib/kubelet", "mountPropagation": "Bidirectional"}
+    assert pod["volumes"][0]["hostPath"] == {"path": "/var/lib/kubelet", "type": "Directory"}
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_fuse_node_plugin_with_the_device_plugin_only() -> None:
+    docs = documents(helm_template(*CASES["fuse-device-plugin"]))
+    assert by_kind(docs, "CSIDriver") == []
+    (ds,) = by_kind(docs, "DaemonSet")
+    (dp,) = ds["spec"]["template"]["spec"]["containers"]
+    assert dp["name"] == "device-plugin" and dp["command"] == ["/usr/local/bin/fuse-device-plugin"]
+    assert "-resource=lighthouse.dev/fuse" in dp["args"] and "-mode=0666" in dp["args"]
+    assert "-socket-dir=/var/lib/kubelet/device-plugins" in dp["args"]
+    assert by_kind(documents(helm_template("--set", "fusePlugin.enabled=false")), "DaemonSet") == []
+
+
+def test_fuse_node_plugin_values_are_checked() -> None:
+    with pytest.raises(RenderError, match="deviceMode"):
+        helm_template("--set", "fusePlugin.devicePlugin.deviceMode=rw")
+    with pytest.raises(RenderError, match="kubeletDir"):
+        helm_template("--set", "fusePlugin.kubeletDir=var/lib/kubelet")

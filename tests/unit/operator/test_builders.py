@@ -14,6 +14,8 @@ from lighthouse_operator import builders, k8s, naming, revision, validation
 from lighthouse_operator.builders import backup, bridge, expose, monitoring, network, secrets, stores
 from lighthouse_operator.models import LighthouseBridge
 
+from tests.unit.chart.render import restricted_violations
+
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -398,53 +400,6 @@ def test_the_api_client_knows_every_kind_the_operator_writes() -> None:
     docs = [*render(full), expose.ingress(full), expose.http_route(full), expose.reference_grant(full)]
     docs.append(monitoring.service_monitor(full))
     assert sorted({(d["apiVersion"], d["kind"]) for d in docs if d} - set(k8s.KINDS)) == []
-
-
-# Pod Security Standards, as the admission plugin checks them (k8s.io/pod-security-admission, policy v1.35): what
-# "restricted" requires of a pod and its containers, and the volume types it allows.
-RESTRICTED_VOLUMES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
-
-
-def restricted_violations(pod: dict[str, Any]) -> list[str]:
-    out = []
-    psc = pod.get("securityContext") or {}
-    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
-        out.append("host namespaces")
-    for v in pod.get("volumes") or []:
-        kinds = set(v) - {"name"}
-        if not kinds <= RESTRICTED_VOLUMES:
-            out.append(f"volume {v['name']}: {kinds}")
-    for c in pod["containers"]:
-        sc = c.get("securityContext") or {}
-        if sc.get("privileged"):
-            out.append(f"{c['name']}: privileged")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            out.append(f"{c['name']}: allowPrivilegeEscalation")
-        caps = sc.get("capabilities") or {}
-        if "ALL" not in (caps.get("drop") or []):
-            out.append(f"{c['name']}: capabilities not all dropped")
-        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
-            out.append(f"{c['name']}: adds {caps['add']}")
-        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot"))) or sc.get("runAsUser", psc.get("runAsUser")) == 0:
-            out.append(f"{c['name']}: may run as root")
-        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            out.append(f"{c['name']}: seccomp {seccomp}")
-        if (sc.get("appArmorProfile") or psc.get("appArmorProfile") or {}).get("type") == "Unconfined":
-            out.append(f"{c['name']}: AppArmor unconfined")
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                out.append(f"{c['name']}: hostPort")
-    return out
 
 
 @pytest.mark.parametrize(
