@@ -50,34 +50,32 @@ def probe_targets(pods: Sequence[Obj]) -> dict[str, str]:
     return out
 
 
-USERNS_MARKERS = ("user namespace", "usernamespace", "hostusers")
+def userns_unsupported(node: Obj) -> str | None:
+    """Why the node cannot run pods with hostUsers: false, or None. The kubelet reports its runtime's features in
+    status.runtimeHandlers (containerd 2.x and runc 1.2+ report userNamespaces: true; containerd 1.x reports no
+    handler at all, and the kubelet then refuses such pods: "runtime does not support user namespaces")."""
+    st = node.get("status") or {}
+    handlers = st.get("runtimeHandlers") or []
+    default = next((h for h in handlers if not h.get("name")), None)
+    if default and (default.get("features") or {}).get("userNamespaces"):
+        return None
+    runtime = (st.get("nodeInfo") or {}).get("containerRuntimeVersion") or "an unknown runtime"
+    return f"node {node['metadata']['name']} runs {runtime}, which reports no user namespace support"
 
 
-def _userns_refusal(pods: Sequence[Obj]) -> str | None:
-    """The kubelet's or the runtime's words when a pod with hostUsers: false cannot start."""
-    for pod in pods:
-        st = pod.get("status") or {}
-        texts = [st.get("message") or "", st.get("reason") or ""]
-        texts += [c.get("message") or "" for c in st.get("conditions") or []]
-        for cs in st.get("containerStatuses") or []:
-            for state in (cs.get("state") or {}).values():
-                texts.append((state or {}).get("message") or "")
-        for text in texts:
-            if any(m in text.lower() for m in USERNS_MARKERS):
-                return f"pod {pod['metadata']['name']}: {text.strip()}"
-    return None
-
-
-def verdict(lhb: LighthouseBridge, pods: Sequence[Obj], answers: Mapping[str, Answer]) -> Verdict:
+def verdict(lhb: LighthouseBridge, answers: Mapping[str, Answer], nodes: Mapping[str, Obj] | None = None) -> Verdict:
+    """`answers`: each probed pod's /health (or why none); `nodes`: the Nodes of the bridge pods, read only in mode
+    userNamespaces."""
     fuse = lhb.spec.fuse
     if not fuse.active:
         return Verdict("False", "Disabled", "fuse.mode is disabled: the bridge serves its API without the mount")
-    if fuse.mode == "userNamespaces" and (refusal := _userns_refusal(pods)):
+    refusals = [r for n in (nodes or {}).values() if (r := userns_unsupported(n))]
+    if fuse.mode == "userNamespaces" and refusals:
         return Verdict(
             "False",
             "UserNamespacesUnsupported",
-            "the node's container runtime cannot run pods with hostUsers: false (userNamespaces needs containerd 2.x "
-            f"and runc 1.2+): {refusal}",
+            "pods with hostUsers: false cannot run (fuse.mode userNamespaces needs containerd 2.x and runc 1.2+): "
+            + "; ".join(sorted(refusals)),
         )
     if not answers:
         return Verdict("Unknown", "NoRunningPods", "no ready bridge pod to ask")

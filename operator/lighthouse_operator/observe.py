@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import backup, builders, clock, fuse, jobs, naming, restore, rollout
-from .api import Key, Obj, Prober, Reader
+from .api import ApiError, Key, Obj, Prober, Reader
 from .builders import backup as backup_builder
 from .models import LighthouseBridge
 
@@ -143,10 +143,13 @@ __all__ = [
 
 async def fuse_answers(
     reader: Reader, prober: Prober | None, lhb: LighthouseBridge
-) -> tuple[list[Obj], dict[str, Any]]:
-    """The bridge pods, and the /health answer (or why there is none) of each that fuse.probe_targets picks."""
+) -> tuple[dict[str, Any], dict[str, Obj]]:
+    """The /health answer (or why there is none) of each bridge pod fuse.probe_targets picks; in mode userNamespaces
+    also the Nodes the pods are bound to (their runtime's features; unreadable without RBAC for Nodes: skipped)."""
+    if not lhb.spec.fuse.active:
+        return {}, {}
     pods = await reader.list("v1", "Pod", lhb.namespace, naming.selector_string(lhb.name, naming.BRIDGE))
-    targets = fuse.probe_targets(pods) if prober is not None and lhb.spec.fuse.active else {}
+    targets = fuse.probe_targets(pods) if prober is not None else {}
 
     async def ask(url: str) -> Any:
         try:
@@ -154,5 +157,13 @@ async def fuse_answers(
         except (TimeoutError, OSError, ValueError) as exc:
             return f"{url}: {exc.__class__.__name__}: {exc}"
 
-    answers = await asyncio.gather(*(ask(u) for u in targets.values()))
-    return pods, dict(zip(targets, answers, strict=True))
+    answers = dict(zip(targets, await asyncio.gather(*(ask(u) for u in targets.values())), strict=True))
+    nodes: dict[str, Obj] = {}
+    if lhb.spec.fuse.mode == "userNamespaces":
+        for name in sorted({n for p in pods if (n := (p.get("spec") or {}).get("nodeName"))}):
+            try:
+                if (node := await reader.get("v1", "Node", None, name)) is not None:
+                    nodes[name] = node
+            except ApiError:
+                pass
+    return answers, nodes

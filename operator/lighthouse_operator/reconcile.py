@@ -264,13 +264,13 @@ class Reconciler:
             restoring=restoring.restoring,
             stalled=("RestoreFailed", restoring.failed) if restoring.failed else None,
         )
-        pods, answers = await observe.fuse_answers(self.reader, self.prober, lhb)
+        answers, nodes = await observe.fuse_answers(self.reader, self.prober, lhb)
         fragments = [
             st.rollup(lhb, assessment),
             rollout.fragment(gated.judged, generation),
             restore.fragment(restoring),
             backup.fragment(backing) if backing is not None else None,
-            fuse.fragment(fuse.verdict(lhb, pods, answers), generation),
+            fuse.fragment(fuse.verdict(lhb, answers, nodes), generation),
         ]
         writes += await self._status(body, fragments, when)
         return Outcome("applied" if writes else "unchanged", writes)

@@ -104,13 +104,14 @@ def test_cluster_mode_uses_one_cluster_role() -> None:
 
 def test_namespaced_mode_has_roles_only_in_watched_namespaces() -> None:
     docs = documents(helm_template(*CASES["namespaced"]))
-    # Cluster-wide, only kopf's read-only observation of CRDs and Namespaces.
+    # Cluster-wide, only kopf's read-only observation of CRDs and Namespaces, and reading Nodes (FuseAvailable).
     observer = by_kind(docs, "ClusterRole")
     assert [r["metadata"]["name"] for r in observer] == ["lh-lighthouse-operator-observer"]
     assert {v for rule in observer[0]["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
     assert {r for rule in observer[0]["rules"] for r in rule["resources"]} == {
         "customresourcedefinitions",
         "namespaces",
+        "nodes",
     }
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
     assert roles == {("team-a", "lh-lighthouse-operator"), ("team-b", "lh-lighthouse-operator")}

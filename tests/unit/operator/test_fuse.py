@@ -34,35 +34,34 @@ def test_only_ready_pods_a_runtime_started_are_asked() -> None:
 
 def test_verdicts() -> None:
     csi = make({"fuse": {"mode": "csi"}})
-    assert fuse.verdict(csi, [], {}).reason == "NoRunningPods"
-    v = fuse.verdict(csi, [], {"a": health("mounted"), "b": health("mounted")})
+    assert fuse.verdict(csi, {}).reason == "NoRunningPods"
+    v = fuse.verdict(csi, {"a": health("mounted"), "b": health("mounted")})
     assert (v.status, v.reason) == ("True", "Mounted") and "2 of 2" in v.message and "csi" in v.message
-    v = fuse.verdict(csi, [], {"a": health("mounted"), "b": health("not_mounted", "waiting for the FUSE node plugin")})
+    v = fuse.verdict(csi, {"a": health("mounted"), "b": health("not_mounted", "waiting for the FUSE node plugin")})
     assert (v.status, v.reason) == ("False", "NotMounted")
     assert v.message == "1 of 2 pods have no mount: b: waiting for the FUSE node plugin"
-    v = fuse.verdict(csi, [], {"a": "http://x/health: OSError: refused"})
+    v = fuse.verdict(csi, {"a": "http://x/health: OSError: refused"})
     assert (v.status, v.reason) == ("Unknown", "Unreachable") and "refused" in v.message
-    v = fuse.verdict(csi, [], {"a": health("mounted"), "b": "timeout"})
+    v = fuse.verdict(csi, {"a": health("mounted"), "b": "timeout"})
     assert v.status == "True" and "1 did not answer" in v.message
-    v = fuse.verdict(make({"fuse": {"mode": "disabled"}}), [], {"a": health("disabled")})
+    v = fuse.verdict(make({"fuse": {"mode": "disabled"}}), {"a": health("disabled")})
     assert (v.status, v.reason) == ("False", "Disabled")
 
 
-def test_user_namespaces_refused_by_the_runtime() -> None:
+def node(name: str, runtime: str, userns: bool | None) -> dict[str, Any]:
+    st: dict[str, Any] = {"nodeInfo": {"containerRuntimeVersion": runtime}}
+    if userns is not None:
+        st["runtimeHandlers"] = [{"name": "", "features": {"recursiveReadOnlyMounts": True, "userNamespaces": userns}}]
+    return {"metadata": {"name": name}, "status": st}
+
+
+def test_user_namespaces_unsupported_by_the_node_runtime() -> None:
     spec = make({"fuse": {"mode": "userNamespaces", "devicePluginResource": "lighthouse.dev/fuse"}})
-    stuck = pod(
-        "a",
-        ready=False,
-        conditions=[
-            {
-                "type": "PodReadyToStartContainers",
-                "status": "False",
-                "message": "runtime does not support user namespaces",
-            }
-        ],
-    )
-    v = fuse.verdict(spec, [stuck], {})
+    old = {"n1": node("n1", "containerd://1.6.20", None)}
+    v = fuse.verdict(spec, {}, old)
     assert (v.status, v.reason) == ("False", "UserNamespacesUnsupported")
-    assert "containerd 2.x" in v.message and "pod a: runtime does not support user namespaces" in v.message
-    # The same words in another mode's pod mean nothing here.
-    assert fuse.verdict(make({"fuse": {"mode": "csi"}}), [stuck], {}).reason == "NoRunningPods"
+    assert "containerd 2.x" in v.message and "node n1 runs containerd://1.6.20" in v.message
+    assert fuse.verdict(spec, {}, {"n1": node("n1", "containerd://2.1.0", False)}).reason == "UserNamespacesUnsupported"
+    assert fuse.verdict(spec, {}, {"n1": node("n1", "containerd://2.1.0", True)}).reason == "NoRunningPods"
+    # Nodes say nothing about other modes.
+    assert fuse.verdict(make({"fuse": {"mode": "csi"}}), {}, old).reason == "NoRunningPods"
