@@ -24,29 +24,56 @@ log = logging.getLogger(__name__)
 STREAM_BACKFILL = 500  # events replayed into streams/*.ndjson at start, so a fresh mount is not empty
 
 
+FETCH_AHEAD_BYTES = 256 << 10  # a changed file up to this size has its new content fetched as its event arrives
+FETCH_AHEAD_QUEUE = 64
+
+
 async def follow_events(client: BridgeClient, model: FsModel, from_position: int) -> None:
     """Apply /events/stream to the model forever; reconnect with backoff from the last position seen."""
     backoff = 0.2
     position = from_position
-    while True:
+    limiter = trio.CapacityLimiter(4)
+    async with trio.open_nursery() as fetches:
+        while True:
+            try:
+                async for ev in client.events(position):
+                    model.status["stream_connected"] = True
+                    if "heartbeat" in ev:
+                        notify_kernel(model.note_high_water(int(ev["heartbeat"] or 0)))
+                        continue
+                    backoff = 0.2
+                    changes = model.apply_event(ev)
+                    if changes:
+                        notify_kernel(changes)
+                    position = max(position, int(ev.get("position") or 0))
+                    sha = changed_content(ev)
+                    if sha and limiter.statistics().tasks_waiting < FETCH_AHEAD_QUEUE:
+                        fetches.start_soon(fetch_ahead, model, sha, limiter)
+                log.info("Event stream closed by the bridge position=%d", position)
+            except SourceError as exc:
+                log.warning("Event stream failed position=%d error=%s", position, exc)
+            model.status["stream_connected"] = False
+            model.status["reconnects"] += 1
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+def changed_content(ev: dict[str, Any]) -> str | None:
+    """The sha256 of a small file's new content, from a file event."""
+    data = ev.get("data") or {}
+    if ev.get("event_type") not in ("file_created", "file_modified") or int(data.get("size") or 0) > FETCH_AHEAD_BYTES:
+        return None
+    return str(data.get("sha256") or "") or None
+
+
+async def fetch_ahead(model: FsModel, sha256: str, limiter: trio.CapacityLimiter) -> None:
+    """Fetch a changed file's new content now: a reader that sees the change (its cached pages are invalidated) then
+    gets it without waiting for the bridge."""
+    async with limiter:
         try:
-            async for ev in client.events(position):
-                model.status["stream_connected"] = True
-                if "heartbeat" in ev:
-                    notify_kernel(model.note_high_water(int(ev["heartbeat"] or 0)))
-                    continue
-                backoff = 0.2
-                changes = model.apply_event(ev)
-                if changes:
-                    notify_kernel(changes)
-                position = max(position, int(ev.get("position") or 0))
-            log.info("Event stream closed by the bridge position=%d", position)
-        except SourceError as exc:
-            log.warning("Event stream failed position=%d error=%s", position, exc)
-        model.status["stream_connected"] = False
-        model.status["reconnects"] += 1
-        await trio.sleep(backoff)
-        backoff = min(backoff * 2, 5.0)
+            await model.blobs.get(sha256)
+        except (SourceError, ValueError) as exc:
+            log.debug("Fetching changed content ahead failed sha256=%s error=%s", sha256, exc)
 
 
 READAHEAD_KIB = 4096

@@ -11,6 +11,7 @@ import pytest
 from lighthouse_bridge.fs.cache import HUGE_BLOB, BlobCache
 from lighthouse_bridge.fs.client import make_http_client
 from lighthouse_bridge.fs.model import FsModel
+from lighthouse_bridge.fs.mount import FETCH_AHEAD_BYTES, changed_content
 from lighthouse_bridge.fs.source import FileMeta
 from lighthouse_bridge.fs.status import usable_status_file, write_status
 from lighthouse_bridge.fs.streams import StreamBuffer, stream_names_for
@@ -132,3 +133,14 @@ def test_status_file_falls_back_when_its_directory_is_not_writable(tmp_path: Pat
     blocker.write_text("")
     assert usable_status_file(str(tmp_path / "ok/status.json")) == str(tmp_path / "ok/status.json")
     assert usable_status_file(str(blocker / "status.json")).endswith("lighthouse-fuse-status.json")
+
+
+def test_small_changed_contents_are_fetched_ahead() -> None:
+    def ev(etype: str, size: int) -> dict[str, object]:
+        return {"event_type": etype, "data": {"path": "a", "sha256": "ab" * 32, "size": size}}
+
+    assert changed_content(ev("file_modified", 10)) == "ab" * 32
+    assert changed_content(ev("file_created", FETCH_AHEAD_BYTES)) == "ab" * 32
+    assert changed_content(ev("file_modified", FETCH_AHEAD_BYTES + 1)) is None  # a big file waits for a reader
+    assert changed_content(ev("file_deleted", 10)) is None
+    assert changed_content({"event_type": "file_modified", "data": {"path": "a"}}) is None
