@@ -3,16 +3,20 @@
     eval "$(hack/services.sh env)" && .venv/bin/python benchmarks/fuse_bench.py [--files 10000]
 
 Measures (printed, and appended to benchmarks/RESULTS.md with the command):
-  - cached stat p50 on the mount vs the same file on the native filesystem;
-  - FUSE requests per uncached stat (counted by the filesystem's own Operations, debug/performance.json);
+  - over a generated N-file project (current/project/) vs the same tree on the native filesystem (tmpfs /tmp), as
+    ratios: the first grep -r on a fresh mount, then warm grep -r, `find | xargs stat` and `cat` of every file, each
+    with the FUSE requests one run sends (counted by the filesystem itself, debug/performance.json) and the FUSE
+    process's CPU time;
+  - how soon a change made through the API is visible through the mount (p50/p95/max over --changes files the
+    kernel has cached), that every read after that sees it, and that the whole tree equals the native copy after;
+  - cached stat p50 on the mount vs the same file on the native filesystem; FUSE requests per uncached stat;
   - sequential read GB/s of a large file, on two separate paths: through FUSE READ requests (the page cache dropped
     with fadvise(DONTNEED) before each pass, READ requests counted per pass to prove it) and from the kernel page
     cache (no request);
-  - grep -r over a generated N-file project vs the same tree on the native filesystem (ratio), with the requests one
-    warm grep sends and the FUSE process's CPU time per request;
   - the per-request floor of pyfuse3 + trio itself: a minimal pyfuse3 file system (this script, --floor-fs) timed
-    for open+read+close of a cached file, with OPEN answered (OPEN + RELEASE per open, what the shadow filesystem
-    must do) and with OPEN answered ENOSYS (the kernel's no_open mode: no request per open).
+    for open+read+close of a cached file, with OPEN answered (OPEN + RELEASE per open) and with OPEN answered ENOSYS
+    (the kernel's no-open mode, what read-only mounts use with our patched pyfuse3);
+  - with --compare-stock, the grep figures again on a mount running the released pyfuse3 (OPEN/RELEASE per file).
 Timings on a shared machine are skewed by other work: each is the best of several runs, with the median beside it,
 and the load average is recorded. Everything runs on 127.0.0.1, in a fresh database, a temporary directory and
 mount points; it stops by itself.
@@ -34,10 +38,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.harness.pyfuse3_build import unpack_stock_pyfuse3  # noqa: E402
 from tests.integration.fs.harness import Bridge, Mount  # noqa: E402
 
 WORDS = ("def class return import self value result config request handler cache event stream token "
@@ -49,7 +55,7 @@ def gen_project(n: int, seed: int = 7) -> dict[str, bytes]:
     files = {}
     for i in range(n):
         lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) for _ in range(rng.randint(20, 120))]
-        files[f"pkg{i % 100:03d}/sub{i % 7}/mod{i:05d}.py"] = ("\n".join(lines) + "\n").encode()
+        files[f"project/pkg{i % 100:03d}/sub{i % 7}/mod{i:05d}.py"] = ("\n".join(lines) + "\n").encode()
     return files
 
 
@@ -218,6 +224,106 @@ def wait_for_prefetch(m: Mount, timeout: float = 600) -> str:
     return "prefetch did not finish"
 
 
+def workloads(root: Path) -> dict[str, list[str]]:
+    q = shlex.quote(str(root))
+    return {
+        "grep -r": ["grep", "-r", "-c", "zzz-no-match-zzz", str(root)],
+        "find | xargs stat": ["sh", "-c", f"find {q} -type f -print0 | xargs -0 stat >/dev/null"],
+        "cat of every file": ["sh", "-c", f"find {q} -type f -print0 | xargs -0 cat >/dev/null"],
+    }
+
+
+def requests_delta(before: dict[str, int], after: dict[str, int], minus: dict[str, int], runs: int = 1) -> dict:
+    """Requests per run between two readings of performance.json, without what the first reading cost (`minus`)."""
+    out = {k: (after.get(k, 0) - before.get(k, 0) - minus.get(k, 0)) / runs for k in after}
+    return {k: round(n, 1) if n % 1 else int(n) for k, n in out.items() if round(n, 1)}
+
+
+def measure_warm(m: Mount, fuse_cmd: list[str], native_cmd: list[str], runs: int = 5) -> dict[str, Any]:
+    """`runs` timed runs each on the mount and natively, interleaved so both see the same load from other work."""
+    ovh = perf_overhead(m)
+    before, cpu0 = perf(m), cpu_seconds(m.proc.pid)
+    fuse_runs, native_runs = [], []
+    for _ in range(runs):
+        fuse_runs.append(timed(fuse_cmd))
+        native_runs.append(timed(native_cmd))
+    cpu = (cpu_seconds(m.proc.pid) - cpu0) / runs
+    reqs = requests_delta(before, perf(m), ovh, runs)
+    # Each run is paired with the native run right after it: the median of those ratios follows the load best.
+    ratio = statistics.median(f / n for f, n in zip(fuse_runs, native_runs, strict=True))
+    return {"fuse": best_med(fuse_runs), "native": best_med(native_runs), "ratio": ratio, "reqs": reqs, "cpu": cpu,
+            "runs": runs}
+
+
+def measure_first(m: Mount, fuse_cmd: list[str], native_cmd: list[str]) -> dict[str, Any]:
+    """The one run on cold kernel caches, and a native run right after it."""
+    before = perf(m)
+    t = timed(fuse_cmd)
+    reqs = requests_delta(before, perf(m), {})
+    native = timed(native_cmd)
+    return {"fuse": t, "native": native, "ratio": t / native, "reqs": reqs}
+
+
+def change_visibility(bridge: Bridge, m: Mount, native: Path, files: dict[str, bytes], n: int) -> dict[str, Any]:
+    """Append a line to `n` files the kernel has cached, through the API, and poll each through the mount until it
+    shows. Latency from the start of the API request; after that, reads and stats for 20 ms must never be stale."""
+    paths = random.Random(3).sample(sorted(p for p in files if p.startswith("project/")), n)
+    latencies, after_api, api_ms, stale = [], [], [], 0
+    ovh = perf_overhead(m)
+    before = perf(m)
+    for i, rel in enumerate(paths):
+        target, new = m / "current" / rel, files[rel] + f"appended change {i}\n".encode()
+        if target.read_bytes() != files[rel]:
+            raise RuntimeError(f"{rel} differs before the change")
+        t0 = time.perf_counter()
+        bridge.update("modify", rel, new)
+        api_ms.append((time.perf_counter() - t0) * 1000)
+        while target.read_bytes() != new:
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError(f"{rel}: the change did not show within 10 s")
+            time.sleep(0.0005)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        after_api.append(latencies[-1] - api_ms[-1])
+        end = time.perf_counter() + 0.02
+        while time.perf_counter() < end:
+            stale += target.read_bytes() != new or target.stat().st_size != len(new)
+        files[rel] = new
+        (native / rel).write_bytes(new)
+        time.sleep(0.05)
+    reqs = requests_delta(before, perf(m), ovh, n)  # the performance.json reading overhead once, not per change
+    diff = subprocess.run(["diff", "-r", str(native / "project"), str(m / "current/project")], capture_output=True,
+                          text=True, check=False)
+    q, qa = (statistics.quantiles(xs, n=20, method="inclusive") for xs in (latencies, after_api))
+    return {"p50": statistics.median(latencies), "p95": q[18], "max": max(latencies), "n": n, "stale": stale,
+            "after_p50": statistics.median(after_api), "after_p95": qa[18], "after_max": max(after_api),
+            "api_ms": statistics.median(api_ms), "reqs": reqs, "identical": diff.returncode == 0,
+            "diff": (diff.stdout + diff.stderr)[:300]}
+
+
+def warm_row(label: str, w: dict[str, Any], target: float | None) -> tuple[str, str, str, str]:
+    (fuse, fuse_med), (native, native_med) = w["fuse"], w["native"]
+    total = sum(w["reqs"].values())
+    aim = f" (target <= {target:g}x)" if target else ""
+    return (label, f"{fuse:.3f} s", f"{native:.3f} s",
+            f"{w['ratio']:.2f}x native{aim}, the median of {w['runs']} runs each paired with a native run; best "
+            f"{fuse:.3f} vs {native:.3f} s ({fuse / native:.2f}x), median {fuse_med:.3f} vs {native_med:.3f} s; "
+            f"{total:g} requests per run {json.dumps(w['reqs'], sort_keys=True)}; FUSE process CPU "
+            f"{w['cpu'] * 1000:.0f} ms per run")
+
+
+def first_row(label: str, f: dict[str, Any], target: float | None, note: str) -> tuple[str, str, str, str]:
+    aim = f" (target <= {target:g}x)" if target else ""
+    return (label, f"{f['fuse']:.3f} s", f"{f['native']:.3f} s",
+            f"{f['ratio']:.2f}x native{aim}, against the native run right after it; {note}"
+            f"{sum(f['reqs'].values())} requests {json.dumps(f['reqs'], sort_keys=True)}")
+
+
+def pyfuse3_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("pyfuse3")
+
+
 def perf(m: Mount) -> dict[str, int]:
     return dict(json.loads((m / "debug/performance.json").read_text())["requests"])
 
@@ -233,6 +339,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=10000)
     ap.add_argument("--big-mib", type=int, default=64)
+    ap.add_argument("--changes", type=int, default=40, help="changes timed for visibility through the mount")
+    ap.add_argument("--compare-stock", action="store_true",
+                    help="also time grep on a mount running the released pyfuse3 (OPEN/RELEASE per file)")
     ap.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     ap.add_argument("--floor-fs", metavar="DIR", help=argparse.SUPPRESS)  # internal: serve the minimal file system
     ap.add_argument("--no-open", action="store_true", help=argparse.SUPPRESS)
@@ -267,36 +376,25 @@ def main() -> int:
         mount = Mount(bridge.url, tmp)
         cur = mount / "current"
         prefetch_line = wait_for_prefetch(mount)
-        project_bytes = sum(len(c) for p, c in files.items() if not p.startswith("big/"))
-        subprocess.run(["grep", "-rq", "zzz-no-match-zzz", str(native)], check=False)  # native: warm page cache
+        mode = json.loads((mount / "debug/health.json").read_bytes())["no_open"]
+        project_bytes = sum(len(c) for p, c in files.items() if p.startswith("project/"))
+        fuse_w, native_w = workloads(cur / "project"), workloads(native / "project")
+        for native_cmd in native_w.values():
+            timed(native_cmd)  # native: everything in the page cache and dcache
 
-        # grep -r: first run on the mount goes through FUSE for everything, later runs hit the kernel caches.
-        grep_args = ["grep", "-r", "-c", "zzz-no-match-zzz"]
-        before = perf(mount)
-        fuse_cold = timed([*grep_args, str(cur)])
-        after = perf(mount)
-        reqs_grep = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-        warm_runs = 5
-        ovh = perf_overhead(mount)
-        before, cpu0 = perf(mount), cpu_seconds(mount.proc.pid)
-        fuse_runs, native_runs = [], []
-        for _ in range(warm_runs):  # interleaved, so both see the same load from other work
-            fuse_runs.append(timed([*grep_args, str(cur)]))
-            native_runs.append(timed([*grep_args, str(native)]))
-        cpu_warm = (cpu_seconds(mount.proc.pid) - cpu0) / warm_runs
-        after = perf(mount)
-        reqs_warm = {k: round((after.get(k, 0) - before.get(k, 0) - ovh.get(k, 0)) / warm_runs) for k in after}
-        reqs_warm = {k: n for k, n in reqs_warm.items() if n}
-        reqs_warm_total = sum(reqs_warm.values())
-        fuse_warm, fuse_warm_med = best_med(fuse_runs)
-        native_t, native_med = best_med(native_runs)
-        rt_fuse = open_close_us(cur / "pkg001/sub1/mod00001.py")
-        rt_native = open_close_us(native / "pkg001/sub1/mod00001.py")
+        # First grep on the fresh mount: the kernel caches are cold (the blobs are prefetched), so every directory
+        # and file goes through FUSE once. Then each workload warm, interleaved with the native run.
+        first = measure_first(mount, fuse_w["grep -r"], native_w["grep -r"])
+        notified = dict(json.loads((mount / "debug/performance.json").read_bytes())["kernel_notifications"])
+        warm = {name: measure_warm(mount, fuse_w[name], native_w[name]) for name in fuse_w}
+        changes = change_visibility(bridge, mount, native, files, args.changes)
+        rt_fuse = open_close_us(cur / "project/pkg001/sub1/mod00001.py")
+        rt_native = open_close_us(native / "project/pkg001/sub1/mod00001.py")
         floor_open = measure_floor(tmp, no_open=False)
         floor_no_open = measure_floor(tmp, no_open=True)
 
         # cached stat: the same file again and again (kernel attribute cache, no userspace request).
-        target_rel = "pkg001/sub1/mod00001.py"
+        target_rel = "project/pkg001/sub1/mod00001.py"
         fuse_stat = stat_p50_ns(cur / target_rel, 20000)
         native_stat = stat_p50_ns(native / target_rel, 20000)
 
@@ -305,7 +403,7 @@ def main() -> int:
         mount = Mount(bridge.url, tmp)
         cur = mount / "current"
         wait_for_prefetch(mount)
-        sample = [p for p in files if p.startswith("pkg05")][:200]
+        sample = [p for p in files if p.startswith("project/pkg05")][:200]
         for d in {str(Path(p).parent) for p in sample}:
             os.stat(cur / d)  # parents first: count only the leaf lookups
         perf(mount)
@@ -346,6 +444,18 @@ def main() -> int:
         native_passes = [read_gbps(native / "big/blob.bin") for _ in range(5)]
         native_read, native_read_med = best_med(native_passes, higher_is_better=True)
         ra_kb = readahead_kb(mount.path)
+
+        stock: dict[str, Any] | None = None
+        if args.compare_stock:
+            mount.stop()
+            mount = None
+            (tmp / "stock").mkdir()
+            stock_dir = unpack_stock_pyfuse3(tmp / "stock-pyfuse3")
+            mount = Mount(bridge.url, tmp / "stock", extra_env={"PYTHONPATH": f"{stock_dir}:{REPO}"})
+            wait_for_prefetch(mount)
+            stock_w = workloads(mount / "current/project")
+            stock = {"first": measure_first(mount, stock_w["grep -r"], native_w["grep -r"]),
+                     "warm": measure_warm(mount, stock_w["grep -r"], native_w["grep -r"])}
     finally:
         if mount is not None:
             mount.stop()
@@ -353,7 +463,20 @@ def main() -> int:
         asyncio.run(drop_db(db, base))
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
+    targets = {"grep -r": 1.5, "find | xargs stat": 2.0, "cat of every file": 2.0}
+    load_at_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = [
+        first_row(f"grep -r, {args.files} files, first run on a fresh mount", first, 4.0,
+                  f"kernel caches cold, blobs prefetched ({prefetch_line}); {project_bytes / 1e6:.1f} MB; pages "
+                  f"stored by the filesystem ahead of the reads {notified.get('store', 0)}; "),
+        *[warm_row(f"{name}, {args.files} files, warm", w, targets[name]) for name, w in warm.items()],
+        (f"change through the API -> visible through the mount, {changes['n']} files", f"p95 {changes['p95']:.1f} ms",
+         "-", f"p50 {changes['p50']:.1f} ms, max {changes['max']:.1f} ms (target p95 <= 100 ms), from the start of the "
+         f"API request; counted from the API's answer instead: p50 {changes['after_p50']:.1f} ms, p95 "
+         f"{changes['after_p95']:.1f} ms, max {changes['after_max']:.1f} ms (the API request itself: median "
+         f"{changes['api_ms']:.1f} ms); stale reads or sizes after it showed: {changes['stale']}; tree identical to "
+         f"the native copy after: {changes['identical']} {changes['diff']}; requests per change "
+         f"{json.dumps(changes['reqs'], sort_keys=True)}"),
         ("cached stat p50", f"{fuse_stat / 1000:.2f} us", f"{native_stat / 1000:.2f} us",
          f"{fuse_stat / native_stat:.2f}x native (target <= 2x)"),
         ("FUSE requests per uncached stat", f"{per_stat:.2f}", "-",
@@ -371,29 +494,28 @@ def main() -> int:
         ("sequential read, page cache (no request)", f"{fuse_read_warm:.2f} GB/s", f"{native_read:.2f} GB/s",
          f"best of 5 (median {fuse_read_warm_med:.2f}; native median {native_read_med:.2f}); "
          f"READ requests in 5 passes: {reads_cached}"),
-        (f"grep -r, {args.files} files, first run", f"{fuse_cold:.3f} s", f"{native_t:.3f} s",
-         f"{fuse_cold / native_t:.1f}x native; kernel caches cold, blobs prefetched ({prefetch_line}); "
-         f"{project_bytes / 1e6:.1f} MB; requests {json.dumps(reqs_grep, sort_keys=True)}"),
-        (f"grep -r, {args.files} files, warm", f"{fuse_warm:.3f} s", f"{native_t:.3f} s",
-         f"{fuse_warm / native_t:.1f}x native (target <= 3x); best of {warm_runs} (median {fuse_warm_med:.3f}, "
-         f"native median {native_med:.3f}); {reqs_warm_total} requests per grep "
-         f"{json.dumps(reqs_warm, sort_keys=True)}; FUSE process CPU {cpu_warm:.3f} s per grep = "
-         f"{cpu_warm / max(reqs_warm_total, 1) * 1e6:.1f} us per request"),
         ("open+read+close of a cached file", f"{rt_fuse[0]:.1f} us", f"{rt_native[0]:.1f} us",
-         f"best of 5 x 3000 (median {rt_fuse[1]:.1f}); OPEN + RELEASE requests per open"),
+         f"best of 5 x 3000 (median {rt_fuse[1]:.1f}); "
+         + ("no request (no-open mode)" if mode else "OPEN + RELEASE requests per open")),
         ("  same, minimal pyfuse3 + trio file system", f"{floor_open[0]:.1f} us", "-",
          f"median {floor_open[1]:.1f}; FS process CPU {floor_open[2]:.1f} us per open (2 requests): "
          "the binding's own floor"),
         ("  same, minimal FS with OPEN answered ENOSYS", f"{floor_no_open[0]:.1f} us", "-",
-         f"median {floor_no_open[1]:.1f}; FS CPU {floor_no_open[2]:.1f} us per open; kernel no_open mode, 0 requests "
-         "(not usable by the shadow filesystem: pyfuse3 passes read()/readdir() only the handle, which is 0 then)"),
+         f"median {floor_no_open[1]:.1f}; FS CPU {floor_no_open[2]:.1f} us per open; the kernel's no-open mode, "
+         "0 requests"),
     ]
+    if stock is not None:
+        rows += [
+            first_row("grep -r, first run, released pyfuse3 (open/release path)", stock["first"], None, ""),
+            warm_row("grep -r, warm, released pyfuse3 (open/release path)", stock["warm"], None),
+        ]
     cmd = "eval \"$(hack/services.sh env)\" && .venv/bin/python benchmarks/fuse_bench.py " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
     lines = [
         f"\n## FUSE shadow filesystem ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {os.cpu_count()} CPUs, "
-        f"kernel {os.uname().release}, load average at start {load_at_start})\n",
+        f"kernel {os.uname().release}, load average at start {load_at_start}, at end {load_at_end})\n",
         f"Command: `{cmd.strip()}`\n",
+        f"Mount: read-only, no-open mode {mode}, pyfuse3 {pyfuse3_version()}.\n",
         "| figure | mount | native | notes |",
         "|---|---|---|---|",
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
