@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadGroupScheduling
 
 pytest_plugins = [
     "tests.harness.services",
@@ -45,6 +47,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = rel.parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
-        group = serial_group(item.nodeid)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+
+
+class SerialGroupScheduling(LoadGroupScheduling):
+    """`--dist loadgroup` with SERIAL_GROUPS as the groups. xdist's own xdist_group marks travel as a node-id suffix
+    that pytest 9.2 no longer lets a plugin set (nodes keep `_id`, xdist writes `_nodeid`): the marks were silently
+    ignored and the helm tests ran side by side. The scheduler sees every node id, so it groups them itself."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        group = serial_group(nodeid)
+        return f"group:{group}" if group else super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> SerialGroupScheduling | None:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return SerialGroupScheduling(config, log)
