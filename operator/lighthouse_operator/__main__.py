@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resync-seconds", type=float, default=None, help="periodic level-based check of every resource (default 30)"
     )
+    p.add_argument("--workers", type=int, default=16, help="LighthouseBridges reconciled at the same time (default 16)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logs from the operator")
     p.add_argument("--debug", action="store_true", help="debug logs from kopf too")
     return p.parse_args(argv)
@@ -69,13 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if args.resync_seconds is not None:
-        # Read by main.py when it registers the timer, so it must be set before the import below.
+        # Read by main.py when it is imported, so it must be set before the import below.
         os.environ["LIGHTHOUSE_OPERATOR_RESYNC_SECONDS"] = str(args.resync_seconds)
 
     import kopf
     from prometheus_client import start_http_server
 
-    from . import main as registrations  # noqa: F401 - registers the handlers
+    from . import main as registrations
 
     kopf.configure(debug=args.debug, verbose=args.debug, log_format=kopf.LogFormat.PLAIN)
     logging.basicConfig(
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port, addr=args.bind)
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
     namespaces = args.namespace
+    registrations.setup(namespaces or None, registrations.RESYNC_SECONDS, args.workers)
     log.info(
         "Starting lighthouse-operator scope=%s metrics=%s:%s liveness=%s",
         ",".join(namespaces) if namespaces else "all-namespaces",
@@ -100,16 +102,32 @@ def main(argv: list[str] | None = None) -> int:
         liveness,
     )
     try:
-        asyncio.run(
-            kopf.operator(
-                clusterwide=not namespaces,
-                namespaces=namespaces,
-                standalone=True,  # no peering objects; one replica (see docs for HA)
-                liveness_endpoint=liveness,
-            )
-        )
+        return asyncio.run(serve(args))
     except KeyboardInterrupt:
-        pass
+        return 0
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run kopf (and with it the cache and the reconcile) until a signal, with /healthz served from a thread."""
+    import kopf
+
+    from . import main as registrations
+    from .health import Health
+
+    health = Health()
+    health.details = registrations.details
+    beat = asyncio.ensure_future(health.heartbeat())
+    if args.liveness_port:
+        health.serve(args.bind, args.liveness_port)
+    health.role = "standalone"
+    try:
+        await kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=True,  # no kopf peering objects; one replica
+        )
+    finally:
+        beat.cancel()
     return 0
 
 

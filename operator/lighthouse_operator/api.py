@@ -1,8 +1,8 @@
 """The operator's terms for the Kubernetes API, without I/O: objects, typed errors, the two client interfaces, and
 writes as data.
 
-- `Reader` is all the reconcile reads through. k8s.Kube is one; a watch-backed cache can stand behind the same two
-  methods without a change to the reconcile.
+- `Reader` is all the reconcile reads through. k8s.Kube is one; cache.Cache (watches kept in memory) is the one the
+  operator runs with, behind the same two methods.
 - `Writer` is what the applier needs from a client; the applier is the only code that holds one.
 - `Create`, `Patch` and `Delete` are writes as pure decisions describe them (a restore Job to create, a
   ControllerRevision to prune); the applier carries them out, logs and counts them.
@@ -10,6 +10,7 @@ writes as data.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +34,14 @@ class Conflict(ApiError):
 
 class Invalid(ApiError):
     """422: the API server refused the object (validation, immutable field)."""
+
+
+class Gone(ApiError):
+    """410: a watch or list asked for a resourceVersion the API server no longer has (it expired): relist."""
+
+
+class Forbidden(ApiError):
+    """403: RBAC does not allow it."""
 
 
 class Reader(Protocol):
@@ -92,6 +101,50 @@ class Prober(Protocol):
 
 class Client(Reader, Writer, Protocol):
     """A whole client: what main.py builds and hands, split, to the reconcile (Reader) and the applier (Writer)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Obj]
+    resource_version: str  # of the list: a watch from here misses nothing
+    next: str | None = None  # the continue token of the next page
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: Obj
+
+
+class Stream(Protocol):
+    """What a watch cache needs from a client: paged lists and watches (k8s.Kube has both)."""
+
+    async def list_page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+        cont: str | None = None,
+    ) -> Page: ...
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 1800,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after `resource_version` until the server ends the watch; Gone when it expired. An ERROR event
+        is raised as its ApiError; the iterator ends when the server closes the stream."""
+        ...
 
 
 # ------------------------------------------------------------------------------------------------ writes as data
@@ -161,12 +214,17 @@ __all__ = [
     "Create",
     "Delete",
     "Done",
+    "Forbidden",
+    "Gone",
     "Invalid",
     "Key",
     "NotFound",
     "Obj",
+    "Page",
     "Patch",
     "Reader",
+    "Stream",
+    "WatchEvent",
     "Write",
     "Writer",
 ]

@@ -196,8 +196,13 @@ class Applier:
         self, lhb: LighthouseBridge, api_version: str, kind: str, name: str, manifest: Obj | None, report: ApplyReport
     ) -> None:
         """A child whose kind may not exist in the cluster (ServiceMonitor without the Prometheus Operator):
-        read by name (no LIST that would fail), apply or delete, and turn "no such kind" into a warning."""
-        current = await self.reader.get(api_version, kind, lhb.namespace, name)
+        read by its labels (the cache answers; "no such kind" reads as none), apply or delete, and turn "no such
+        kind" into a warning."""
+        try:
+            found = await self.reader.list(api_version, kind, lhb.namespace, naming.instance_selector(lhb.name))
+        except NotFound:
+            found = []
+        current = next((o for o in found if o["metadata"]["name"] == name), None)
         if manifest is None:
             if current is not None and controlled_by(current, lhb.metadata.uid):
                 gone = Delete(
@@ -232,10 +237,18 @@ class Applier:
         """What deletionPolicy says happens to data: Retain orphans PVCs and Secrets (labelled, ownerReferences
         removed, so garbage collection spares them); Delete removes them. Returns what was done."""
         sel = naming.instance_selector(lhb.name)
-        pvcs, secrets = await asyncio.gather(
-            self.reader.list("v1", "PersistentVolumeClaim", lhb.namespace, sel),
-            self.reader.list("v1", "Secret", lhb.namespace, sel),
-        )
+        # Secrets by name: the generated ones are the only Secrets the operator labels, and it may not be allowed
+        # to list Secrets (the chart grants no cluster-wide list or watch on them).
+        n = naming.Names(lhb.name)
+        names = [n.postgres_secret, n.redis_secret, n.admin_secret]  # whichever modes the stores had
+        pvcs = await self.reader.list("v1", "PersistentVolumeClaim", lhb.namespace, sel)
+        found = await asyncio.gather(*(self.reader.get("v1", "Secret", lhb.namespace, name) for name in names))
+        want = {naming.L_INSTANCE: lhb.name, naming.L_MANAGED_BY: naming.MANAGED_BY}
+        secrets = [
+            s
+            for s in found
+            if s is not None and all((s["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())
+        ]
         done = []
         policy = lhb.spec.deletion_policy
         for obj in [*pvcs, *secrets]:

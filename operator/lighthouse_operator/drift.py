@@ -68,8 +68,9 @@ def covers(observed: Any, desired: Any, *, _in_resources: bool = False) -> bool:
             if v is None:
                 continue
             if k not in observed:
-                # An empty map/list we set may be dropped by the server (e.g. emptyDir: {} stays, labels: {} goes).
-                if v == {} or v == []:
+                # The server drops zero values of omitempty fields: an empty map or list (labels: {}), an empty
+                # string (env value: ""), false, 0. Asking for one of those is satisfied by its absence.
+                if v in ({}, [], "") or (v is False or (v == 0 and not isinstance(v, bool))):
                     continue
                 return False
             if not covers(observed[k], v, _in_resources=_in_resources or k in ("resources", "requests", "limits")):

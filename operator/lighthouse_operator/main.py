@@ -1,22 +1,27 @@
-"""kopf registrations only; the work happens in reconcile.py.
+"""kopf registrations, and the one place that builds the API clients (k8s.Kube) and what stands on them: the watch
+cache the reconcile reads from, the reconcile's work queue. The work happens in reconcile.py; __main__.py runs it.
 
-Why `on.event` + a timer instead of on.create/on.update/on.resume: the reconcile is level-based, so it only needs to
-be woken up; kopf's change handlers would also write progress and diff-base annotations into the user's object on
-every change, and the operator keeps its hands off metadata it does not need (GitOps) and writes nothing when idle.
+kopf watches only LighthouseBridges: their events wake the reconcile and feed the cache (`Cache.observe`), and kopf
+keeps the finalizer. Children, pods, Jobs and generated Secrets come from the cache's own watches (cache.py), whose
+changes wake the parent bridge. Why `on.event` instead of on.create/on.update/on.resume: the reconcile is
+level-based, so it only needs to be woken up; kopf's change handlers would also write progress and diff-base
+annotations into the user's object on every change, and the operator keeps its hands off metadata it does not need
+(GitOps) and writes nothing when idle. The periodic resync is the reconcile's own loop (`Reconciler.resync`), spread
+over the interval, not a kopf timer per object.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import kopf
 
-from . import metrics, naming
-from .api import ApiError, Obj
+from . import cache, metrics, naming
+from .api import Obj
 from .applier import Applier
 from .k8s import Kube, PodProber
 from .models import GROUP, KIND, PLURAL, VERSION
@@ -25,7 +30,6 @@ from .reconcile import Reconciler
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("LIGHTHOUSE_OPERATOR_RESYNC_SECONDS", "30"))
-CHILD_FILTER = {naming.L_MANAGED_BY: naming.MANAGED_BY}
 
 
 class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -40,14 +44,18 @@ class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
 
 @dataclass
 class Runtime:
-    settings: kopf.OperatorSettings | None = None
+    settings: kopf.OperatorSettings = field(default_factory=kopf.OperatorSettings)
+    namespaces: list[str] | None = None  # None: the whole cluster
+    resync: float = RESYNC_SECONDS
+    workers: int = 16
     kube: Kube | None = None
     prober: PodProber | None = None
+    cache: cache.Cache | None = None
     reconciler: Reconciler | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def credentials(self) -> kopf.ConnectionInfo:
         # Called again after a 401, so rotated service-account tokens are picked up.
-        assert self.settings is not None, "login has not run yet"
         info = login_any(self.settings)
         if info is None:
             raise kopf.LoginError("no kubeconfig and no in-cluster service account found")
@@ -57,6 +65,11 @@ class Runtime:
 RUNTIME = Runtime()
 
 
+def setup(namespaces: list[str] | None, resync: float, workers: int) -> None:
+    """What __main__ decided: the scope (None: cluster-wide), the resync interval, concurrent reconciles."""
+    RUNTIME.namespaces, RUNTIME.resync, RUNTIME.workers = namespaces, resync, workers
+
+
 def login_any(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
     if os.environ.get("KUBECONFIG") or not os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"):
         return kopf.login_with_kubeconfig(settings=settings)
@@ -64,12 +77,27 @@ def login_any(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
 
 
 def reconciler() -> Reconciler:
-    """The one client, read by the reconcile and written through the applier only."""
+    """The one client, behind the watch cache: read by the reconcile, written through the applier only."""
     if RUNTIME.reconciler is None:
         RUNTIME.kube = Kube(RUNTIME.credentials)
         RUNTIME.prober = PodProber()
-        RUNTIME.reconciler = Reconciler(RUNTIME.kube, Applier(RUNTIME.kube, RUNTIME.kube), RUNTIME.prober)
+        RUNTIME.cache = cache.Cache(
+            RUNTIME.kube, namespaces=RUNTIME.namespaces, ttl=RUNTIME.resync, on_change=child_changed
+        )
+        RUNTIME.reconciler = Reconciler(RUNTIME.cache, Applier(RUNTIME.cache, RUNTIME.cache), RUNTIME.prober)
     return RUNTIME.reconciler
+
+
+def the_cache() -> cache.Cache:
+    reconciler()
+    assert RUNTIME.cache is not None
+    return RUNTIME.cache
+
+
+def details() -> dict[str, Any]:
+    """For the liveness endpoint's body."""
+    r = RUNTIME.reconciler
+    return {"bridges": len(r.known)} if r is not None else {}
 
 
 def parent_of(child: Obj) -> tuple[str, str] | None:
@@ -83,8 +111,24 @@ def parent_of(child: Obj) -> tuple[str, str] | None:
     return None
 
 
+def child_changed(kind: str, obj: Obj) -> None:
+    """A watched object changed: wake its LighthouseBridge (and, for a Secret or ConfigMap, every bridge whose pods
+    read it: gate.Gate.watched)."""
+    r = reconciler()
+    md = obj.get("metadata") or {}
+    parents = set()
+    if (parent := parent_of(obj)) is not None:
+        parents.add(parent)
+    if kind in ("Secret", "ConfigMap"):
+        ns = md.get("namespace") or ""
+        parents.update((ns, p) for p in r.gate.parents_of(ns, kind, md.get("name") or ""))
+    for p in sorted(parents):
+        if p in r.known:
+            r.enqueue(*p, kind.lower())
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     RUNTIME.settings = settings
     settings.persistence.finalizer = naming.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="lighthouse.dev")
@@ -97,6 +141,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 30
+    r = reconciler()
+    RUNTIME.tasks += [
+        asyncio.ensure_future(r.work(RUNTIME.workers)),
+        asyncio.ensure_future(r.resync(RUNTIME.resync)),
+    ]
 
 
 @kopf.on.login()
@@ -107,91 +156,36 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 
 @kopf.on.cleanup()
 async def close(**_: Any) -> None:
+    """No write after this: the workers and the cache's watches stop before the client closes."""
+    for task in RUNTIME.tasks:
+        task.cancel()
+    await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
+    RUNTIME.tasks.clear()
+    if RUNTIME.cache is not None:
+        await RUNTIME.cache.stop()
     if RUNTIME.kube is not None:
         await RUNTIME.kube.close()
     if RUNTIME.prober is not None:
         await RUNTIME.prober.close()
 
 
-@kopf.on.probe(id="bridges")
-def probe_bridges(**_: Any) -> int:
-    return len(reconciler().known)
-
-
-async def _run(namespace: str, name: str, trigger: str) -> None:
-    try:
-        await reconciler().trigger(namespace, name, trigger)
-    except (ApiError, aiohttp.ClientError, TimeoutError) as e:
-        # The timer retries; one failed pass is not worth kopf's stack trace.
-        log.warning("Reconcile failed name=%s namespace=%s trigger=%s error=%s", name, namespace, trigger, e)
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def bridge_event(type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    r = reconciler()
+    r, c, ns = reconciler(), the_cache(), namespace or ""
     if type == "DELETED":
-        r.forget(namespace or "", name)
+        c.forget_bridge(ns, name)
+        r.forget(ns, name)
         metrics.MANAGED.set(len(r.known))
         return
-    r.known.add((namespace or "", name))
+    c.observe(dict(body))
+    r.known.add((ns, name))
     metrics.MANAGED.set(len(r.known))
-    if r.is_own_write(namespace or "", name, body.metadata.get("resourceVersion")):
+    if r.is_own_write(ns, name, body.metadata.get("resourceVersion")):
         return
-    await _run(namespace or "", name, "event")
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync(namespace: str | None, name: str, **_: Any) -> None:
-    await _run(namespace or "", name, "timer")
+    r.enqueue(ns, name, "event", urgent=True)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def finalize(namespace: str | None, name: str, **_: Any) -> None:
+async def finalize(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    the_cache().observe(dict(body))
     await reconciler().finalize(namespace or "", name)
-
-
-async def _child_event(body: kopf.Body, trigger: str) -> None:
-    parent = parent_of(dict(body))
-    if parent is not None and parent in reconciler().known:
-        await _run(*parent, trigger)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_FILTER)
-async def deployment_event(body: kopf.Body, **_: Any) -> None:
-    await _child_event(body, "deployment")
-
-
-@kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_FILTER)
-async def statefulset_event(body: kopf.Body, **_: Any) -> None:
-    await _child_event(body, "statefulset")
-
-
-# Backup Jobs (the CronJob's, on-demand and final ones) carry the managed-by and instance labels: a finished Job
-# updates status.lastBackup and BackupSucceeded at once instead of on the next resync.
-@kopf.on.event("batch", "v1", "jobs", labels=CHILD_FILTER)
-async def job_event(body: kopf.Body, **_: Any) -> None:
-    await _child_event(body, "job")
-
-
-# The health gate reads pod status (CrashLoopBackOff, ErrImagePull, Unschedulable rarely change the Deployment's
-# own status), so pods of our workloads wake their LighthouseBridge at once instead of on the next resync.
-@kopf.on.event("", "v1", "pods", labels=CHILD_FILTER)
-async def pod_event(body: kopf.Body, **_: Any) -> None:
-    await _child_event(body, "pod")
-
-
-async def _referenced(namespace: str | None, kind: str, name: str) -> None:
-    # Only Secrets/ConfigMaps a bridge's pods read (gate.Gate.watched): a content change means a new revision.
-    for parent in sorted(reconciler().gate.parents_of(namespace or "", kind, name)):
-        if (namespace or "", parent) in reconciler().known:
-            await _run(namespace or "", parent, kind.lower())
-
-
-@kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str | None, name: str, **_: Any) -> None:
-    await _referenced(namespace, "Secret", name)
-
-
-@kopf.on.event("", "v1", "configmaps")
-async def configmap_event(namespace: str | None, name: str, **_: Any) -> None:
-    await _referenced(namespace, "ConfigMap", name)

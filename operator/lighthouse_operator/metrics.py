@@ -27,6 +27,20 @@ STATUS_WRITES = Counter("lighthouse_operator_status_writes_total", "Status patch
 API_REQUESTS = Counter(
     "lighthouse_operator_api_requests_total", "Requests to the API server by verb and code", ["verb", "code"]
 )
+CACHE_OBJECTS = Gauge("lighthouse_operator_cache_objects", "Objects held by the watch cache, by kind", ["kind"])
+CACHE_READS = Counter(
+    "lighthouse_operator_cache_reads_total",
+    "Reads by the reconcile, by kind and where they were served from: cache (a watch), remembered (a recent GET of an "
+    "object the operator does not label), api (a request)",
+    ["kind", "source"],
+)
+WATCH_RESTARTS = Counter(
+    "lighthouse_operator_watch_restarts_total",
+    "Watches of the cache that ended, by kind and reason: ended (server timeout, resumed), expired (410 Gone, "
+    "relisted), error (connection or server error, resumed after a backoff)",
+    ["kind", "reason"],
+)
+QUEUE_DEPTH = Gauge("lighthouse_operator_queue_depth", "LighthouseBridges waiting for a reconcile")
 MANAGED = Gauge("lighthouse_operator_managed_bridges", "LighthouseBridges seen by this operator")
 ROLLBACKS = Counter(
     "lighthouse_operator_rollbacks_total",

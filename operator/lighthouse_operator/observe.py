@@ -1,8 +1,9 @@
 """Reads: what a reconcile looks at, each through the Reader interface (api.Reader) and nothing else.
 
-k8s.Kube is the Reader today; a watch-backed cache can take its place without a change here or in the decisions.
-Every function reads only what its decision needs (no pods unless a Job has something to say, no restore Job for a
-bridge that never asked for a restore).
+The operator runs with cache.Cache as the Reader (watches kept in memory), k8s.Kube in tests and tools. Every
+function reads only what its decision needs (no pods unless a Job has something to say, no restore Job for a
+bridge that never asked for a restore), and names what it wants by the labels the operator sets (instance and
+managed-by), which is what the cache answers from memory; only objects the user names in the spec are read by name.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ async def restore_job(reader: Reader, lhb: LighthouseBridge) -> jobs.JobView | N
     job = await reader.get("batch/v1", "Job", lhb.namespace, name)
     if job is None:
         return None
-    pods = await reader.list("v1", "Pod", lhb.namespace, f"{naming.L_JOB_NAME}={name}")
+    pods = await reader.list(
+        "v1", "Pod", lhb.namespace, f"{naming.instance_selector(lhb.name)},{naming.L_JOB_NAME}={name}"
+    )
     return jobs.view(job, pods, restore.CONTAINER, lhb.metadata.uid)
 
 

@@ -30,6 +30,7 @@ from .validation import InvalidSpec, parse
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_SECONDS = 30
+RETRY_BASE, RETRY_MAX = 2.0, 300.0  # a failed pass is retried after 2, 4, 8 ... 300 s
 SNAPSHOT_POLL_SECONDS = 5  # while the final backup Job runs
 
 
@@ -59,7 +60,13 @@ class Outcome:
 
 
 class Reconciler:
-    """`reader` serves every read (the client itself, or a watch cache in front of it); `applier` makes every write."""
+    """`reader` serves every read (the client itself, or a watch cache in front of it); `applier` makes every write.
+
+    Triggers go through a work queue (`enqueue`): a bridge is queued at most once and reconciled by one worker at a
+    time; a trigger that arrives while it runs queues it again. A pass that fails is retried with an exponential
+    backoff (RETRY_BASE to RETRY_MAX), and during the backoff only an urgent trigger (the bridge itself changed)
+    runs it earlier: an error the API server gives every time (a quota, no Service IPs left) costs one request per
+    backoff step, not one per event of its children."""
 
     def __init__(self, reader: Reader, applier: Applier, prober: Prober | None = None):
         self.reader = reader
@@ -67,26 +74,122 @@ class Reconciler:
         self.prober = prober  # asks the bridge pods for their FUSE state (FuseAvailable); None: not asked
         self.gate = gate.Gate(reader, applier)
         self._wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: set[tuple[str, str]] = set()
         self._own_rv: dict[tuple[str, str], str] = {}
         self.known: set[tuple[str, str]] = set()
+        # The work queue: keys waiting (with the trigger that queued them), keys being reconciled, failures so far
+        # and the time before which a failed key waits.
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._dirty: dict[tuple[str, str], str] = {}
+        self._active: set[tuple[str, str]] = set()
+        self._failures: dict[tuple[str, str], int] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}
 
     def is_own_write(self, namespace: str, name: str, resource_version: str | None) -> bool:
         """The watch event echoes our own status patch: nothing new to look at."""
         return resource_version is not None and self._own_rv.get((namespace, name)) == resource_version
 
     def forget(self, namespace: str, name: str) -> None:
-        self.known.discard((namespace, name))
-        self._own_rv.pop((namespace, name), None)
-        self._locks.pop((namespace, name), None)
+        k = (namespace, name)
+        self.known.discard(k)
+        self._own_rv.pop(k, None)
+        self._locks.pop(k, None)
+        self._failures.pop(k, None)
+        self._retry_at.pop(k, None)
         self.gate.forget(namespace, name)
         metrics.forget_bridge(namespace, name)
-        if (handle := self._wakeups.pop((namespace, name), None)) is not None:
+        if (handle := self._wakeups.pop(k, None)) is not None:
             handle.cancel()
 
     # ------------------------------------------------------------------------------------------------ entry points
+
+    def enqueue(self, namespace: str, name: str, trigger: str, *, urgent: bool = False) -> None:
+        """Ask for a pass. Not urgent: a key in its retry backoff waits for the retry."""
+        k = (namespace, name)
+        if not urgent and self._retry_at.get(k, 0.0) > time.monotonic():
+            return
+        if k in self._dirty:
+            return
+        self._dirty[k] = trigger
+        if k not in self._active:
+            self._queue.put_nowait(k)
+        metrics.QUEUE_DEPTH.set(len(self._dirty))
+
+    async def work(self, workers: int) -> None:
+        """Reconcile what is queued, `workers` bridges at a time, until cancelled."""
+        await asyncio.gather(*(self._worker() for _ in range(workers)))
+
+    async def _worker(self) -> None:
+        while True:
+            k = await self._queue.get()
+            trigger = self._dirty.pop(k, None)
+            metrics.QUEUE_DEPTH.set(len(self._dirty))
+            if trigger is None:
+                continue
+            self._active.add(k)
+            try:
+                await self._attempt(k, trigger)
+            finally:
+                self._active.discard(k)
+                if k in self._dirty:  # triggered again while it ran
+                    self._queue.put_nowait(k)
+
+    async def _attempt(self, k: tuple[str, str], trigger: str) -> None:
+        try:
+            outcome = await self.trigger(*k, trigger)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            n = self._failures[k] = self._failures.get(k, 0) + 1
+            delay = min(RETRY_MAX, RETRY_BASE * 2 ** (n - 1))
+            self._retry_at[k] = time.monotonic() + delay
+            self._later(k, delay, "retry")
+            level = logging.WARNING if isinstance(e, ApiError) or n == 1 else logging.ERROR
+            log.log(
+                level,
+                "Reconcile failed name=%s namespace=%s trigger=%s attempt=%d retry_in=%.0fs error=%s",
+                k[1],
+                k[0],
+                trigger,
+                n,
+                delay,
+                e,
+                exc_info=not isinstance(e, ApiError | TimeoutError | OSError),
+            )
+            return
+        self._failures.pop(k, None)
+        self._retry_at.pop(k, None)
+        if outcome is not None and outcome.result == "gone":
+            self.forget(*k)
+
+    def _later(self, k: tuple[str, str], delay: float, trigger: str) -> None:
+        """An urgent pass in `delay` seconds (replacing an earlier one that is due later)."""
+        loop = asyncio.get_running_loop()
+        if (old := self._wakeups.get(k)) is not None:
+            if old.when() <= loop.time() + delay:
+                return
+            old.cancel()
+
+        def fire() -> None:
+            self._wakeups.pop(k, None)
+            self.enqueue(*k, trigger, urgent=True)
+
+        self._wakeups[k] = loop.call_later(delay, fire)
+
+    async def resync(self, interval: float) -> None:
+        """A level-based look at every known bridge every `interval` seconds, spread over the interval (a burst of
+        a thousand passes at once would only queue up). Until cancelled."""
+        while True:
+            keys = sorted(self.known)
+            if not keys:
+                await asyncio.sleep(interval)
+                continue
+            step = interval / len(keys)
+            for k in keys:
+                if k in self.known:
+                    self.enqueue(*k, "timer")
+                await asyncio.sleep(step)
 
     async def trigger(self, namespace: str, name: str, trigger: str) -> Outcome | None:
         """Reconcile with the freshest object. If a run for this resource is already waiting for the lock, it will
@@ -322,23 +425,7 @@ class Reconciler:
 
     def _wake_at_deadline(self, namespace: str, name: str, delay: float) -> None:
         """A rollout's progress deadline must be judged on time even when no pod or Deployment event comes."""
-        k = (namespace, name)
-        if (old := self._wakeups.pop(k, None)) is not None:
-            old.cancel()
-
-        def fire() -> None:
-            self._wakeups.pop(k, None)
-            task = asyncio.ensure_future(self._deadline_pass(namespace, name))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        self._wakeups[k] = asyncio.get_running_loop().call_later(delay + 1.0, fire)
-
-    async def _deadline_pass(self, namespace: str, name: str) -> None:
-        try:
-            await self.trigger(namespace, name, "deadline")
-        except Exception as e:  # the resync timer tries again
-            log.warning("Reconcile failed name=%s namespace=%s trigger=deadline error=%s", name, namespace, e)
+        self._later((namespace, name), delay + 1.0, "deadline")
 
 
 __all__ = ["Decision", "Outcome", "Reconciler", "decide"]

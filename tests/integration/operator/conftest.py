@@ -101,6 +101,14 @@ class Operator:
             and re.search(r'verb="(POST|PUT|PATCH|DELETE)"', k)
         )
 
+    def reads(self) -> float:
+        """Read requests this process sent to the API server (GET of one object, LIST; watches not counted)."""
+        return sum(
+            v
+            for k, v in self.metrics().items()
+            if k.startswith("lighthouse_operator_api_requests_total") and re.search(r'verb="(GET|LIST)"', k)
+        )
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 

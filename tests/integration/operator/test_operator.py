@@ -400,6 +400,22 @@ def test_idle_operator_makes_no_writes(k: Kubectl, operator: Operator) -> None:
     assert after >= passes + 2, "the timer did not run: the test would prove nothing"
 
 
+def test_resync_of_an_unchanged_bridge_reads_nothing_from_the_api_server(k: Kubectl, operator: Operator) -> None:
+    """Every read of a pass comes from the watch cache: the resync of an unchanged bridge sends no request at all."""
+    k.apply(lhb("demo"))
+    wait_ready(k)
+    time.sleep(RESYNC)
+    m = operator.metrics()
+    timer = 'lighthouse_operator_reconciles_total{outcome="unchanged",trigger="timer"}'
+    served = 'lighthouse_operator_cache_reads_total{kind="Deployment",source="cache"}'
+    reads, writes, passes, cached = operator.reads(), operator.writes(), m.get(timer, 0), m.get(served, 0)
+    time.sleep(RESYNC * 4)
+    m = operator.metrics()
+    assert m.get(timer, 0) >= passes + 2, "the timer did not run: the test would prove nothing"
+    assert m.get(served, 0) > cached, "the passes did not read through the cache"
+    assert (operator.reads(), operator.writes()) == (reads, writes)
+
+
 def test_scale_subresource_and_printer_columns(k: Kubectl, operator: Operator) -> None:
     k.apply(lhb("demo"))
     wait_ready(k)

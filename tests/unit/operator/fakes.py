@@ -4,11 +4,12 @@ It is an api.Client, as k8s.Kube is (mypy checks both: `make verify`)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from lighthouse_operator.api import Client, Conflict, NotFound, Obj
+from lighthouse_operator.api import Client, Conflict, NotFound, Obj, Page, Stream, WatchEvent
 from lighthouse_operator.applier import Applier
 from lighthouse_operator.reconcile import Reconciler
 
@@ -21,10 +22,12 @@ class FakeKube:
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
         self.missing_kinds: set[str] = set()  # kinds whose CRD is not installed
+        self.history: list[tuple[str, Obj]] = []  # (event type, object) of every change, for watches
+        self.last_rv = "0"
 
     def _store(self, obj: Obj, bump_generation: bool) -> Obj:
         md = obj["metadata"]
-        md["resourceVersion"] = str(next(self._rv))
+        md["resourceVersion"] = self.last_rv = str(next(self._rv))
         md.setdefault("uid", f"uid-{next(self._uid)}")
         if bump_generation and "spec" in obj:
             md["generation"] = md.get("generation", 0) + 1
@@ -32,7 +35,9 @@ class FakeKube:
         if obj["kind"] == "Deployment":
             obj["spec"].setdefault("progressDeadlineSeconds", 600)
             obj.setdefault("status", {})
-        self.objects[(obj["kind"], md["namespace"], md["name"])] = obj
+        key = (obj["kind"], md["namespace"], md["name"])
+        self.history.append(("MODIFIED" if key in self.objects else "ADDED", copy.deepcopy(obj)))
+        self.objects[key] = obj
         return copy.deepcopy(obj)
 
     def edit(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], object]) -> None:
@@ -114,14 +119,65 @@ class FakeKube:
         propagation: str = "Background",
         uid: str | None = None,
     ) -> bool:
-        if self.objects.pop((kind, namespace or "", name), None) is None:
+        gone = self.objects.pop((kind, namespace or "", name), None)
+        if gone is None:
             return False
+        gone["metadata"]["resourceVersion"] = self.last_rv = str(next(self._rv))
+        self.history.append(("DELETED", copy.deepcopy(gone)))
         self.writes.append(("delete", kind, name))
         return True
+
+    async def list_page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+        cont: str | None = None,
+    ) -> Page:
+        items = await self.list(api_version, kind, namespace, label_selector)
+        if field_selector and field_selector.startswith("metadata.name="):
+            items = [o for o in items if o["metadata"]["name"] == field_selector.split("=", 1)[1]]
+        return Page(items, self.last_rv)
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 1800,
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after `resource_version`, polled every 10 ms."""
+        pos = 0
+        name = (
+            field_selector.split("=", 1)[1] if field_selector and field_selector.startswith("metadata.name=") else None
+        )
+        while True:
+            while pos < len(self.history):
+                type_, obj = self.history[pos]
+                pos += 1
+                md = obj["metadata"]
+                if int(md["resourceVersion"]) <= int(resource_version or 0):
+                    continue
+                if obj["kind"] == kind and md["namespace"] == (namespace or "") and name in (None, md["name"]):
+                    yield WatchEvent(type_, copy.deepcopy(obj))
+            await asyncio.sleep(0.01)
 
 
 def client(kube: FakeKube) -> Client:
     """Checked by mypy: the fake is an api.Client, like k8s.Kube."""
+    return kube
+
+
+def stream(kube: FakeKube) -> Stream:
+    """Checked by mypy: the fake lists and watches (api.Stream), like k8s.Kube."""
     return kube
 
 
