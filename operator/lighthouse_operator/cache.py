@@ -428,7 +428,9 @@ class Cache:
         namespaces: Iterable[str] | None = None,
         ttl: float = 30.0,
         on_change: OnChange | None = None,
+        by_name: Iterable[str] = (),
     ):
+        """`by_name`: kinds never watched, only read by name (Secrets when RBAC grants no list or watch on them)."""
         self.client = client
         self.cluster_wide = namespaces is None
         self.ttl = ttl
@@ -436,7 +438,7 @@ class Cache:
         self.informers: dict[tuple[str, str], Informer] = {}  # (kind, scope)
         self.bridges = Informer(None, *BRIDGES, scope="", label_selector=None)
         self._by_name: dict[tuple[str, str, str], tuple[float, bytes | None]] = {}
-        self._watched = {kind: api_version for api_version, kind in WATCHED}
+        self._watched = {kind: api_version for api_version, kind in WATCHED if kind not in set(by_name)}
 
     # ---- lifecycle
 

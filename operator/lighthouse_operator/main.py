@@ -1,5 +1,6 @@
 """kopf registrations, and the one place that builds the API clients (k8s.Kube) and what stands on them: the watch
-cache the reconcile reads from, the reconcile's work queue. The work happens in reconcile.py; __main__.py runs it.
+cache the reconcile reads from, the reconcile's work queue, the leader Lease's elector. The work happens in
+reconcile.py; __main__.py runs it all (standby first when leader election is on).
 
 kopf watches only LighthouseBridges: their events wake the reconcile and feed the cache (`Cache.observe`), and kopf
 keeps the finalizer. Children, pods, Jobs and generated Secrets come from the cache's own watches (cache.py), whose
@@ -24,6 +25,7 @@ from . import cache, metrics, naming
 from .api import Obj
 from .applier import Applier
 from .k8s import Kube, PodProber
+from .leader import LeaseElector, Timings
 from .models import GROUP, KIND, PLURAL, VERSION
 from .reconcile import Reconciler
 
@@ -48,6 +50,7 @@ class Runtime:
     namespaces: list[str] | None = None  # None: the whole cluster
     resync: float = RESYNC_SECONDS
     workers: int = 16
+    watch_secrets: bool = True
     kube: Kube | None = None
     prober: PodProber | None = None
     cache: cache.Cache | None = None
@@ -65,9 +68,11 @@ class Runtime:
 RUNTIME = Runtime()
 
 
-def setup(namespaces: list[str] | None, resync: float, workers: int) -> None:
-    """What __main__ decided: the scope (None: cluster-wide), the resync interval, concurrent reconciles."""
+def setup(namespaces: list[str] | None, resync: float, workers: int, watch_secrets: bool = True) -> None:
+    """What __main__ decided: the scope (None: cluster-wide), the resync interval, concurrent reconciles, and
+    whether the Secrets the operator generates may be watched (else they are read by name)."""
     RUNTIME.namespaces, RUNTIME.resync, RUNTIME.workers = namespaces, resync, workers
+    RUNTIME.watch_secrets = watch_secrets
 
 
 def login_any(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
@@ -82,7 +87,11 @@ def reconciler() -> Reconciler:
         RUNTIME.kube = Kube(RUNTIME.credentials)
         RUNTIME.prober = PodProber()
         RUNTIME.cache = cache.Cache(
-            RUNTIME.kube, namespaces=RUNTIME.namespaces, ttl=RUNTIME.resync, on_change=child_changed
+            RUNTIME.kube,
+            namespaces=RUNTIME.namespaces,
+            ttl=RUNTIME.resync,
+            on_change=child_changed,
+            by_name=() if RUNTIME.watch_secrets else ("Secret",),
         )
         RUNTIME.reconciler = Reconciler(RUNTIME.cache, Applier(RUNTIME.cache, RUNTIME.cache), RUNTIME.prober)
     return RUNTIME.reconciler
@@ -92,6 +101,11 @@ def the_cache() -> cache.Cache:
     reconciler()
     assert RUNTIME.cache is not None
     return RUNTIME.cache
+
+
+def elector(namespace: str, name: str, identity: str, timings: Timings) -> LeaseElector:
+    """The leader Lease's elector, on a client of its own: renewals never queue behind the reconcile's requests."""
+    return LeaseElector(Kube(RUNTIME.credentials, max_concurrency=2), namespace, name, identity, timings)
 
 
 def details() -> dict[str, Any]:

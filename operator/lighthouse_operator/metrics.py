@@ -40,6 +40,12 @@ WATCH_RESTARTS = Counter(
     "relisted), error (connection or server error, resumed after a backoff)",
     ["kind", "reason"],
 )
+LEADER = Gauge("lighthouse_operator_leader", "1 while this process holds the leader Lease (and reconciles)")
+LEASE_WRITES = Counter(
+    "lighthouse_operator_lease_writes_total",
+    "Write requests to the leader Lease (create, acquire, renew: ok or failed; release)",
+    ["result"],
+)
 QUEUE_DEPTH = Gauge("lighthouse_operator_queue_depth", "LighthouseBridges waiting for a reconcile")
 MANAGED = Gauge("lighthouse_operator_managed_bridges", "LighthouseBridges seen by this operator")
 ROLLBACKS = Counter(

@@ -124,8 +124,9 @@ def can_i(cluster: Cluster, sa: str, verb: str, resource: str, namespace: str | 
     return answer == "yes"
 
 
-def operator_needs() -> list[tuple[str, str]]:
-    """(verb, resource) pairs the operator's code needs on the kinds it applies and prunes."""
+def operator_needs(namespaced: bool = False) -> list[tuple[str, str]]:
+    """(verb, resource) pairs the operator's code needs in a namespace it watches: the kinds it applies and prunes,
+    and the watch cache's list+watch of everything it reads by label (cache.WATCHED)."""
     needs = []
     for api_version, kind in PRUNABLE:
         k = kind_of(api_version, kind)
@@ -133,17 +134,33 @@ def operator_needs() -> list[tuple[str, str]]:
         resource = f"{k.plural}.{group}" if group else k.plural
         needs += [(verb, resource) for verb in ("get", "list", "watch", "create", "patch", "delete")]
     needs += [
-        ("get", "secrets"), ("list", "secrets"), ("watch", "secrets"), ("create", "secrets"), ("patch", "secrets"),
-        ("delete", "secrets"),
+        ("get", "secrets"), ("create", "secrets"), ("patch", "secrets"), ("delete", "secrets"),
         ("get", "lighthousebridges.lighthouse.dev"), ("list", "lighthousebridges.lighthouse.dev"),
         ("watch", "lighthousebridges.lighthouse.dev"), ("patch", "lighthousebridges.lighthouse.dev"),
         ("patch", "lighthousebridges.lighthouse.dev/status"), ("update", "lighthousebridges.lighthouse.dev/finalizers"),
         ("create", "events"), ("list", "pods"), ("watch", "pods"), ("delete", "pods"),
+        ("list", "controllerrevisions.apps"), ("watch", "controllerrevisions.apps"),
         ("create", "controllerrevisions.apps"), ("patch", "controllerrevisions.apps"),
-        ("delete", "controllerrevisions.apps"), ("list", "replicasets.apps"),
-        ("get", "persistentvolumeclaims"), ("patch", "persistentvolumeclaims"),
+        ("delete", "controllerrevisions.apps"), ("list", "replicasets.apps"), ("watch", "replicasets.apps"),
+        ("list", "jobs.batch"), ("watch", "jobs.batch"), ("create", "jobs.batch"), ("delete", "jobs.batch"),
+        ("get", "persistentvolumeclaims"), ("list", "persistentvolumeclaims"), ("watch", "persistentvolumeclaims"),
+        ("patch", "persistentvolumeclaims"),
     ]  # fmt: skip
+    if namespaced:  # the Role of a watched namespace lets the cache watch the Secrets the operator generated
+        needs += [("list", "secrets"), ("watch", "secrets")]
     return needs
+
+
+def lease_access(cluster: Cluster, sa: str, namespace: str, lease: str) -> dict[str, bool]:
+    """What the ServiceAccount may do to its leader Lease, and to another Lease in the same namespace."""
+    out = {}
+    for verb in ("get", "update", "watch"):
+        for name in (lease, "someone-elses"):
+            proc = cluster.kubectl("auth", "can-i", verb, f"leases.coordination.k8s.io/{name}", f"--as={sa}",
+                                   "-n", namespace, check=False)  # fmt: skip
+            out[f"{verb} {name}"] = proc.stdout.strip() == "yes"
+    out["create"] = can_i(cluster, sa, "create", "leases.coordination.k8s.io", namespace)
+    return out
 
 
 # What the operator must never be able to do.
@@ -173,6 +190,18 @@ def test_can_i_matrix_cluster_mode(cluster: Cluster, namespace: str, release: He
     granted = [(v, r) for v, r in DENIED if can_i(cluster, sa, v, r, elsewhere)]
     granted += [(v, r) for v, r in CLUSTER_DENIED if can_i(cluster, sa, v, r, None)]
     assert granted == []
+    # Secrets: by name only; no list or watch, neither cluster-wide nor in any namespace.
+    for ns in (None, elsewhere, namespace):
+        assert not can_i(cluster, sa, "list", "secrets", ns) and not can_i(cluster, sa, "watch", "secrets", ns)
+    assert lease_access(cluster, sa, namespace, fullname(release)) == {
+        "get " + fullname(release): True, "get someone-elses": False,
+        "update " + fullname(release): True, "update someone-elses": False,
+        "watch " + fullname(release): True, "watch someone-elses": False,
+        "create": True,
+    }  # fmt: skip
+    # With rbac.secretsListWatch (an opt-in for large installations) the cache may watch them.
+    release("upgrade", release.release, str(CHART), "--set", "rbac.secretsListWatch=true")
+    assert can_i(cluster, sa, "watch", "secrets", None)
 
 
 def test_can_i_matrix_namespaced_mode(cluster: Cluster, namespace: str, release: Helm) -> None:
@@ -182,19 +211,21 @@ def test_can_i_matrix_namespaced_mode(cluster: Cluster, namespace: str, release:
         release.install("--set", "watch.mode=namespaced", "--set", f"watch.namespaces={{{watched}}}",
                         "--set", "crds.create=false")  # fmt: skip
         sa = f"system:serviceaccount:{namespace}:{fullname(release)}"
-        missing = [(v, r) for v, r in operator_needs() if not can_i(cluster, sa, v, r, watched)]
+        missing = [(v, r) for v, r in operator_needs(namespaced=True) if not can_i(cluster, sa, v, r, watched)]
         assert missing == []
-        # Nothing in a namespace it does not watch, its own included.
+        # Nothing in a namespace it does not watch, its own included (but for its Lease there).
         for other in ("default", namespace):
-            leaked = [(v, r) for v, r in operator_needs() if can_i(cluster, sa, v, r, other)]
+            leaked = [(v, r) for v, r in operator_needs(namespaced=True) if can_i(cluster, sa, v, r, other)]
             assert leaked == []
         assert not can_i(cluster, sa, "list", "lighthousebridges.lighthouse.dev", None)
+        assert not can_i(cluster, sa, "list", "secrets", None) and not can_i(cluster, sa, "watch", "secrets", None)
         # Cluster-wide it only reads what kopf observes: CRDs and Namespaces.
         assert can_i(cluster, sa, "watch", "namespaces", None) and can_i(
             cluster, sa, "list", "customresourcedefinitions", None
         )
         roles = get_json(cluster, "clusterrole", "-l", f"app.kubernetes.io/instance={release.release}")["items"]
         assert [r["metadata"]["name"] for r in roles] == [f"{fullname(release)}-observer"]
+        assert lease_access(cluster, sa, namespace, fullname(release))["update " + fullname(release)]
     finally:
         cluster.kubectl("delete", "namespace", watched, "--wait=false", check=False)
 

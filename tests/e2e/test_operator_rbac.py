@@ -1,7 +1,10 @@
 """The operator container with the chart's own ServiceAccount token (no admin credentials): the RBAC the chart grants
 is enough to reconcile a LighthouseBridge to Ready and to delete it again, and for backups: the on-demand backup Job
 (lighthouse.dev/backup-now) and its status, the restore Job of spec.restore, and the Snapshot final backup on deletion.
-kwok plays the Jobs' pods (they succeed after about a second); the real Job controller runs the Jobs."""
+kwok plays the Jobs' pods (they succeed after about a second); the real Job controller runs the Jobs.
+
+The container runs as the chart runs it: with leader election on the release's Lease, and in cluster mode with
+--no-watch-secrets (the chart grants no list or watch on Secrets there); the first two tests run in both modes."""
 
 from __future__ import annotations
 
@@ -46,15 +49,17 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, sa: str, direct
 
 @pytest.fixture
 def operator_as_its_service_account(
-    images: Images, cluster: Cluster, namespace: str, tmp_path: Path
+    request: pytest.FixtureRequest, images: Images, cluster: Cluster, namespace: str, tmp_path: Path
 ) -> Iterator[tuple[Container, str]]:
+    mode = getattr(request, "param", "namespaced")
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-e2e",
                     "-f", str(REPO_ROOT / "crds"))  # fmt: skip
     release = f"rbac-{uuid.uuid4().hex[:6]}"
     base = [helm(), "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace]
-    # Namespaced mode, watching its own namespace; the Deployment is scaled to 0: the container below is the operator.
+    # Watching its own namespace; the Deployment is scaled to 0: the container below is the operator. In cluster mode
+    # the RBAC is the ClusterRole's, and the container is still scoped to the test's namespace.
     subprocess.run(
-        [*base, "install", release, str(CHART), "--set", "crds.create=false", "--set", "watch.mode=namespaced",
+        [*base, "install", release, str(CHART), "--set", "crds.create=false", "--set", f"watch.mode={mode}",
          "--set", "replicaCount=0"],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -65,7 +70,10 @@ def operator_as_its_service_account(
         "--network", "host", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "-v", f"{kubeconfig}:/etc/lighthouse/kubeconfig:ro", "-e", "KUBECONFIG=/etc/lighthouse/kubeconfig",
     ]  # fmt: skip
-    args = ["--namespace", namespace, "--metrics-port", str(free_port()), "--liveness-port", str(liveness)]
+    args = ["--namespace", namespace, "--metrics-port", str(free_port()), "--liveness-port", str(liveness),
+            "--leader-elect", "--leader-election-namespace", namespace, "--leader-election-id", sa]  # fmt: skip
+    if mode == "cluster":
+        args.append("--no-watch-secrets")
     try:
         with running_container(images.operator, *args, flags=flags) as operator:
             wait_for(
@@ -91,6 +99,10 @@ def forbidden_lines(operator: Container) -> list[str]:
     return out
 
 
+MODES = pytest.mark.parametrize("operator_as_its_service_account", ["namespaced", "cluster"], indirect=True)
+
+
+@MODES
 def test_chart_rbac_is_enough_to_reconcile_to_ready(
     operator_as_its_service_account: tuple[Container, str], cluster: Cluster
 ) -> None:
@@ -111,8 +123,10 @@ def test_chart_rbac_is_enough_to_reconcile_to_ready(
         status = (get_json(cluster, "-n", namespace, "lighthousebridge", "rbac") or {}).get("status")
         raise AssertionError(f"{exc}\nstatus: {json.dumps(status)}\noperator log:\n{operator.logs()[-6000:]}") from None
     assert forbidden_lines(operator) == []
+    assert "Became leader" in operator.logs()  # the Lease, with the chart's Role for it
 
 
+@MODES
 def test_chart_rbac_is_enough_to_delete_a_bridge(
     operator_as_its_service_account: tuple[Container, str], cluster: Cluster
 ) -> None:

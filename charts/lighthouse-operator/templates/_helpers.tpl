@@ -51,9 +51,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 What the operator does with each kind, and nothing more:
 - LighthouseBridges: watch them, patch status and finalizers; it never creates or deletes them.
 - Children it applies (server-side apply) and prunes: full verbs on exactly those kinds.
-- Secrets: create the generated ones (fixed names), read the ones a LighthouseBridge references, and patch or
-  delete them on deletion (deletionPolicy). List/watch so that a change in a referenced Secret's content rolls the
-  bridge; the operator hashes referenced Secrets and keeps no cache of Secret bodies.
+- Secrets: create the generated ones (fixed names), read the ones a LighthouseBridge references by name, and patch
+  or delete them on deletion (deletionPolicy). Never list or watch them cluster-wide: in namespaced mode the Role of
+  each watched namespace lets the operator watch the Secrets it generated (it selects them by label), in cluster
+  mode it reads them by name, at most once per resync interval (rbac.secretsListWatch grants the cluster-wide
+  watch instead, for large installations).
 - PersistentVolumeClaims: created by StatefulSets; the operator only reads them and patches or deletes them on
   deletion (deletionPolicy Retain or Delete).
 - Pods and ReplicaSets: read for rollout judgement; Pods also deleted when the health gate replaces a stuck one.
@@ -75,8 +77,11 @@ What the operator does with each kind, and nothing more:
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
   resources: [secrets]
-  # list/watch: a change in a referenced Secret's content rolls the bridge (issue 5); release lists by label.
-  verbs: [get, list, watch, create, update, patch, delete]
+  {{- if or (eq .Values.watch.mode "namespaced") .Values.rbac.secretsListWatch }}
+  verbs: [get, list, watch, create, patch, delete]
+  {{- else }}
+  verbs: [get, create, patch, delete]
+  {{- end }}
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, patch, delete]

@@ -34,6 +34,10 @@ def free_port() -> int:
 
 @dataclass
 class Operator:
+    """A lighthouse-operator process, run as the chart runs it: with leader election, on the Lease
+    `lighthouse-operator` in its first namespace. A restart keeps its identity (as a container restarted in the
+    same pod would with a fixed one), so it takes its own Lease back at once; `identity` tells replicas apart."""
+
     cluster: Cluster
     namespaces: list[str]
     log_path: Path
@@ -41,8 +45,10 @@ class Operator:
     metrics_port: int = 0
     liveness_port: int = 0
     starts: list[float] = field(default_factory=list)
+    identity: str = "test-operator"
+    extra_args: list[str] = field(default_factory=list)
 
-    def start(self) -> Operator:
+    def start(self, wait_leading: bool = True) -> Operator:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         args = [
             str(OPERATOR),
@@ -53,6 +59,12 @@ class Operator:
             "--resync-seconds",
             str(RESYNC),
             "--verbose",
+            "--leader-elect",
+            "--leader-election-namespace",
+            self.namespaces[0],
+            "--leader-election-identity",
+            self.identity,
+            *self.extra_args,
         ]
         for ns in self.namespaces:
             args += ["--namespace", ns]
@@ -60,7 +72,20 @@ class Operator:
         self.proc = subprocess.Popen(args, env=self.cluster.env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         self.starts.append(time.monotonic())
         wait_for(self.live, timeout=60, message=f"operator liveness (log {self.log_path})")
+        if wait_leading:
+            wait_for(self.leading, timeout=60, message=f"operator leading (log {self.log_path})")
         return self
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as r:
+            body: dict[str, Any] = json.loads(r.read())
+            return body
+
+    def leading(self) -> bool:
+        return self.health().get("role") == "leader"
+
+    def lease_writes(self) -> float:
+        return sum(v for k, v in self.metrics().items() if k.startswith("lighthouse_operator_lease_writes_total"))
 
     def live(self) -> bool:
         assert self.proc is not None
@@ -93,13 +118,15 @@ class Operator:
         return out
 
     def writes(self) -> float:
-        """Write requests this process sent to the API server (POST/PUT/PATCH/DELETE)."""
-        return sum(
+        """Write requests this process sent to the API server (POST/PUT/PATCH/DELETE), its Lease's aside."""
+        m = self.metrics()
+        total = sum(
             v
-            for k, v in self.metrics().items()
+            for k, v in m.items()
             if k.startswith("lighthouse_operator_api_requests_total")
             and re.search(r'verb="(POST|PUT|PATCH|DELETE)"', k)
         )
+        return total - sum(v for k, v in m.items() if k.startswith("lighthouse_operator_lease_writes_total"))
 
     def reads(self) -> float:
         """Read requests this process sent to the API server (GET of one object, LIST; watches not counted)."""

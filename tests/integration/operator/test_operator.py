@@ -388,14 +388,15 @@ def test_restart_mid_reconcile_converges_without_duplicates(k: Kubectl, operator
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
 
 
-def test_idle_operator_makes_no_writes(k: Kubectl, operator: Operator) -> None:
+def test_idle_operator_makes_no_writes_besides_lease_renewals(k: Kubectl, operator: Operator) -> None:
     k.apply(lhb("demo"))
     wait_ready(k)
     time.sleep(RESYNC)  # let the last child-status events settle
-    before = operator.writes()
+    before, renewals = operator.writes(), operator.lease_writes()
     passes = operator.metrics().get('lighthouse_operator_reconciles_total{outcome="unchanged",trigger="timer"}', 0)
     time.sleep(RESYNC * 4)
-    assert operator.writes() == before
+    assert operator.lease_writes() - renewals >= 2, "no Lease renewal was counted: the test would prove nothing"
+    assert operator.writes() == before, "a write besides the Lease's renewals"
     after = operator.metrics().get('lighthouse_operator_reconciles_total{outcome="unchanged",trigger="timer"}', 0)
     assert after >= passes + 2, "the timer did not run: the test would prove nothing"
 
@@ -409,10 +410,12 @@ def test_resync_of_an_unchanged_bridge_reads_nothing_from_the_api_server(k: Kube
     timer = 'lighthouse_operator_reconciles_total{outcome="unchanged",trigger="timer"}'
     served = 'lighthouse_operator_cache_reads_total{kind="Deployment",source="cache"}'
     reads, writes, passes, cached = operator.reads(), operator.writes(), m.get(timer, 0), m.get(served, 0)
+    renewals = operator.lease_writes()
     time.sleep(RESYNC * 4)
     m = operator.metrics()
     assert m.get(timer, 0) >= passes + 2, "the timer did not run: the test would prove nothing"
     assert m.get(served, 0) > cached, "the passes did not read through the cache"
+    assert operator.lease_writes() > renewals, "the Lease was not renewed: the counters would prove nothing"
     assert (operator.reads(), operator.writes()) == (reads, writes)
 
 

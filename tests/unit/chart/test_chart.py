@@ -79,14 +79,66 @@ def test_rbac_has_no_wildcards(case: str) -> None:
         assert not rule.get("nonResourceURLs"), rule
 
 
+def secret_verbs(*args: str) -> list[set[str]]:
+    """The verbs of every rule on Secrets, which never share a rule with anything else."""
+    out = []
+    for rule in all_rules(documents(helm_template(*args))):
+        if "secrets" in rule["resources"]:
+            assert rule["resources"] == ["secrets"], rule
+            out.append(set(rule["verbs"]))
+    return out
+
+
 def test_secret_access_is_exactly_what_the_operator_uses() -> None:
-    # list/watch are for rolling bridges on a referenced Secret's change (bodies are hashed, not cached); no
-    # wildcard, no deletecollection, and Secrets share a rule with nothing else.
-    for case in CASES:
-        for rule in all_rules(documents(helm_template(*CASES[case]))):
-            if "secrets" in rule["resources"]:
-                assert rule["resources"] == ["secrets"], rule
-                assert set(rule["verbs"]) == {"get", "list", "watch", "create", "update", "patch", "delete"}, rule
+    # Cluster mode: by name only (no list or watch anywhere); namespaced mode: the watched namespaces' Roles also
+    # let the cache watch the Secrets the operator generated (it selects them by label). Never update, never
+    # deletecollection, no wildcard.
+    assert secret_verbs() == [{"get", "create", "patch", "delete"}]
+    assert secret_verbs(*CASES["namespaced"]) == [{"get", "list", "watch", "create", "patch", "delete"}] * 2
+    assert secret_verbs("--set", "rbac.secretsListWatch=true") == [
+        {"get", "list", "watch", "create", "patch", "delete"}
+    ]
+    # ... and the operator is told not to try what it may not do.
+    for args, watch in (((), False), (CASES["namespaced"], True), (("--set", "rbac.secretsListWatch=true"), True)):
+        deployment = by_kind(documents(helm_template(*args)), "Deployment")[0]
+        assert ("--no-watch-secrets" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]) == watch
+
+
+def test_two_replicas_behind_a_lease_with_a_disruption_budget() -> None:
+    docs = documents(helm_template())
+    deployment = by_kind(docs, "Deployment")[0]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert "--leader-elect" in args and "--leader-election-id=lh-lighthouse-operator" in args
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    # The Lease: create (which cannot be narrowed to a name) and everything else on the one Lease only.
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == "lighthouse-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["lh-lighthouse-operator"],
+            "verbs": ["get", "list", "watch", "update", "patch"],
+        },
+    ]
+    single = documents(helm_template("--set", "replicaCount=1", "--set", "leaderElection.enabled=false"))
+    assert by_kind(single, "PodDisruptionBudget") == [] and not any(
+        r["metadata"]["name"].endswith("-leader-election") for r in by_kind(single, "Role")
+    )
+    deployment = by_kind(single, "Deployment")[0]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_cluster_mode_uses_one_cluster_role() -> None:
@@ -114,7 +166,11 @@ def test_namespaced_mode_has_roles_only_in_watched_namespaces() -> None:
         "nodes",
     }
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
-    assert roles == {("team-a", "lh-lighthouse-operator"), ("team-b", "lh-lighthouse-operator")}
+    assert roles == {
+        ("team-a", "lh-lighthouse-operator"),
+        ("team-b", "lh-lighthouse-operator"),
+        ("lighthouse-system", "lh-lighthouse-operator-leader-election"),  # the Lease, in the release namespace
+    }
     args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
 
@@ -176,6 +232,7 @@ def test_metrics_service_and_optional_service_monitor() -> None:
         ["--set", "metrics.port=70000"],
         ["--set", "unknownKey=1"],
         ["--set", "watch.namespaces={Not_A_Namespace}"],
+        ["--set", "leaderElection.enabled=false"],  # two replicas without a Lease would both reconcile
     ],
     ids=lambda a: a[1].split("=")[0],
 )
@@ -194,9 +251,30 @@ def test_plain_manifests_match_the_chart() -> None:
     chart_pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
     base_pod = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]
     assert base_pod["securityContext"] == chart_pod["securityContext"]
-    for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+    # The release is "lh" here; the plain manifests name everything lighthouse-operator (the Lease too).
+    chart_args = [
+        a.replace("=lh-lighthouse-operator", "=lighthouse-operator") for a in chart_pod["containers"][0]["args"]
+    ]
+    assert base_pod["containers"][0]["args"] == chart_args
+    for field in ("env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         assert base_pod["containers"][0][field] == chart_pod["containers"][0][field], field
     assert base_pod["volumes"] == chart_pod["volumes"]
+    assert base_pod["affinity"]["podAntiAffinity"] and chart_pod["affinity"]["podAntiAffinity"]
+    chart_deployment = by_kind(docs, "Deployment")[0]["spec"]
+    base_deployment = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]
+    for field in ("replicas", "strategy"):
+        assert base_deployment[field] == chart_deployment[field], field
+    base_lease = [d for d in base_rbac if d["kind"] == "Role"]
+    chart_lease = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert [r["rules"] for r in base_lease] == [
+        [
+            {**rule, **({"resourceNames": ["lighthouse-operator"]} if "resourceNames" in rule else {})}
+            for rule in r["rules"]
+        ]
+        for r in chart_lease
+    ]
+    base_pdb = yaml.safe_load((base / "pdb.yaml").read_text())["spec"]
+    assert base_pdb["minAvailable"] == by_kind(docs, "PodDisruptionBudget")[0]["spec"]["minAvailable"]
 
 
 def test_fuse_node_plugin_is_installed_by_default() -> None:
