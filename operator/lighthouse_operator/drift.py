@@ -100,23 +100,50 @@ def _vct_clean(vct: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _sized(desired: list[dict[str, Any]], observed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The desired claim templates with the observed storage requests (to tell a size change from any other)."""
+    sizes = {
+        (t.get("metadata") or {}).get("name"): ((t.get("spec") or {}).get("resources") or {}).get("requests", {})
+        for t in observed
+    }
+    out = []
+    for t in desired:
+        name = (t.get("metadata") or {}).get("name")
+        spec = dict(t.get("spec") or {})
+        if name in sizes and "storage" in (sizes[name] or {}):
+            resources = dict(spec.get("resources") or {})
+            resources["requests"] = {**(resources.get("requests") or {}), "storage": sizes[name]["storage"]}
+            spec["resources"] = resources
+        out.append({**t, "spec": spec})
+    return out
+
+
 def keep_immutable(desired: dict[str, Any], observed: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-    """(manifest to apply, warnings): immutable fields that differ are taken from the observed object."""
+    """(manifest to apply, warnings): immutable fields that differ are taken from the observed object. A storage
+    size alone that differs in a StatefulSet's claim templates is kept without a warning: the claims themselves
+    grow (storage.py reports what happens)."""
     if observed is None:
         return desired, []
     fields = IMMUTABLE.get(desired["kind"], [])
     spec, ospec = dict(desired.get("spec", {})), observed.get("spec", {})
-    warnings = []
+    warnings, kept = [], False
     for f in fields:
-        if f not in spec or f not in ospec:
+        if f not in spec or f not in ospec or covers(ospec[f], spec[f]):
             continue
-        current = _vct_clean(ospec[f]) if f == "volumeClaimTemplates" else ospec[f]
-        if not covers(ospec[f], spec[f]):
-            warnings.append(
-                f"{desired['kind']} {desired['metadata']['name']}: spec.{f} cannot change after creation; "
-                "kept as it is (resize or recreate by hand)"
-            )
-            spec[f] = current
-    if not warnings:
+        kept = True
+        if f == "volumeClaimTemplates":
+            if not covers(ospec[f], _sized(spec[f], ospec[f])):
+                warnings.append(
+                    f"{desired['kind']} {desired['metadata']['name']}: spec.{f} cannot change after creation "
+                    "(only the storage size can grow); kept as it is"
+                )
+            spec[f] = _vct_clean(ospec[f])
+            continue
+        warnings.append(
+            f"{desired['kind']} {desired['metadata']['name']}: spec.{f} cannot change after creation; "
+            "kept as it is (recreate by hand)"
+        )
+        spec[f] = ospec[f]
+    if not kept:
         return desired, []
     return {**desired, "spec": spec}, warnings

@@ -18,6 +18,7 @@ from .backup import Plan as BackupPlan
 from .restore import Plan as RestorePlan
 from .rollout import Judged
 from .status import Condition, find
+from .storage import Plan as StoragePlan
 
 MESSAGE_LIMIT = 1024
 # The health gate announces its own outcomes (Warning RolloutFailed, Normal RolledBack, Warning RolloutFrozen), so
@@ -169,6 +170,16 @@ def released(policy: str, done: Sequence[str]) -> list[Event]:
     return [Event("Normal", verb, f"deletionPolicy {policy}: " + ", ".join(done), "Delete")]
 
 
+def storage(p: StoragePlan, done: Iterable[Done]) -> list[Event]:
+    """A claim the operator grew (refusals are the Degraded Event)."""
+    out = []
+    for d in done:
+        if d.kind == "PersistentVolumeClaim" and d.name in p.growing:
+            before, after = p.growing[d.name]
+            out.append(Event("Normal", "ExpandingVolume", f"PVC {d.name}: {before} -> {after}", "Resize"))
+    return out
+
+
 # -------------------------------------------------------------------------------------------------------- rollout
 
 
@@ -217,6 +228,7 @@ __all__ = [
     "restore",
     "rollout",
     "snapshot",
+    "storage",
     "stuck_pods",
     "transitions",
 ]

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from . import backup, builders, clock, fuse, jobs, naming, restore, rollout
+from . import backup, builders, clock, fuse, jobs, naming, restore, rollout, storage
 from .api import ApiError, Key, Obj, Prober, Reader
 from .builders import backup as backup_builder
 from .models import LighthouseBridge
@@ -50,6 +50,17 @@ async def missing_references(reader: Reader, lhb: LighthouseBridge) -> list[str]
         elif key and key not in (obj.get("data") or {}):
             out.append(f"{what}: Secret {ns}/{name} has no key {key!r}")
     return out
+
+
+async def volumes(reader: Reader, lhb: LighthouseBridge) -> tuple[list[Obj], dict[str, Obj | None]]:
+    """The managed stores' PVCs, and the StorageClass of each one the spec wants bigger (storage.py); nothing for
+    a bridge without managed stores."""
+    if not storage.desired_sizes(lhb):
+        return [], {}
+    pvcs = await reader.list("v1", "PersistentVolumeClaim", lhb.namespace, naming.instance_selector(lhb.name))
+    names = sorted(storage.classes_needed(lhb, pvcs))
+    found = await asyncio.gather(*(reader.get("storage.k8s.io/v1", "StorageClass", None, n) for n in names))
+    return pvcs, dict(zip(names, found, strict=True))
 
 
 # ----------------------------------------------------------------------------------------------------------- Jobs
@@ -137,6 +148,7 @@ __all__ = [
     "missing_references",
     "objects",
     "restore_job",
+    "volumes",
     "workload",
 ]
 

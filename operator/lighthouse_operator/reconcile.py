@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import kopf
 
-from . import backup, builders, clock, events, fuse, gate, metrics, naming, observe, restore, rollout
+from . import backup, builders, clock, events, fuse, gate, metrics, naming, observe, restore, rollout, storage
 from . import status as st
 from .api import ApiError, Invalid, Obj, Prober, Reader
 from .applier import Applier
@@ -310,6 +310,9 @@ class Reconciler:
             await self.applier.apply_optional(
                 lhb, "monitoring.coreos.com/v1", "ServiceMonitor", naming.Names(lhb.name).bridge, monitor, report
             )
+            # A bigger storage size grows the stores' claims (their StatefulSets' templates cannot change).
+            growing = storage.plan(lhb, *await observe.volumes(self.reader, lhb))
+            grown = await self.applier.perform(growing.writes)
             # spec.expose: applied (or removed) like the ServiceMonitor, since the Gateway API may not be installed.
             for api_version, kind, name, manifest in (
                 ("networking.k8s.io/v1", "Ingress", expose.ingress_name(lhb), expose.ingress(lhb)),
@@ -332,12 +335,14 @@ class Reconciler:
             await self._status(body, [st.failed_pass(f"{e.status} {e.reason}: {e.message}", generation)], when)
             raise
         writes += len(secrets.created) + len(secrets.adopted) + report.writes + gated.writes + len(restore_done)
+        writes += len(grown)
         created = report.created + [f"Secret/{s}" for s in secrets.created]
         adopted = [f"Secret/{s}" for s in secrets.adopted]
         await self.applier.post(
             body,
             events.changes(created, report.updated, adopted, report.pruned)
-            + events.restore(restoring, old, restore_done),
+            + events.restore(restoring, old, restore_done)
+            + events.storage(growing, grown),
         )
         writes += await self.gate.finish(body, gated)
         if gated.wake_in is not None:
@@ -356,7 +361,11 @@ class Reconciler:
 
         bridge_rev = gated.revision(naming.BRIDGE)
         components = st.assess_children(lhb, report.objects, bridge_rev)
-        warnings = report.warnings + [w for w in (restoring.warning, backup.client_mismatch(lhb.spec)) if w]
+        warnings = report.warnings + list(growing.warnings)
+        warnings += [w for w in (restoring.warning, backup.client_mismatch(lhb.spec)) if w]
+        for comp, waiting in growing.progress.items():  # a volume still growing: not at this spec yet
+            if (h := components.get(comp)) is not None:
+                components[comp] = replace(h, healthy=False, up_to_date=False, message=f"{h.message}; {waiting}")
         if restoring.hold:
             why = "the restore failed" if restoring.failed else "waiting for the restore"
             components[naming.BRIDGE] = st.Health(0, lhb.spec.replicas, False, False, f"held at 0 replicas: {why}")

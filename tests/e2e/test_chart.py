@@ -219,10 +219,12 @@ def test_can_i_matrix_namespaced_mode(cluster: Cluster, namespace: str, release:
             assert leaked == []
         assert not can_i(cluster, sa, "list", "lighthousebridges.lighthouse.dev", None)
         assert not can_i(cluster, sa, "list", "secrets", None) and not can_i(cluster, sa, "watch", "secrets", None)
-        # Cluster-wide it only reads what kopf observes: CRDs and Namespaces.
+        # Cluster-wide it only reads what kopf observes (CRDs and Namespaces) and StorageClasses by name.
         assert can_i(cluster, sa, "watch", "namespaces", None) and can_i(
             cluster, sa, "list", "customresourcedefinitions", None
         )
+        assert can_i(cluster, sa, "get", "storageclasses.storage.k8s.io", None)
+        assert not can_i(cluster, sa, "list", "storageclasses.storage.k8s.io", None)
         roles = get_json(cluster, "clusterrole", "-l", f"app.kubernetes.io/instance={release.release}")["items"]
         assert [r["metadata"]["name"] for r in roles] == [f"{fullname(release)}-observer"]
         assert lease_access(cluster, sa, namespace, fullname(release))["update " + fullname(release)]

@@ -164,7 +164,9 @@ def test_namespaced_mode_has_roles_only_in_watched_namespaces() -> None:
         "customresourcedefinitions",
         "namespaces",
         "nodes",
+        "storageclasses",
     }
+    assert [rule["verbs"] for rule in observer[0]["rules"] if rule["resources"] == ["storageclasses"]] == [["get"]]
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(docs, "Role")}
     assert roles == {
         ("team-a", "lh-lighthouse-operator"),

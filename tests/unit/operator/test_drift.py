@@ -95,9 +95,15 @@ def test_immutable_fields_are_kept_and_reported() -> None:
             ]
         }
     }
+    # A bigger size alone is kept quietly: the claims themselves grow (storage.py says what happens).
     out, warnings = keep_immutable(desired, observed)
     assert out["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
     assert "status" not in out["spec"]["volumeClaimTemplates"][0]
+    assert warnings == []
+    # Anything else in the templates (another class) is kept and reported.
+    desired["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] = "fast"
+    out, warnings = keep_immutable(desired, observed)
+    assert "storageClassName" not in out["spec"]["volumeClaimTemplates"][0]["spec"]
     assert len(warnings) == 1 and "volumeClaimTemplates" in warnings[0]
     same, none = keep_immutable(desired, {"spec": {"volumeClaimTemplates": desired["spec"]["volumeClaimTemplates"]}})
     assert same is desired and none == []
