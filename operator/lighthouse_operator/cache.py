@@ -53,6 +53,9 @@ WATCHED: tuple[tuple[str, str], ...] = (
     ("batch/v1", "CronJob"),
     ("batch/v1", "Job"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
 )
 BRIDGES = ("lighthouse.dev/v1alpha1", "LighthouseBridge")
 WATCH_SECONDS = 1800  # a server-side bound; BOOKMARKs every minute keep the read timeout (k8s.py) from firing
@@ -201,6 +204,7 @@ class Informer:
             self.synced.set()
         self.resource_version = ""
         self._task: asyncio.Task[None] | None = None
+        self._retry = asyncio.Event()  # set: try a forbidden or absent kind again now
 
     def __repr__(self) -> str:
         return f"Informer({self.kind}, scope={self.scope or 'cluster'}, state={self.state}, n={len(self.entries)})"
@@ -342,6 +346,10 @@ class Informer:
         if notify and changes:
             log.info("Relisted kind=%s scope=%s changes=%d", self.kind, self.scope or "cluster", changes)
 
+    def retry(self) -> None:
+        """The kind may exist now (a write of it succeeded): list it again without waiting."""
+        self._retry.set()
+
     def clear(self) -> None:
         metrics.CACHE_OBJECTS.labels(kind=self.kind).dec(len(self.entries))
         self.entries.clear()
@@ -394,7 +402,11 @@ class Informer:
                     self.scope or "cluster",
                     "forbidden: reading by name instead" if forbidden else "no such kind: none exist",
                 )
-                await asyncio.sleep(RETRY_FORBIDDEN if forbidden else RETRY_ABSENT)
+                self._retry.clear()
+                try:
+                    await asyncio.wait_for(self._retry.wait(), RETRY_FORBIDDEN if forbidden else RETRY_ABSENT)
+                except TimeoutError:
+                    pass
             except Exception as e:  # connection refused, reset, read timeout, a server error: try again
                 failures += 1
                 metrics.WATCH_RESTARTS.labels(kind=self.kind, reason="error").inc()
@@ -467,6 +479,8 @@ class Cache:
         labels = md.get("labels") or {}
         if inf is not None and inf.usable and labels.get(naming.L_MANAGED_BY) == naming.MANAGED_BY:
             inf.apply("MODIFIED", obj, notify=False)
+        elif inf is not None and inf.state in ("absent", "forbidden"):
+            inf.retry()  # it was written, so it exists (its CRD was installed, or RBAC granted since)
         key = (str(kind), md.get("namespace") or "", md.get("name") or "")
         if key in self._by_name:
             self._remember(key, obj)

@@ -180,6 +180,7 @@ class Kube:
                 ) as resp,
             ):
                 metrics.API_REQUESTS.labels(verb=verb or method, code=str(resp.status)).inc()
+                log.debug("Request verb=%s path=%s code=%s", verb or method, path, resp.status)
                 text = await resp.text()
                 if resp.status == 401 and attempt == 1:
                     log.info("API server said 401: refreshing credentials")
@@ -264,6 +265,7 @@ class Kube:
             session = await self._open_watches()
             async with session.get(path, params=params, timeout=timeout) as resp:
                 metrics.API_REQUESTS.labels(verb="WATCH", code=str(resp.status)).inc()
+                log.debug("Request verb=WATCH path=%s code=%s", path, resp.status)
                 if resp.status == 401 and attempt == 1:
                     await self._open(refresh=True)
                     continue
