@@ -1,7 +1,9 @@
-"""Restart the local cluster's kube-apiserver (hack/cluster.sh runs it as a plain process): the same command line,
-working directory, environment and log file, its new pid in the pid file, so `hack/cluster.sh down` still finds it.
-For tests of what a client does while its API server goes away and comes back (a restarted API server has a fresh
-watch cache: a watch resumed from an older resourceVersion gets 410 Gone)."""
+"""A second kube-apiserver on the local cluster's etcd (hack/cluster.sh runs the first as a plain process), for one
+client under test: stopping and restarting it disturbs no other test, since everything else talks to the first.
+
+A restarted API server starts with a fresh watch cache, so a watch resumed from an older resourceVersion gets 410
+Gone: what a client does then (relist, and notice what changed while it could not watch) is what the tests look at.
+"""
 
 from __future__ import annotations
 
@@ -12,56 +14,71 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (our own child, not yet reaped) counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+# Flags of the first API server that a second one must not share: its port, its audit log, and the `kubernetes`
+# Service's endpoints (a second server must not advertise itself there).
+REPLACED = ("--secure-port", "--audit-log-path", "--endpoint-reconciler-type")
 
 
-def restart_apiserver(
-    kubeconfig: Path, ready: Callable[[], bool], while_down: Callable[[], None] | None = None, timeout: float = 120
-) -> None:
-    """Stop the API server of the cluster whose kubeconfig this is, run `while_down()`, start it again and wait until
-    `ready()` (e.g. a kubectl get --raw /readyz) is true."""
-    cluster_dir = kubeconfig.parent
-    pid_file = cluster_dir / "pids" / "kube-apiserver.pid"
-    pid = int(pid_file.read_text().strip())
-    proc_dir = Path(f"/proc/{pid}")
-    cmd = [a.decode() for a in (proc_dir / "cmdline").read_bytes().split(b"\0") if a]
-    cwd = os.readlink(proc_dir / "cwd")
-    env = dict(kv.decode().split("=", 1) for kv in (proc_dir / "environ").read_bytes().split(b"\0") if b"=" in kv)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    if while_down is not None:
-        while_down()
-    with (cluster_dir / "logs" / "kube-apiserver.log").open("ab") as log:
-        started = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+class SecondApiserver:
+    def __init__(self, kubeconfig: Path, port: int, workdir: Path):
+        self.main_kubeconfig, self.port, self.workdir = kubeconfig, port, workdir
+        self.kubeconfig = workdir / "apiserver-kubeconfig.yaml"
+        self.log = workdir / "apiserver.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        pid = int((kubeconfig.parent / "pids" / "kube-apiserver.pid").read_text().strip())
+        proc_dir = Path(f"/proc/{pid}")
+        args = [a.decode() for a in (proc_dir / "cmdline").read_bytes().split(b"\0") if a]
+        self.cmd = [a for a in args if not a.startswith(REPLACED)] + [
+            f"--secure-port={port}",
+            f"--audit-log-path={workdir / 'audit.log'}",
+            "--endpoint-reconciler-type=none",
+        ]
+        self.cwd = os.readlink(proc_dir / "cwd")
+        self.env = dict(
+            kv.decode().split("=", 1) for kv in (proc_dir / "environ").read_bytes().split(b"\0") if b"=" in kv
         )
-    pid_file.write_text(f"{started.pid}\n")
-    deadline = time.monotonic() + timeout
-    while True:
+        config = yaml.safe_load(kubeconfig.read_text())
+        for c in config["clusters"]:
+            server = c["cluster"]["server"]
+            c["cluster"]["server"] = f"{server.rsplit(':', 1)[0]}:{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    def start(self, ready: Callable[[], bool], timeout: float = 120) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if ready():
+                    return
+            except Exception:  # not listening yet
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the second kube-apiserver exited with {self.proc.returncode} (log: {self.log})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the second kube-apiserver was not ready within {timeout:.0f} s ({self.log})")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            if ready():
-                return
-        except Exception:  # not listening yet
-            pass
-        if started.poll() is not None:
-            raise RuntimeError(f"kube-apiserver exited with {started.returncode} (log: {cluster_dir}/logs)")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"kube-apiserver not ready {timeout:.0f} s after its restart")
-        time.sleep(0.5)
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self, ready: Callable[[], bool], while_down: Callable[[], None] | None = None) -> None:
+        self.stop()
+        if while_down is not None:
+            while_down()
+        self.start(ready)
 
 
-__all__ = ["restart_apiserver"]
+__all__ = ["SecondApiserver"]

@@ -47,6 +47,7 @@ class Operator:
     starts: list[float] = field(default_factory=list)
     identity: str = "test-operator"
     extra_args: list[str] = field(default_factory=list)
+    leader_elect: bool = True
 
     def start(self, wait_leading: bool = True) -> Operator:
         self.metrics_port, self.liveness_port = free_port(), free_port()
@@ -59,13 +60,11 @@ class Operator:
             "--resync-seconds",
             str(RESYNC),
             "--verbose",
-            "--leader-elect",
-            "--leader-election-namespace",
-            self.namespaces[0],
-            "--leader-election-identity",
-            self.identity,
             *self.extra_args,
         ]
+        if self.leader_elect:
+            args += ["--leader-elect", "--leader-election-namespace", self.namespaces[0]]
+            args += ["--leader-election-identity", self.identity]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         log = self.log_path.open("ab")
@@ -82,7 +81,7 @@ class Operator:
             return body
 
     def leading(self) -> bool:
-        return self.health().get("role") == "leader"
+        return self.health().get("role") in ("leader", "standalone")
 
     def lease_writes(self) -> float:
         return sum(v for k, v in self.metrics().items() if k.startswith("lighthouse_operator_lease_writes_total"))
