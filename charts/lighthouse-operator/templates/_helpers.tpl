@@ -17,6 +17,13 @@ app.kubernetes.io/name: {{ include "lighthouse-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The operator's pods only (selectorLabels alone also match the FUSE node plugin's pods): the disruption budget
+and the anti-affinity count replicas of the operator. */}}
+{{- define "lighthouse-operator.operatorPodLabels" -}}
+{{ include "lighthouse-operator.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
 {{- define "lighthouse-operator.labels" -}}
 {{ include "lighthouse-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}

@@ -117,9 +117,14 @@ def test_two_replicas_behind_a_lease_with_a_disruption_budget() -> None:
     assert "--leader-elect" in args and "--leader-election-id=lh-lighthouse-operator" in args
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     (pdb,) = by_kind(docs, "PodDisruptionBudget")
-    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    assert pdb["spec"]["minAvailable"] == 1
+    # Both count the operator's pods only, not the FUSE node plugin's (same name and instance labels).
+    (plugin,) = by_kind(docs, "DaemonSet")
+    for selector in (pdb["spec"]["selector"]["matchLabels"], term["podAffinityTerm"]["labelSelector"]["matchLabels"]):
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert not selector.items() <= plugin["spec"]["template"]["metadata"]["labels"].items()
     # The Lease: create (which cannot be narrowed to a name) and everything else on the one Lease only.
     (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
     assert role["metadata"]["namespace"] == "lighthouse-system"
