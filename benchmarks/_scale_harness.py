@@ -100,7 +100,14 @@ class BenchCluster:
         self.kubectl(
             "apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-install", "-f", str(CRD)
         )
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/lighthousebridges.lighthouse.dev")
         self.kubectl("create", "namespace", namespace, check=False)
+        deadline = time.monotonic() + 60  # a new CRD's storage answers 429 for a moment: not in the figures
+        while subprocess.run([self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), "get", "lighthousebridges", "-n",
+                              namespace], capture_output=True).returncode != 0:  # fmt: skip
+            if time.monotonic() > deadline:
+                raise RuntimeError("LighthouseBridges cannot be listed 60 s after the CRD was established")
+            time.sleep(0.5)
         rendered = sh(helm(), "template", RELEASE, str(CHART), "--namespace", namespace, "--set", "crds.create=false",
                       "--set", "watch.mode=namespaced")  # fmt: skip
         docs = [d for d in yaml.safe_load_all(rendered) if d and d.get("kind") in RBAC_KINDS]

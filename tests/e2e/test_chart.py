@@ -256,8 +256,13 @@ def test_operator_pod_is_admitted_under_restricted_pod_security(cluster: Cluster
 def test_deployment_rolls_out_on_the_cluster(cluster: Cluster, namespace: str, release: Helm) -> None:
     release.install("--set", "crds.create=false")
 
-    def available() -> bool:
+    def available() -> bool:  # both replicas: the leader and the standby (kwok plays the pods)
         d = get_json(cluster, "-n", namespace, "deployment", fullname(release))
-        return d.get("status", {}).get("availableReplicas") == 1
+        return d.get("status", {}).get("availableReplicas") == 2
 
     wait_for(available, timeout=120, message="the operator Deployment to become available")
+    def budget() -> dict:
+        return get_json(cluster, "-n", namespace, "poddisruptionbudget", fullname(release))
+
+    wait_for(lambda: budget().get("status", {}).get("disruptionsAllowed") == 1, timeout=60, message="one disruption")
+    assert budget()["spec"]["minAvailable"] == 1
