@@ -739,7 +739,8 @@ class FsModel(WritePath):
             if meta is None or not meta.sha256 or meta.size > min(PUSH_MAX_FILE, budget):
                 continue
             fino = self.inodes.known((area, view, meta.path))
-            if fino is None or self._in_kernel.get(fino) == meta.sha256:
+            # A number the kernel does not hold (given out by a listing prepared ahead) cannot take a store.
+            if fino is None or not self.inodes.in_kernel(fino) or self._in_kernel.get(fino) == meta.sha256:
                 continue
             data = self.blobs.peek(meta.sha256)
             if data is None or len(data) != meta.size:

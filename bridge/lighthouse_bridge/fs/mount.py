@@ -14,7 +14,7 @@ from lighthouse_fusefd import MOUNT_DIR, ProtocolError, request_mount
 
 from .cache import BlobCache
 from .client import BridgeClient
-from .model import FsModel
+from .model import FsError, FsModel
 from .ops import Operations, choose_no_open, notify_kernel
 from .source import SourceError
 from .status import MountConfig, allow_other_permitted, prepare_mountpoint, write_status
@@ -94,6 +94,19 @@ def tune_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
         log.info("Readahead left at the kernel default mountpoint=%s reason=%s", mountpoint, exc)
         return
     log.info("Set readahead mountpoint=%s read_ahead_kb=%d", mountpoint, kib)
+
+
+async def warm_up(ops: Operations, budget: int) -> None:
+    """After mounting: encode the listings of current/ (quick), then warm the blob cache (slow)."""
+    start = trio.current_time()
+    try:
+        dirs, entries = await ops.prepare_listings()
+    except FsError as exc:  # the tree changed under us: listings are then built on demand
+        log.info("Preparing listings stopped error=%s", exc)
+    else:
+        log.info("Prepared listings directories=%d entries=%d seconds=%.2f", dirs, entries,
+                 trio.current_time() - start)
+    await prefetch(ops.model, budget)
 
 
 async def prefetch(model: FsModel, budget: int, workers: int = 4, max_file: int = 256 << 10) -> None:
@@ -232,7 +245,7 @@ async def serve(cfg: MountConfig) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(follow_events, client, model, resume)
                 nursery.start_soon(_terminate_on_signal, signals)
-                nursery.start_soon(prefetch, model, min(cfg.prefetch_bytes, cfg.cache_bytes // 2))
+                nursery.start_soon(warm_up, ops, min(cfg.prefetch_bytes, cfg.cache_bytes // 2))
                 nursery.start_soon(_tune_after_init, cfg.mountpoint)
                 await pyfuse3.main()
                 nursery.cancel_scope.cancel()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
+import trio.lowlevel
 
 from .model import Attr, FsError, FsModel, Invalidation
 from .nodes import Store
@@ -21,6 +22,7 @@ from .nodes import Store
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 LISTING_CACHE = 4096  # directories whose encoded listing is kept
+PREPARE_ENTRIES = 100_000  # at most this many entries of current/ are encoded ahead, after mounting
 PUSH_WAIT = 0.2  # seconds the end of a listing waits for its files to be in the page cache
 BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
 
@@ -99,7 +101,7 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return e
 
 
-_notify_queue: queue.SimpleQueue[tuple[list[Invalidation | Store], threading.Event | None]] = queue.SimpleQueue()
+_notify_queue: queue.SimpleQueue[tuple[list[Invalidation | Store], Callable[[], None] | None]] = queue.SimpleQueue()
 # What the worker told the kernel, by kind (shown in debug/performance.json as kernel_notifications).
 NOTIFIED: dict[str, int] = {}
 _notify_thread: threading.Thread | None = None
@@ -128,15 +130,18 @@ def _notify_worker() -> None:
                 log.exception("Kernel cache notification failed item=%s", item)
             NOTIFIED[kind] = NOTIFIED.get(kind, 0) + 1
         if done is not None:
-            done.set()
+            try:
+                done()
+            except Exception:  # trio.RunFinishedError: the loop that waited is gone
+                log.debug("Nobody waits for kernel cache notifications any more", exc_info=True)
 
 
-def notify_kernel(items: Iterable[Invalidation | Store], done: threading.Event | None = None) -> None:
+def notify_kernel(items: Iterable[Invalidation | Store], done: Callable[[], None] | None = None) -> None:
     """Tell the kernel to drop what it cached (or to cache file content), in order, from a thread of its own.
     Invalidating an inode's pages waits for their page locks, and a writer holds those while it waits for our answer
     to its WRITE: done on the trio thread that must send that answer, it deadlocks (seen with a write racing a change
     from the event stream). One queue keeps stores and invalidations in the order the model produced them. `done` is
-    set once these items (and all before them) were sent."""
+    called (in that thread) once these items, and all before them, were sent."""
     global _notify_thread
     with _notify_lock:
         if _notify_thread is None:
@@ -145,6 +150,15 @@ def notify_kernel(items: Iterable[Invalidation | Store], done: threading.Event |
     batch = list(items)
     if batch or done is not None:
         _notify_queue.put((batch, done))
+
+
+async def stored(stores: list[Store]) -> None:
+    """Hand `stores` to the notification thread and wait (at most PUSH_WAIT) until the kernel has them. That thread
+    wakes this loop itself: two thread switches per batch, not the four of a worker thread blocking on an event."""
+    token, done = trio.lowlevel.current_trio_token(), trio.Event()
+    notify_kernel(stores, lambda: token.run_sync_soon(done.set))
+    with trio.move_on_after(PUSH_WAIT):
+        await done.wait()
 
 
 class Operations(pyfuse3.Operations):
@@ -223,9 +237,25 @@ class Operations(pyfuse3.Operations):
             # holds locked: from this thread it would deadlock).
             stores = self.model.pages_to_push(ino)
             if stores:
-                done = threading.Event()
-                notify_kernel(stores, done)
-                await trio.to_thread.run_sync(done.wait, PUSH_WAIT)
+                await stored(stores)
+
+    async def prepare_listings(self, max_entries: int = PREPARE_ENTRIES) -> tuple[int, int]:
+        """Encode the listings of current/ ahead, right after mounting (read-only mounts, whose listings are cached
+        while the tree is unchanged): the first walk of the tree (grep -r, find) then waits for none of them. Gives
+        the inode numbers out now rather than then; the kernel learns them only from a listing or a lookup. Returns
+        (directories, entries) encoded."""
+        dirs = entries = 0
+        for rel in sorted(self.model.live.dirs):
+            ino = self.model.inodes.ino(("current", "", rel))
+            if self.model.listing_stamp(ino) is None or len(self._listings) >= LISTING_CACHE:
+                break
+            entries += len(await self._listing(ino))
+            dirs += 1
+            if entries >= max_entries:
+                break
+            if dirs % 32 == 0:
+                await trio.lowlevel.checkpoint()  # let requests in between
+        return dirs, entries
 
     async def _listing(self, ino: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         stamp = self.model.listing_stamp(ino)

@@ -143,6 +143,10 @@ class Inodes:
     def key(self, ino: int) -> Key | None:
         return self._keys.get(ino)
 
+    def in_kernel(self, ino: int) -> bool:
+        """Whether the kernel holds this inode (a lookup or a listed entry it has not forgotten)."""
+        return ino in self._lookups
+
     def ref(self, ino: int, n: int = 1) -> None:
         self._lookups[ino] = self._lookups.get(ino, 0) + n
 

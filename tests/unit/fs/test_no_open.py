@@ -206,3 +206,14 @@ async def test_history_views_push_only_when_settled_and_at_hand() -> None:
     ahead = await resolve(model, "history/2030-01-01T00:00:00Z/d")
     await resolve(model, "history/2030-01-01T00:00:00Z/d/a.txt")
     assert model.pages_to_push(ahead) == []  # may still change: read through READ only
+
+
+async def test_only_inodes_the_kernel_holds_take_a_store() -> None:
+    model, _, _ = await make(**{"d__a.txt": b"a", "d__b.txt": b"b"})
+    for meta in model.live.files.values():
+        await model.blobs.get(meta.sha256)
+    d = await resolve(model, "current/d")
+    a = await resolve(model, "current/d/a.txt")
+    b = model.inodes.ino(("current", "", "d/b.txt"))  # numbered (a listing prepared ahead) but never looked up
+    assert [s.ino for s in model.pages_to_push(d)] == [a]  # a store for b would find no inode in the kernel
+    assert b != a

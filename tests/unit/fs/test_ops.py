@@ -154,3 +154,32 @@ async def test_writable_mounts_and_volatile_areas_always_build_listings(monkeypa
     settled = await ro.lookup(history.st_ino, b"1")
     assert ro.model.listing_stamp(settled.st_ino) is not None
     assert await _ls(ro, replies, settled.st_ino) == {b"a.txt": (replies[0][1], 5)}
+
+
+async def test_listings_prepared_ahead_are_served_without_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    replies = _collect_replies(monkeypatch)
+    src = FakeSource()
+    for path in ("a.txt", "d/b.txt", "d/e/c.txt", "f/g.txt"):
+        src.put(path, path.encode())
+    model = FsModel(src)
+    await model.load()
+    ops = Operations(model)
+    assert await ops.prepare_listings() == (4, 7)  # current/, d, d/e and f: every directory, every entry
+    built = 0
+    real_readdir = model.readdir
+
+    async def counting_readdir(ino: int) -> list[tuple[str, Attr]]:
+        nonlocal built
+        built += 1
+        return await real_readdir(ino)
+
+    monkeypatch.setattr(model, "readdir", counting_readdir)
+    current = await ops.lookup(ROOT_INO, b"current")
+    d = await ops.lookup(current.st_ino, b"d")
+    assert set(await _ls(ops, replies, current.st_ino)) == {b"a.txt", b"d", b"f"}
+    assert {n: s for n, (_, s) in (await _ls(ops, replies, d.st_ino)).items()} == {b"b.txt": 7, b"e": 0}
+    assert built == 0
+    # A limit stops early; a writable mount prepares nothing (its listings are built on every opendir).
+    assert await Operations(model).prepare_listings(max_entries=2) == (1, 3)
+    rw, _ = await make_ops(writable=True)
+    assert await rw.prepare_listings() == (0, 0)
