@@ -70,14 +70,7 @@ fi
 
 # A build environment per interpreter, with the pinned build requirements (no build isolation: nothing unpinned).
 benv="$cache/build-env-$(echo "$py_id ${BUILD_PINS[*]}" | sha256sum | cut -c1-12)"
-if [ ! -f "$benv/.complete" ]; then
-  log "Creating the pyfuse3 build environment ${BUILD_PINS[*]}"
-  rm -rf "$benv"
-  "$PY" -m venv "$benv"
-  "$benv/bin/python" -m pip install -q --upgrade pip >&2
-  "$benv/bin/python" -m pip install -q "${BUILD_PINS[@]}" >&2
-  touch "$benv/.complete"
-fi
+pinned_venv "$benv" "$PY" "${BUILD_PINS[@]}"
 
 log "Building pyfuse3 $local_version ($($stock && echo stock || basename "$PATCH"))"
 SETUPTOOLS_SCM_PRETEND_VERSION_FOR_PYFUSE3="$local_version" \

@@ -3,12 +3,13 @@
 # hack/build-pyfuse3.sh builds: the patch must not break the released behaviour, and its new tests must pass.
 #   hack/test-pyfuse3.sh [--stock] [PYTHON] [-- PYTEST-ARGS...]   (default: python3)
 # --stock runs the released suite against the unpatched build. Needs /dev/fuse and fusermount3 (the suite mounts).
-# The test environment (the wheel, pytest and pytest-trio, pinned) is cached in $LIGHTHOUSE_CACHE/pyfuse3/.
+# The test environment (pytest, pytest-trio and trio, pinned) is cached in $LIGHTHOUSE_CACHE/pyfuse3/; the wheel is
+# unpacked beside the tests of each run (worktrees share the environment, and may test different builds at once).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-TEST_PINS=(pytest==9.2.0 pytest-trio==0.8.0)
+TEST_PINS=(pytest==9.2.0 pytest-trio==0.8.0 trio==0.35.0)  # trio: what pyfuse3 runs on
 
 stock=()
 if [ "${1:-}" = "--stock" ]; then stock=(--stock); shift; fi
@@ -33,16 +34,9 @@ if [ ${#stock[@]} -eq 0 ]; then
 fi
 
 env_dir="$LIGHTHOUSE_CACHE/pyfuse3/test-env-$( (echo "${TEST_PINS[*]}"; "$PY" -c 'import sys; print(sys.version, sys.base_prefix)') | sha256sum | cut -c1-12)"
-if [ ! -f "$env_dir/.complete" ]; then
-  log "Creating the pyfuse3 test environment ${TEST_PINS[*]}"
-  rm -rf "$env_dir"
-  "$PY" -m venv "$env_dir"
-  "$env_dir/bin/python" -m pip install -q --upgrade pip >&2
-  "$env_dir/bin/python" -m pip install -q "${TEST_PINS[@]}" >&2
-  touch "$env_dir/.complete"
-fi
-"$env_dir/bin/python" -m pip install -q --force-reinstall "$wheel" >&2
+pinned_venv "$env_dir" "$PY" "${TEST_PINS[@]}"
+"$env_dir/bin/python" -m zipfile -e "$wheel" "$tmp/site"
 log "Running pyfuse3's test suite against $(basename "$wheel")"
-# --installed: import the wheel's pyfuse3, not the sources beside the tests (which are not compiled).
+# --installed: import the wheel's pyfuse3 (on PYTHONPATH), not the sources beside the tests (not compiled).
 cd "$src"
-exec "$env_dir/bin/python" -m pytest --installed -p no:cacheprovider test/ "$@"
+PYTHONPATH="$tmp/site" "$env_dir/bin/python" -m pytest --installed -p no:cacheprovider test/ "$@"

@@ -26,6 +26,19 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+# pinned_venv DIR PYTHON PIN...: a virtualenv with exactly these pins, created once (DIR/.complete marks it done).
+pinned_venv() {
+  local dir=$1 py=$2
+  shift 2
+  [ -f "$dir/.complete" ] && return 0
+  log "Creating the virtualenv $dir ($*)"
+  rm -rf "$dir"
+  "$py" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip >&2
+  "$dir/bin/python" -m pip install -q "$@" >&2
+  touch "$dir/.complete"
+}
+
 # tools_dir: the versioned directory of the Go-built binaries (see hack/build-tools.sh).
 tools_key() {
   local t=$REPO_ROOT/hack/tools
