@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,37 @@ def changed_content(ev: dict[str, Any]) -> str | None:
     if ev.get("event_type") not in ("file_created", "file_modified") or int(data.get("size") or 0) > FETCH_AHEAD_BYTES:
         return None
     return str(data.get("sha256") or "") or None
+
+
+class _Flight:
+    __slots__ = ("data", "done")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.data: bytes | None = None
+
+
+def shared_fetches(fetch: Callable[[str], Awaitable[bytes]]) -> Callable[[str], Awaitable[bytes]]:
+    """Concurrent fetches of one blob share one request: a changed file's content fetched ahead as its event arrives,
+    and the READ that the event's invalidation brings a moment later, cost the bridge one blob request, not two, and
+    the READ gets the content as soon as the first request does. A waiter whose request failed or was cancelled
+    fetches on its own (and sees its own error)."""
+    flights: dict[str, _Flight] = {}
+
+    async def get(sha256: str) -> bytes:
+        flight = flights.get(sha256)
+        if flight is None:
+            flight = flights[sha256] = _Flight()
+            try:
+                flight.data = await fetch(sha256)
+                return flight.data
+            finally:
+                del flights[sha256]
+                flight.done.set()
+        await flight.done.wait()
+        return flight.data if flight.data is not None else await fetch(sha256)
+
+    return get
 
 
 async def fetch_ahead(model: FsModel, sha256: str, limiter: trio.CapacityLimiter) -> None:
@@ -193,7 +225,7 @@ async def serve(cfg: MountConfig) -> None:
     model = FsModel(
         client,
         writable=cfg.writable,
-        blobs=BlobCache(client.read_blob, max_bytes=cfg.cache_bytes, disk_dir=cfg.cache_dir),
+        blobs=BlobCache(shared_fetches(client.read_blob), max_bytes=cfg.cache_bytes, disk_dir=cfg.cache_dir),
         agent_id=cfg.agent_id,
         info={"bridge_url": cfg.bridge_url, "mountpoint": cfg.mountpoint, "pid": os.getpid()},
         no_open=no_open,

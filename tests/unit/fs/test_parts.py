@@ -8,11 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 from lighthouse_bridge.fs.cache import HUGE_BLOB, BlobCache
 from lighthouse_bridge.fs.client import make_http_client
 from lighthouse_bridge.fs.model import FsModel
-from lighthouse_bridge.fs.mount import FETCH_AHEAD_BYTES, changed_content
-from lighthouse_bridge.fs.source import FileMeta
+from lighthouse_bridge.fs.mount import FETCH_AHEAD_BYTES, changed_content, shared_fetches
+from lighthouse_bridge.fs.source import FileMeta, SourceError
 from lighthouse_bridge.fs.status import usable_status_file, write_status
 from lighthouse_bridge.fs.streams import StreamBuffer, stream_names_for
 from lighthouse_bridge.fs.supervisor import fuse_unavailable_reason
@@ -144,3 +146,41 @@ def test_small_changed_contents_are_fetched_ahead() -> None:
     assert changed_content(ev("file_modified", FETCH_AHEAD_BYTES + 1)) is None  # a big file waits for a reader
     assert changed_content(ev("file_deleted", 10)) is None
     assert changed_content({"event_type": "file_modified", "data": {"path": "a"}}) is None
+
+
+def test_concurrent_fetches_of_one_blob_share_one_request() -> None:
+    calls: list[str] = []
+    release = trio.Event()
+    fail = {"bad"}
+
+    async def fetch(sha256: str) -> bytes:
+        calls.append(sha256)
+        await release.wait()
+        if sha256 in fail:
+            fail.discard(sha256)  # only the first request fails
+            raise SourceError("bridge down")
+        return sha256.encode()
+
+    get = shared_fetches(fetch)
+
+    async def main() -> None:
+        got: dict[str, list[object]] = {}
+
+        async def one(sha: str) -> None:
+            try:
+                got.setdefault(sha, []).append(await get(sha))
+            except SourceError as exc:
+                got.setdefault(sha, []).append(exc)
+
+        async with trio.open_nursery() as n:
+            for sha in ("a", "a", "a", "b", "bad", "bad"):
+                n.start_soon(one, sha)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sorted(calls) == ["a", "b", "bad"]  # one request per blob in flight
+            release.set()
+        assert got["a"] == [b"a"] * 3 and got["b"] == [b"b"]
+        # The request of "bad" failed: its first caller sees the error, the one waiting on it fetches on its own.
+        assert [type(x) for x in got["bad"]] == [SourceError, bytes] and calls.count("bad") == 2
+        assert await get("a") == b"a" and calls.count("a") == 2  # nothing kept once the flight is over
+
+    trio.run(main)
