@@ -8,18 +8,18 @@ PYTEST_ARGS ?=
 
 ##@ Main job
 .PHONY: up down status
-up: ## Local cluster, CRDs, operator running, sample LighthouseBridge reconciled
+up: ## The product for real: cluster with a real node, images, operator from the chart, sample bridge running
 	@hack/up.sh
 
-down: ## Stop the operator, the cluster and the data services
+down: ## Stop the cluster and its real node
 	@hack/up.sh down
 
 status: ## Show the cluster, the services and the sample bridge
 	@hack/cluster.sh status; hack/services.sh status || true
 
 ##@ Tests
-.PHONY: test test-unit test-integration test-e2e bench
-test: bootstrap ## make verify, then all tiers (unit, integration, e2e); starts what they need
+.PHONY: test test-unit test-integration test-e2e test-node bench
+test: bootstrap ## make verify, then all tiers (unit, integration, e2e, node); starts what they need
 	@hack/test.sh all $(PYTEST_ARGS)
 
 test-unit: bootstrap-python ## Unit tier: pure functions, no servers
@@ -30,6 +30,9 @@ test-integration: bootstrap ## Integration tier: real control plane, PostgreSQL,
 
 test-e2e: bootstrap ## e2e tier: built images, installed chart
 	@hack/test.sh e2e $(PYTEST_ARGS)
+
+test-node: bootstrap ## node tier: pods run by the real node's kubelet (probes, DNS, FUSE, rollbacks, backups)
+	@hack/test.sh node $(PYTEST_ARGS)
 
 bench: bootstrap ## Run benchmarks/ and record figures in benchmarks/RESULTS.md
 	@hack/bench.sh
@@ -42,16 +45,16 @@ bootstrap: ## Install Debian packages, the virtualenv and the Go-built control p
 bootstrap-python: ## Create or refresh .venv only
 	@hack/bootstrap.sh python
 
-tools: ## Build etcd, kube-*, kubectl, kwok, kwokctl from their pinned Go modules (cached)
-	@hack/build-tools.sh
+tools: ## Build etcd, kube-*, kubectl, kwok, kwokctl, and the node's kubelet, kube-proxy, CoreDNS (cached)
+	@hack/build-tools.sh >/dev/null && hack/build-node-tools.sh
 
 extra-tools: ## Build helm and promtool from their pinned Go modules (cached)
 	@hack/build-extra-tools.sh
 
-cluster-up: tools ## Start the local control plane (kwok nodes) on 127.0.0.1
-	@hack/cluster.sh up
+cluster-up: ## Start the local control plane with the real node and kwok nodes (LIGHTHOUSE_CLUSTER_REAL_NODE=0: kwok only)
+	@LIGHTHOUSE_CLUSTER_REAL_NODE=$${LIGHTHOUSE_CLUSTER_REAL_NODE-1} hack/cluster.sh up
 
-cluster-down: ## Stop the local control plane
+cluster-down: ## Stop the local control plane and its real node
 	@hack/cluster.sh down
 
 services-up: ## Start PostgreSQL, Redis and the S3 server on loopback
@@ -62,8 +65,8 @@ services-down: ## Stop PostgreSQL, Redis and the S3 server
 
 ##@ Build and generate
 .PHONY: images generate verify lint
-images: ## Build the operator and bridge OCI images with buildah
-	@hack/images.sh
+images: ## Build the operator, bridge, PostgreSQL and Redis OCI images with buildah
+	@hack/images.sh && hack/images.sh stores
 
 generate: bootstrap-python ## Regenerate the CRD (and its chart copy) from the pydantic model
 	@hack/update-generated.sh

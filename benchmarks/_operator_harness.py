@@ -5,6 +5,7 @@ RESULTS.md sections. Kept apart from _bridge.py so that these scripts need only 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -16,6 +17,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.harness.cluster import fake_node_namespace
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -46,10 +50,12 @@ def stop_on_sigterm() -> None:
 class OperatorBench:
     """A fresh namespace `<prefix>-xxxxxx` on the cluster of `hack/cluster.sh` and an operator watching only it."""
 
-    def __init__(self, prefix: str, operator: Path = OPERATOR):
+    def __init__(
+        self, prefix: str, operator: Path = OPERATOR, fake_nodes: bool = True, extra_args: list[str] | None = None
+    ):
         from kubernetes import client, config
 
-        self.operator = operator
+        self.operator, self.fake_nodes, self.extra_args = operator, fake_nodes, extra_args or []
         self.kubeconfig = Path(sh("hack/cluster.sh", "kubeconfig").stdout.strip().splitlines()[-1])
         self.audit_log = self.kubeconfig.parent / "logs" / "audit.log"
         tools = Path(sh("bash", "-c", 'source hack/lib/common.sh && echo "$(tools_dir)/bin"').stdout.strip())
@@ -75,7 +81,11 @@ class OperatorBench:
             "-f",
             CRD,
         )
-        self.k("create", "namespace", self.ns)
+        # Fake nodes (unless asked otherwise): on a cluster with a real node the benchmark's pods must not really run.
+        namespace = fake_node_namespace(self.ns)
+        if not self.fake_nodes:
+            del namespace["metadata"]["annotations"]
+        self.k("create", "-f", "-", input=json.dumps(namespace))
         self.start_operator()
 
     def start_operator(self) -> None:
@@ -89,6 +99,7 @@ class OperatorBench:
                 str(self.metrics_port),
                 "--liveness-port",
                 str(self.liveness_port),
+                *self.extra_args,
             ],
             env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)),
             stdout=self.log.open("ab"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: Debian packages, the Python virtualenv at .venv (all extras),
-# and the Go-built control plane (hack/build-tools.sh). Idempotent; a second run takes seconds.
+# and the Go-built tools: control plane (hack/build-tools.sh), helm and promtool (hack/build-extra-tools.sh), the real
+# node's kubelet, kube-proxy and CoreDNS (hack/build-node-tools.sh). Idempotent; a second run takes seconds.
 #   hack/bootstrap.sh [python|apt|tools|all]   (default: all)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -33,7 +34,11 @@ do_python() {
   log "Virtualenv ready"
 }
 
-do_tools() { "$REPO_ROOT/hack/build-tools.sh" >/dev/null; "$REPO_ROOT/hack/build-extra-tools.sh" >/dev/null; }
+do_tools() {
+  "$REPO_ROOT/hack/build-tools.sh" >/dev/null
+  "$REPO_ROOT/hack/build-extra-tools.sh" >/dev/null
+  "$REPO_ROOT/hack/build-node-tools.sh" >/dev/null
+}
 
 case "${1:-all}" in
   apt) do_apt ;;

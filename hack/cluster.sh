@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# The local Kubernetes control plane for development and tests: real etcd, kube-apiserver, kube-controller-manager
-# and kube-scheduler built by hack/build-tools.sh, run by kwokctl's binary runtime, with fake kwok nodes whose pods
-# follow the stages in hack/cluster/stages/. Everything listens on 127.0.0.1 only; nothing is downloaded.
+# The local Kubernetes cluster for development and tests: real etcd, kube-apiserver, kube-controller-manager and
+# kube-scheduler built by hack/build-tools.sh, run by kwokctl's binary runtime, with fake kwok nodes whose pods follow
+# the stages in hack/cluster/stages/, and optionally ONE real node (hack/node.sh: containerd, kubelet, kube-proxy,
+# CoreDNS) that really runs pods. Everything listens on 127.0.0.1 or on the node's own address; nothing is
+# downloaded.
 #
 #   hack/cluster.sh up          start the cluster (reuses a running one), wait for Ready nodes
-#   hack/cluster.sh down        stop every process of the cluster and delete its state
+#   hack/cluster.sh down        stop every process of the cluster (and of its node) and delete its state
 #   hack/cluster.sh status      show the cluster (exit 1 when it is not running)
 #   hack/cluster.sh kubeconfig  print the kubeconfig path
 #   hack/cluster.sh env         print `export KUBECONFIG=...` and a PATH with our kubectl first
 #
 # Settings (environment): LIGHTHOUSE_CLUSTER_PORT (apiserver port, default 26443), LIGHTHOUSE_CLUSTER_NODES (fake
-# nodes, default 2), LIGHTHOUSE_CLUSTER_WORKDIR (default $LIGHTHOUSE_STATE/kwok, i.e. .state/kwok in the checkout).
+# nodes, default 2), LIGHTHOUSE_CLUSTER_WORKDIR (default $LIGHTHOUSE_STATE/kwok, i.e. .state/kwok in the checkout),
+# LIGHTHOUSE_CLUSTER_REAL_NODE: 1 = the cluster has the machine's real node (a running cluster without one is
+# recreated; refused while another checkout's node is up), 0 = kwok nodes only (a running cluster with a node is
+# recreated without), unset = reuse whatever runs, create kwok-only. `make up` and `make test` ask for 1. With a real
+# node the fake nodes are tainted: a namespace opts in with annotations (hack/cluster/README.md).
 # The cluster lives in $LIGHTHOUSE_CLUSTER_WORKDIR/clusters/lighthouse: kubeconfig.yaml, logs/ (one log per
-# component, audit.log for the apiserver's write requests), pids/.
+# component, audit.log for the apiserver's write requests, node-*.log for the real node), pids/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -23,16 +29,41 @@ WORKDIR="${LIGHTHOUSE_CLUSTER_WORKDIR:-$LIGHTHOUSE_STATE/kwok}"
 CLUSTER_DIR="$WORKDIR/clusters/$NAME"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 CONF_DIR="$REPO_ROOT/hack/cluster"
-CONFIGS=("$CONF_DIR/kwokctl.yaml" "$CONF_DIR"/stages/*.yaml)
-# A running cluster is reused only if it was created from the same configuration and binaries.
+# The kwokctl configuration, rendered for this cluster (render_config) next to it.
+RENDERED="$WORKDIR/$NAME.kwokctl.yaml"
+CONFIGS=("$RENDERED" "$CONF_DIR"/stages/*.yaml)
+# A running cluster is reused only if it was created from the same configuration and binaries: "<hash> <real node>".
 STAMP="$WORKDIR/$NAME.config-hash"
+REAL_NODE_WANTED="${LIGHTHOUSE_CLUSTER_REAL_NODE:-}"
+NODE_SH="$REPO_ROOT/hack/node.sh"
+# hack/node.sh works on this cluster.
+export LIGHTHOUSE_CLUSTER_DIR="$CLUSTER_DIR" LIGHTHOUSE_CLUSTER_PORT="$PORT"
+FAKE_TAINT=kwok.x-k8s.io/node=fake:NoSchedule
 
 usage() { die "usage: $0 up|down|status|kubeconfig|env"; }
 
-config_hash() {
-  { cat "${CONFIGS[@]}" "$CONF_DIR/audit-policy.yaml" "$CONF_DIR/storageclass.yaml"
-    echo "port=$PORT nodes=$NODES tools=$(tools_dir)"; } | sha256sum | cut -c1-16
+case "$REAL_NODE_WANTED" in
+  "" | 0 | 1) ;;
+  *) die "LIGHTHOUSE_CLUSTER_REAL_NODE must be 1, 0 or unset (got $REAL_NODE_WANTED)" ;;
+esac
+
+# render_config REAL_NODE: the kwokctl configuration with this cluster's PKI path, and the real node's apiserver
+# settings only when it has one.
+render_config() {
+  mkdir -p "$WORKDIR"
+  local drop='/# real node:begin/,/# real node:end/d'
+  [ "$1" = 1 ] && drop='/# real node:\(begin\|end\)/d'
+  sed -e "$drop" -e "s#__PKI__#$CLUSTER_DIR/pki#g" "$CONF_DIR/kwokctl.yaml" >"$RENDERED"
 }
+
+config_hash() { # config_hash REAL_NODE
+  render_config "$1"
+  { cat "${CONFIGS[@]}" "$CONF_DIR/audit-policy.yaml" "$CONF_DIR/storageclass.yaml"
+    echo "port=$PORT nodes=$NODES tools=$(tools_dir) real-node=$1"; } | sha256sum | cut -c1-16
+}
+
+# running_real_node: 1 when the running cluster was created with the real node, 0 otherwise.
+running_real_node() { local s; s=$(cat "$STAMP" 2>/dev/null) && [ "${s#* }" = 1 ] && echo 1 || echo 0; }
 
 # bin_dir: the Go-built binaries, building them on first use (see hack/build-tools.sh).
 bin_dir() { "$REPO_ROOT/hack/build-tools.sh"; }
@@ -64,7 +95,7 @@ apiserver_ready() {
   [ -f "$KUBECONFIG_PATH" ] && kubectl get --raw /readyz --request-timeout=3s >/dev/null 2>&1
 }
 
-port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+port_in_use() { loopback_port_busy "$1"; }
 
 # cluster_pids: the processes of this cluster still alive: those in its pid files, and any process whose working
 # directory is the cluster directory (kwokctl starts every component there), which also catches components left
@@ -112,6 +143,10 @@ wait_ready() {
   fi
   kubectl wait --for=condition=Ready node -l type=kwok --timeout=120s >/dev/null ||
     die "fake nodes did not become Ready (kwok log: $CLUSTER_DIR/logs/kwok-controller.log)"
+  if [ "${1:-0}" = 1 ]; then
+    # Pods go to the real node unless their namespace opts in to fake nodes (hack/cluster/README.md).
+    kubectl taint nodes -l type=kwok "$FAKE_TAINT" --overwrite >/dev/null
+  fi
   kubectl get storageclass standard >/dev/null 2>&1 || kubectl apply -f "$CONF_DIR/storageclass.yaml" >/dev/null
   # Pods cannot be created before the controller-manager has made the namespace's default ServiceAccount.
   until kubectl get serviceaccount default -n default >/dev/null 2>&1; do
@@ -123,21 +158,27 @@ wait_ready() {
 do_up() {
   BIN="$(bin_dir)"
   kwok_env "$BIN"
-  local want
-  want="$(config_hash)"
   # A cluster whose processes are alive may just be slow (both cores busy): give it time before judging it.
   if ! apiserver_ready && [ -n "$(cluster_pids)" ]; then
     local deadline=$((SECONDS + 60))
     until apiserver_ready || [ $SECONDS -ge $deadline ]; do sleep 1; done
   fi
+  local real=${REAL_NODE_WANTED:-0} want
+  # Unset: whatever runs is fine, with or without its node.
+  if [ -z "$REAL_NODE_WANTED" ] && apiserver_ready; then real=$(running_real_node); fi
+  want="$(config_hash "$real") $real"
+  if [ "$real" = 1 ]; then
+    "$NODE_SH" check
+  fi
   if apiserver_ready; then
     if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
-      log "Reusing running cluster name=$NAME kubeconfig=$KUBECONFIG_PATH"
-      wait_ready
+      log "Reusing running cluster name=$NAME real-node=$real kubeconfig=$KUBECONFIG_PATH"
+      wait_ready "$real"
+      [ "$real" = 1 ] && "$NODE_SH" up
       echo "$KUBECONFIG_PATH"
       return 0
     fi
-    log "Cluster configuration changed, recreating name=$NAME"
+    log "Cluster configuration changed, recreating name=$NAME real-node=$real"
     do_down
   elif [ -d "$CLUSTER_DIR" ]; then
     # Left over from a crash or a reboot: start from a clean slate rather than half-running state.
@@ -149,7 +190,7 @@ do_up() {
   fi
   mkdir -p "$WORKDIR"
   check_no_downloads
-  log "Creating cluster name=$NAME port=$PORT nodes=$NODES workdir=$WORKDIR"
+  log "Creating cluster name=$NAME port=$PORT nodes=$NODES real-node=$real workdir=$WORKDIR"
   local t0=$SECONDS
   # --kubeconfig "": kwokctl must not touch ~/.kube/config; our kubeconfig stays in the cluster directory.
   kwokctl create cluster \
@@ -157,14 +198,17 @@ do_up() {
     --kube-audit-policy "$CONF_DIR/audit-policy.yaml" \
     --kubeconfig "" \
     --timeout 3m --wait 0s >&2 || die "kwokctl create cluster failed (logs: $CLUSTER_DIR/logs)"
-  wait_ready
+  wait_ready "$real"
+  [ "$real" = 1 ] && "$NODE_SH" up
   echo "$want" >"$STAMP"
-  log "Cluster ready name=$NAME seconds=$((SECONDS - t0)) kubeconfig=$KUBECONFIG_PATH"
+  log "Cluster ready name=$NAME real-node=$real seconds=$((SECONDS - t0)) kubeconfig=$KUBECONFIG_PATH"
   echo "$KUBECONFIG_PATH"
 }
 
 do_down() {
   local pids
+  # The node first: its kubelet talks to the apiserver, and its pods must not outlive the cluster.
+  "$NODE_SH" down
   pids="$(cluster_pids)"
   # Stopping must never wait for a build: without the binaries, the processes are stopped directly below.
   BIN="${BIN:-$(tools_dir)/bin}"
@@ -211,6 +255,7 @@ do_status() {
   echo "audit log: $CLUSTER_DIR/logs/audit.log"
   echo "processes: $(cluster_pids | tr '\n' ' ')"
   kubectl get nodes -o wide
+  if [ "$(running_real_node)" = 1 ]; then "$NODE_SH" status || true; fi
 }
 
 do_env() {

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Builds the operator and bridge OCI images with buildah, without a registry and without Docker:
+# Builds the OCI images with buildah, without a registry and without Docker:
 #   1. a Debian bookworm base image made locally with debootstrap (cached: skipped when it exists);
 #   2. Python wheels built on the host (the `operator` extra, and separately the `bridge`+`fuse` extras);
 #   3. Dockerfile.operator and Dockerfile.bridge built with `buildah bud --pull=never`;
 #   4. OCI archives exported to .state/images/<name>.tar.
+# Also, for the real node (hack/node.sh imports the archives into its containerd):
+#   stores: PostgreSQL 15 and Redis 7.0 from Debian's packages (Dockerfile.postgres, Dockerfile.redis), the images the
+#           operator is told to use for managed stores (chart values defaults.images.*), never Docker Hub names;
+#   node:   pause and CoreDNS, one static binary each (hack/build-node-tools.sh) in an otherwise empty image;
+#   testing: images the node tier needs to break things for real (exits: a process that exits 1 at start).
 # Every step is keyed on its inputs, so a second run with an unchanged tree only checks stamps.
-#   hack/images.sh [all|base|operator|bridge|list|refs]   (default: all)
-# Prints nothing on stdout except for `refs` (one image reference per line) and `list`.
+#   hack/images.sh [all|base|operator|bridge|stores|node|testing|list|refs|ref NAME]   (default: all = operator, bridge)
+# Prints nothing on stdout except for `refs` (one image reference per line), `ref NAME` and `list`.
+# LIGHTHOUSE_IMAGE_TAG: tag of the operator and bridge images (default: the project version), for a checkout that
+# must not share tags with others in the machine's image storage.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -27,7 +34,21 @@ PY="$BUILDER_VENV/bin/python"
 # Components and the pip extras each image installs (each Dockerfile removes the other component's package).
 declare -A EXTRAS=([operator]="operator" [bridge]="bridge,fuse")
 
-image_ref() { echo "localhost/lighthouse-$1:$VERSION"; }
+TAG=${LIGHTHOUSE_IMAGE_TAG:-$VERSION}
+# Store images carry the server's version (the operator reads PostgreSQL's major from the tag).
+declare -A STORE_TAGS=([postgres]=15 [redis]=7.0)
+
+node_tool_version() { awk -v t="$1" '$1==t {print $2}' "$("$REPO_ROOT/hack/build-node-tools.sh" --dir)/../versions"; }
+
+image_ref() {
+  case "$1" in
+    operator | bridge) echo "localhost/lighthouse-$1:$TAG" ;;
+    postgres | redis) echo "localhost/lighthouse-$1:${STORE_TAGS[$1]}" ;;
+    pause | coredns) echo "localhost/lighthouse-$1:$(node_tool_version "$1" | sed 's/^v//')" ;;
+    exits) echo "localhost/lighthouse-test-exits:$TAG" ;;
+    *) die "no image named $1" ;;
+  esac
+}
 
 ensure_packages() {
   # Building and running images as root (kernel overlayfs, no uidmap or slirp4netns), plus what the wheel builder
@@ -173,10 +194,7 @@ build_component() { # build_component operator|bridge
   # The image depends on its own package's source only (the other one is removed from it).
   key=$( (basename "$deps"; files_key pyproject.toml "$name"; cat "Dockerfile.$name" .dockerignore
           echo "$base_id $revision $VERSION") | sha256sum | cut -c1-16)
-  local stamp="$IMAGES_DIR/$name.key"
-  if [ -f "$IMAGES_DIR/$name.tar" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ] && image_exists "$ref"; then
-    return 0
-  fi
+  up_to_date "$name" "$key" "$ref" && return 0
   log "Building image $ref"
   local t0=$SECONDS
   # A dedicated context: wheels only, never the repository (no .venv, no .state, no secrets).
@@ -191,23 +209,89 @@ build_component() { # build_component operator|bridge
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" \
     --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
     --file "$REPO_ROOT/Dockerfile.$name" --tag "$ref" "$ctx" >/dev/null
+  export_image "$name" "$key" "$ref"
+  log "Built $ref ($((SECONDS - t0))s)"
+  # Superseded builds leave untagged images; keep a day of them as layer cache, drop the rest.
+  podman image prune --force --filter until=24h >/dev/null 2>&1 || true
+}
+
+up_to_date() { # up_to_date NAME KEY REF: the archive and the image exist and were made from these inputs
+  [ -f "$IMAGES_DIR/$1.tar" ] && [ "$(cat "$IMAGES_DIR/$1.key" 2>/dev/null)" = "$2" ] && image_exists "$3"
+}
+
+export_image() { # export_image NAME KEY REF: the OCI archive .state/images/NAME.tar and its input stamp
+  local name=$1 key=$2 ref=$3
   log "Exporting $ref to $IMAGES_DIR/$name.tar"
   rm -f "$IMAGES_DIR/$name.tar.tmp"
   podman save --quiet --format oci-archive -o "$IMAGES_DIR/$name.tar.tmp" "$ref"
   mv "$IMAGES_DIR/$name.tar.tmp" "$IMAGES_DIR/$name.tar"
-  echo "$key" >"$stamp"
+  echo "$key" >"$IMAGES_DIR/$name.key"
+}
+
+build_store() { # build_store postgres|redis: Dockerfile.<name> on the base image, from Debian's packages
+  local name=$1 ref key ctx base_id t0=$SECONDS
+  ref=$(image_ref "$name")
+  base_id=$(buildah images --quiet --no-trunc "$BASE_IMAGE" | head -1)
+  key=$( (cat "Dockerfile.$name" hack/images/*.sh; echo "$base_id $VERSION") | sha256sum | cut -c1-16)
+  up_to_date "$name" "$key" "$ref" && return 0
+  log "Building image $ref from Debian packages"
+  ctx="$BUILD_DIR/context-$name"
+  rm -rf "$ctx"
+  mkdir -p "$ctx"
+  cp hack/images/*.sh "$ctx/"
+  buildah bud --quiet --pull=never --layers --network host "${RUNTIME_FLAGS[@]}" "${ULIMIT_FLAGS[@]}" \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" \
+    --file "$REPO_ROOT/Dockerfile.$name" --tag "$ref" "$ctx" >/dev/null
+  export_image "$name" "$key" "$ref"
   log "Built $ref ($((SECONDS - t0))s)"
-  # Superseded builds leave untagged images; keep a day of them as layer cache, drop the rest.
-  podman image prune --force --filter until=24h >/dev/null 2>&1 || true
+}
+
+build_exits() { # the base image whose entrypoint exits 1 at once: a revision that crashes on the real node
+  local ref key ctr
+  ref=$(image_ref exits)
+  key=$( (buildah images --quiet --no-trunc "$BASE_IMAGE" | head -1; echo "$ref") | sha256sum | cut -c1-16)
+  up_to_date exits "$key" "$ref" && return 0
+  log "Building image $ref"
+  ctr=$(buildah from --pull=never "$BASE_IMAGE")
+  buildah config --entrypoint '["/bin/false"]' --cmd '[]' --user 65532:65532 \
+    --label org.opencontainers.image.title=lighthouse-test-exits "$ctr"
+  buildah commit --quiet --rm "$ctr" "$ref" >/dev/null
+  export_image exits "$key" "$ref"
+}
+
+build_binary_image() { # build_binary_image pause|coredns: one static binary as the entrypoint of an empty image
+  local name=$1 ref key bin ctr user
+  bin="$("$REPO_ROOT/hack/build-node-tools.sh")/$name"
+  ref=$(image_ref "$name")
+  key=$( (sha256sum "$bin"; echo "$ref") | sha256sum | cut -c1-16)
+  up_to_date "$name" "$key" "$ref" && return 0
+  log "Building image $ref"
+  # The pause container runs as nobody, as the upstream image does; CoreDNS's pod sets its own user.
+  user=65535:65535
+  [ "$name" = pause ] || user=65534:65534
+  ctr=$(buildah from scratch)
+  buildah copy --quiet --chmod 0755 "$ctr" "$bin" "/$name" >/dev/null
+  buildah config --entrypoint "[\"/$name\"]" --user "$user" \
+    --label "org.opencontainers.image.title=lighthouse-$name" \
+    --label "org.opencontainers.image.description=$name built from its pinned module by hack/build-node-tools.sh" \
+    "$ctr"
+  buildah commit --quiet --rm "$ctr" "$ref" >/dev/null
+  export_image "$name" "$key" "$ref"
 }
 
 main() {
   local what=${1:-all}
   case "$what" in
     refs) image_ref operator; image_ref bridge; return 0 ;;
+    ref) image_ref "${2:?usage: $0 ref NAME}"; return 0 ;;
     list) buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep lighthouse || true; return 0 ;;
   esac
-  ensure_packages
+  if [ "$what" = node ]; then
+    # Only buildah and podman: no Python wheels, no base image.
+    apt_install buildah podman runc
+  else
+    ensure_packages
+  fi
   mkdir -p "$IMAGES_DIR" "$BUILD_DIR"
   # One build at a time: two cores are shared, and concurrent test sessions would race on tags and archives.
   exec 9>"$IMAGES_DIR/.build.lock"
@@ -215,8 +299,11 @@ main() {
   case "$what" in
     base) build_base ;;
     operator | bridge) build_base; build_component "$what" ;;
+    stores) build_base; build_store postgres; build_store redis ;;
+    node) build_binary_image pause; build_binary_image coredns ;;
+    testing) build_base; build_exits ;;
     all) build_base; build_component operator; build_component bridge ;;
-    *) die "usage: $0 [all|base|operator|bridge|list|refs]" ;;
+    *) die "usage: $0 [all|base|operator|bridge|stores|node|testing|list|refs|ref NAME]" ;;
   esac
 }
 

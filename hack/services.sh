@@ -55,7 +55,7 @@ as_pg() {
   if [ "$(id -un)" = "$u" ]; then "$@"; else runuser -u "$u" -- "$@"; fi
 }
 
-port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+port_busy() { loopback_port_busy "$1"; }
 
 wait_for() {  # wait_for DESCRIPTION SECONDS CMD...
   local what=$1 secs=$2; shift 2

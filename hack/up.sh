@@ -1,105 +1,111 @@
 #!/usr/bin/env bash
-# `make up`: the local cluster, the CRD installed server-side, the operator running in the background, the sample
-# LighthouseBridge (examples/minimal.yaml) reconciled to Ready. `make down` (hack/up.sh down) stops the operator and
-# the cluster. State: .state/operator/{operator.pid,operator.log}.
-#   hack/up.sh [up]     idempotent: reuses a running cluster and operator
-#   hack/up.sh down     stop the operator and the cluster
+# `make up`: the whole product, for real, on this machine: the local cluster with its real node (hack/cluster.sh,
+# hack/node.sh), the images built (hack/images.sh: operator, bridge, and PostgreSQL and Redis from Debian's packages)
+# and imported into the node's containerd, the operator installed from the Helm chart as a pod with the chart's RBAC,
+# and the sample LighthouseBridge (examples/minimal.yaml) Ready with its bridge, PostgreSQL and Redis pods running and
+# FUSE mounted in the bridge pod. `make down` (hack/up.sh down) stops the cluster and its node.
+#   hack/up.sh [up]     idempotent: reuses the running cluster, images and release
+#   hack/up.sh down     stop the cluster and its node
 #   hack/up.sh status   what runs
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-OP_DIR=$LIGHTHOUSE_STATE/operator
-PIDFILE=$OP_DIR/operator.pid
-OPLOG=$OP_DIR/operator.log
-METRICS_PORT=${LIGHTHOUSE_OPERATOR_METRICS_PORT:-9469}
-LIVENESS_PORT=${LIGHTHOUSE_OPERATOR_LIVENESS_PORT:-9470}
-# Space-separated namespaces to scope the operator to (default: all namespaces). On a cluster shared with other
-# operators under test, e.g. LIGHTHOUSE_OPERATOR_NAMESPACES=lighthouse-demo.
-SCOPE=${LIGHTHOUSE_OPERATOR_NAMESPACES:-}
+RELEASE=lighthouse
+RELEASE_NS=lighthouse-system
 SAMPLE=examples/minimal.yaml
 SAMPLE_NS=lighthouse-demo
 SAMPLE_NAME=demo
+IMAGES=(operator bridge postgres redis)
+# The FUSE device plugin that hack/node.sh runs on the node (see fuse-device-plugin/).
+FUSE_RESOURCE=lighthouse.dev/fuse
 
-operator_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+images_ref() { hack/images.sh ref "$1"; }
 
-start_operator() {
-  if operator_running; then
-    log "Operator already running pid=$(cat "$PIDFILE")"
-    return 0
+install_operator() {
+  local helm
+  helm="$(hack/build-extra-tools.sh helm)/helm"
+  log "Installing the operator from the Helm chart release=$RELEASE namespace=$RELEASE_NS"
+  local operator_ref=${1}
+  # The chart's image, and the defaults the operator gives every bridge: our images, the node's device plugin.
+  "$helm" upgrade --install "$RELEASE" charts/lighthouse-operator --namespace "$RELEASE_NS" --create-namespace \
+    --set image.repository="${operator_ref%:*}" --set image.tag="${operator_ref##*:}" \
+    --set defaults.images.bridge="$(images_ref bridge)" \
+    --set defaults.images.postgres="$(images_ref postgres)" \
+    --set defaults.images.redis="$(images_ref redis)" \
+    --set defaults.fuse.mode=devicePlugin --set defaults.fuse.devicePluginResource="$FUSE_RESOURCE" \
+    --wait --timeout 180s >/dev/null ||
+    die "helm could not install the operator (kubectl -n $RELEASE_NS describe pods)"
+  # A new image under the same tag (a rebuilt checkout) needs new pods: helm sees no change in the manifest.
+  local running
+  running=$(kubectl -n "$RELEASE_NS" get pods -l app.kubernetes.io/instance="$RELEASE" \
+    -o jsonpath='{.items[*].status.containerStatuses[0].imageID}')
+  if [ -n "$running" ] && ! grep -q "$(image_digest operator)" <<<"$running"; then
+    log "Operator image rebuilt: restarting its pod"
+    kubectl -n "$RELEASE_NS" rollout restart deployment -l app.kubernetes.io/instance="$RELEASE" >/dev/null
+    kubectl -n "$RELEASE_NS" rollout status deployment -l app.kubernetes.io/instance="$RELEASE" --timeout=180s >/dev/null
   fi
-  mkdir -p "$OP_DIR"
-  local scope=(--all-namespaces) ns
-  if [ -n "$SCOPE" ]; then
-    scope=()
-    for ns in $SCOPE; do scope+=(--namespace "$ns"); done
-  fi
-  log "Starting the operator scope=${SCOPE:-all-namespaces} log=$OPLOG"
-  nohup .venv/bin/lighthouse-operator "${scope[@]}" --metrics-port "$METRICS_PORT" \
-    --liveness-port "$LIVENESS_PORT" >>"$OPLOG" 2>&1 &
-  echo $! >"$PIDFILE"
-  local i
-  for i in $(seq 1 60); do
-    if curl -fsS "http://127.0.0.1:$LIVENESS_PORT/healthz" >/dev/null 2>&1; then
-      log "Operator is live pid=$(cat "$PIDFILE") liveness=http://127.0.0.1:$LIVENESS_PORT/healthz"
-      return 0
-    fi
-    operator_running || { tail -n 30 "$OPLOG" >&2; die "the operator exited; see $OPLOG"; }
-    sleep 1
-  done
-  die "the operator did not become live within 60 s; see $OPLOG"
 }
 
-stop_operator() {
-  if operator_running; then
-    local pid
-    pid=$(cat "$PIDFILE")
-    log "Stopping the operator pid=$pid"
-    kill -TERM "$pid"
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+# image_digest NAME: the manifest digest of the image in its archive (as containerd reports it once imported).
+image_digest() { tar -xOf "$LIGHTHOUSE_STATE/images/$1.tar" index.json | jq -r '.manifests[0].digest'; }
+
+wait_sample() {
+  log "Waiting for lhb/$SAMPLE_NAME to be Ready (bridge, PostgreSQL and Redis pods on the real node)"
+  if ! kubectl -n "$SAMPLE_NS" wait --for=condition=Ready --timeout=300s "lhb/$SAMPLE_NAME" >/dev/null; then
+    kubectl -n "$SAMPLE_NS" describe "lhb/$SAMPLE_NAME" >&2 || true
+    kubectl -n "$SAMPLE_NS" get pods -o wide >&2 || true
+    die "lhb/$SAMPLE_NAME did not become Ready; operator log: kubectl -n $RELEASE_NS logs deploy/$RELEASE-lighthouse-operator"
   fi
-  rm -f "$PIDFILE"
+  local sel="app.kubernetes.io/instance=$SAMPLE_NAME,app.kubernetes.io/component=bridge"
+  kubectl -n "$SAMPLE_NS" wait --for=condition=Ready pod -l "$sel" --timeout=120s >/dev/null
+  local pod status
+  pod=$(kubectl -n "$SAMPLE_NS" get pods -l "$sel" -o jsonpath='{.items[0].metadata.name}')
+  status=$(kubectl -n "$SAMPLE_NS" exec "$pod" -- cat /run/lighthouse/fuse-status.json 2>/dev/null || true)
+  if ! grep -q '"mounted": *true' <<<"$status"; then
+    log "WARNING: FUSE is not mounted in pod $pod: ${status:-no status file}"
+  fi
 }
 
 do_up() {
-  hack/bootstrap.sh all
-  hack/cluster.sh up
+  hack/bootstrap.sh apt
+  hack/bootstrap.sh python
+  hack/build-tools.sh >/dev/null
+  LIGHTHOUSE_CLUSTER_REAL_NODE=1 hack/cluster.sh up >/dev/null
   eval "$(hack/cluster.sh env)"
-  log "Installing the CRD (server-side apply)"
-  kubectl apply --server-side --field-manager=lighthouse-install --force-conflicts -f crds/ >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s crd/lighthousebridges.lighthouse.dev >/dev/null
-  start_operator
+  hack/images.sh all
+  hack/images.sh stores
+  local i archives=()
+  for i in "${IMAGES[@]}"; do archives+=("$LIGHTHOUSE_STATE/images/$i.tar"); done
+  hack/node.sh import "${archives[@]}"
+  install_operator "$(images_ref operator)"
   log "Applying $SAMPLE"
   kubectl apply --server-side --field-manager=lighthouse-sample -f "$SAMPLE" >/dev/null
-  log "Waiting for lhb/$SAMPLE_NAME to be Ready (the operator creates its children; kwok runs the pods)"
-  if ! kubectl -n "$SAMPLE_NS" wait --for=condition=Ready --timeout=180s "lhb/$SAMPLE_NAME" >/dev/null; then
-    kubectl -n "$SAMPLE_NS" describe "lhb/$SAMPLE_NAME" >&2 || true
-    die "lhb/$SAMPLE_NAME did not become Ready; operator log: $OPLOG"
-  fi
+  wait_sample
   echo
   kubectl get lhb -A
+  kubectl -n "$SAMPLE_NS" get pods -o wide
   cat <<MSG
 
-Lighthouse is up. Look further with:
-  eval "\$(hack/cluster.sh env)"                      # KUBECONFIG and kubectl for this shell
-  kubectl -n $SAMPLE_NS describe lhb/$SAMPLE_NAME            # conditions, components, Events
-  kubectl get lighthouse -A                          # the category: every Lighthouse resource
-  kubectl -n $SAMPLE_NS get all,secrets,pvc,networkpolicies -l app.kubernetes.io/instance=$SAMPLE_NAME
-  kubectl -n $SAMPLE_NS scale lhb/$SAMPLE_NAME --replicas=2  # the scale subresource
-  curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep lighthouse_operator_   # operator metrics
-  tail -f $OPLOG
-  make down                                          # stop the operator and the cluster
+Lighthouse is up: the operator runs in $RELEASE_NS, the sample bridge in $SAMPLE_NS on the real node.
+  eval "\$(hack/cluster.sh env)"                                  # KUBECONFIG and kubectl for this shell
+  kubectl -n $SAMPLE_NS port-forward svc/$SAMPLE_NAME-bridge 8765:8765 &     # the bridge API on 127.0.0.1:8765
+  curl -s http://127.0.0.1:8765/health
+  TOKEN=\$(kubectl -n $SAMPLE_NS get secret $SAMPLE_NAME-admin-token -o jsonpath='{.data.token}' | base64 -d)
+  curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' http://127.0.0.1:8765/validate \\
+    -d '{"tool_name": "Bash", "tool_input": {"command": "ls -la"}, "agent_id": "me"}'   # validate a command
+  kubectl -n $SAMPLE_NS exec deploy/$SAMPLE_NAME-bridge -- ls -la /mnt/lighthouse/project/current   # the shadow, through FUSE
+  kubectl -n $SAMPLE_NS describe lhb/$SAMPLE_NAME                       # conditions, components, Events
+  kubectl -n $RELEASE_NS logs deploy/$RELEASE-lighthouse-operator      # the operator
+  make down                                                      # stop the cluster and its node
 MSG
 }
 
 do_down() {
-  stop_operator
   hack/cluster.sh down
 }
 
 do_status() {
-  if operator_running; then echo "operator: running pid=$(cat "$PIDFILE") log=$OPLOG"; else echo "operator: stopped"; fi
   hack/cluster.sh status || true
 }
 

@@ -15,7 +15,15 @@ pytest_plugins = [
 ]
 
 TESTS = Path(__file__).parent
-TIERS = ("unit", "integration", "e2e")
+TIERS = ("unit", "integration", "e2e", "node")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml, whose contents key the image builds' dependency wheels.
+    config.addinivalue_line("markers", "node: pods run by the real node's kubelet (hack/node.sh)")
+    config.addinivalue_line(
+        "markers", "disruptive: stops or restarts the real node; hack/test.sh runs these after the others, alone"
+    )
 
 # Tests are isolated by namespace, database, Redis prefix and bucket, so they run in parallel workers. These share
 # something cluster-wide and run one at a time, in one worker (node ids by prefix):

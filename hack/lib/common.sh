@@ -57,3 +57,10 @@ check_fixed_port() {
     die "$what port $port lies in the ephemeral range $lo-$hi; choose a port below $lo"
   fi
 }
+
+# loopback_port_busy PORT: something listens on 127.0.0.1:PORT (or on every address). Listeners on other addresses
+# do not count: the real node's forwarders (hack/node.sh) use the same port numbers on the node address.
+loopback_port_busy() {
+  ss -Htln "sport = :$1" 2>/dev/null | awk '{print $4}' |
+    grep -qE "^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]|\[::1\]|\[::ffff:127\.0\.0\.1\]):$1\$"
+}

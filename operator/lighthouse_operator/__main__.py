@@ -22,6 +22,14 @@ import uuid
 from typing import Any
 
 from lighthouse_operator import __version__
+from lighthouse_operator.models import (
+    DEFAULT_BRIDGE_IMAGE,
+    DEFAULT_POSTGRES_IMAGE,
+    DEFAULT_REDIS_IMAGE,
+    DEFAULTS,
+    FUSE_MODES,
+    OperatorDefaults,
+)
 
 LOST_LEADERSHIP = 3  # exit status: the pod restarts and comes back as a standby
 
@@ -85,9 +93,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     le.add_argument("--lease-duration", type=float, default=10.0, help="seconds a Lease lasts unrenewed (10)")
     le.add_argument("--renew-deadline", type=float, default=8.0, help="seconds the leader tries to renew (8)")
     le.add_argument("--renew-period", type=float, default=3.0, help="seconds between renewals (3)")
+    defaults = p.add_argument_group(
+        "defaults", "for LighthouseBridges that leave these fields out (each also read from the environment)"
+    )
+    env = os.environ.get
+    defaults.add_argument(
+        "--default-bridge-image",
+        default=env("LIGHTHOUSE_DEFAULT_BRIDGE_IMAGE"),
+        metavar="IMAGE",
+        help=f"spec.image (default {DEFAULT_BRIDGE_IMAGE}; env LIGHTHOUSE_DEFAULT_BRIDGE_IMAGE)",
+    )
+    defaults.add_argument(
+        "--default-postgres-image",
+        default=env("LIGHTHOUSE_DEFAULT_POSTGRES_IMAGE"),
+        metavar="IMAGE",
+        help=f"spec.postgres.managed.image (default {DEFAULT_POSTGRES_IMAGE}; env LIGHTHOUSE_DEFAULT_POSTGRES_IMAGE)",
+    )
+    defaults.add_argument(
+        "--default-redis-image",
+        default=env("LIGHTHOUSE_DEFAULT_REDIS_IMAGE"),
+        metavar="IMAGE",
+        help=f"spec.redis.managed.image (default {DEFAULT_REDIS_IMAGE}; env LIGHTHOUSE_DEFAULT_REDIS_IMAGE)",
+    )
+    defaults.add_argument(
+        "--default-fuse-mode",
+        default=env("LIGHTHOUSE_DEFAULT_FUSE_MODE"),
+        choices=FUSE_MODES,
+        help="spec.fuse.mode (default capabilities; env LIGHTHOUSE_DEFAULT_FUSE_MODE)",
+    )
+    defaults.add_argument(
+        "--default-fuse-device-plugin-resource",
+        default=env("LIGHTHOUSE_DEFAULT_FUSE_DEVICE_PLUGIN_RESOURCE"),
+        metavar="RESOURCE",
+        help="spec.fuse.devicePluginResource, e.g. lighthouse.dev/fuse "
+        "(env LIGHTHOUSE_DEFAULT_FUSE_DEVICE_PLUGIN_RESOURCE)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logs from the operator")
     p.add_argument("--debug", action="store_true", help="debug logs from kopf too")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.default_fuse_mode not in (None, "", *FUSE_MODES):  # from the environment: argparse did not check it
+        p.error(f"LIGHTHOUSE_DEFAULT_FUSE_MODE must be one of {', '.join(FUSE_MODES)}, not {args.default_fuse_mode!r}")
+    if args.default_fuse_mode == "devicePlugin" and not args.default_fuse_device_plugin_resource:
+        p.error("--default-fuse-mode devicePlugin needs --default-fuse-device-plugin-resource")
+    return args
+
+
+def apply_defaults(args: argparse.Namespace, defaults: OperatorDefaults) -> None:
+    """Copies the --default-* settings that were given into `defaults` (models.DEFAULTS at run time)."""
+    for field in ("bridge_image", "postgres_image", "redis_image", "fuse_mode", "fuse_device_plugin_resource"):
+        value = getattr(args, f"default_{field}")
+        if value:
+            setattr(defaults, field, value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.leader_elect and not args.leader_election_namespace:
         print("lighthouse-operator: --leader-elect needs --leader-election-namespace", file=sys.stderr)
         return 2
+    apply_defaults(args, DEFAULTS)
     if args.resync_seconds is not None:
         # Read by main.py when it is imported, so it must be set before the import below.
         os.environ["LIGHTHOUSE_OPERATOR_RESYNC_SECONDS"] = str(args.resync_seconds)
@@ -136,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = args.namespace
     registrations.setup(namespaces or None, registrations.RESYNC_SECONDS, args.workers, args.watch_secrets)
     log.info(
-        "Starting lighthouse-operator scope=%s metrics=%s:%s liveness=%s leader_election=%s",
+        "Starting lighthouse-operator scope=%s metrics=%s:%s liveness=%s leader_election=%s defaults=%s",
         ",".join(namespaces) if namespaces else "all-namespaces",
         args.bind,
         args.metrics_port,
         liveness,
         f"{args.leader_election_namespace}/{args.leader_election_id}" if args.leader_elect else "off",
+        DEFAULTS,
     )
     try:
         return asyncio.run(serve(args, timings))

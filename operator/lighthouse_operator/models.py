@@ -8,7 +8,8 @@ CEL rules (`x-kubernetes-validations`) sit next to the fields they check so the 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
 from lighthouse_policy import PolicySpec
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
@@ -29,7 +30,6 @@ DEFAULT_REDIS_IMAGE = "docker.io/library/redis:7.4-alpine"
 # the default server matches it, so backups and restores of a default bridge work.
 DEFAULT_POSTGRES_IMAGE = "docker.io/library/postgres:15-alpine"
 BACKUP_CLIENT_MAJOR = 15
-DEFAULT_FUSE_DEVICE_RESOURCE = "smarter-devices/fuse"
 
 # The Kubernetes quantity grammar (resource.Quantity); the same pattern controller-gen puts into CRDs.
 QUANTITY_PATTERN = (
@@ -192,6 +192,23 @@ FuseMode = Literal["csi", "devicePlugin", "userNamespaces", "privileged", "capab
 # The CSI driver of the chart's FUSE node plugin (nodeplugin/lighthouse_csi); docs/fuse-modes.md.
 FUSE_CSI_DRIVER = "fuse.lighthouse.dev"
 FUSE_MODES_WITH_DEVICE = ("devicePlugin", "userNamespaces")
+FUSE_MODES: tuple[FuseMode, ...] = get_args(FuseMode)
+
+
+@dataclass
+class OperatorDefaults:
+    """What a LighthouseBridge gets for the fields below when it leaves them out. Set once at start-up from
+    `lighthouse-operator --default-*` (the chart's `defaults` values), so that one installation can use images from
+    its own registry, or the FUSE device plugin its nodes run, without every resource saying so."""
+
+    bridge_image: str = DEFAULT_BRIDGE_IMAGE
+    redis_image: str = DEFAULT_REDIS_IMAGE
+    postgres_image: str = DEFAULT_POSTGRES_IMAGE
+    fuse_mode: FuseMode = "capabilities"
+    fuse_device_plugin_resource: str | None = None
+
+
+DEFAULTS = OperatorDefaults()
 
 
 class FuseSpec(Model):
@@ -212,8 +229,8 @@ class FuseSpec(Model):
     )
 
     enabled: bool = True
-    mode: FuseMode = "capabilities"
-    device_plugin_resource: str | None = None
+    mode: FuseMode = Field(default_factory=lambda: DEFAULTS.fuse_mode)
+    device_plugin_resource: str | None = Field(default_factory=lambda: DEFAULTS.fuse_device_plugin_resource)
 
     @property
     def active(self) -> bool:
@@ -419,7 +436,7 @@ class LighthouseBridgeSpec(Model):
     pod_template: PodTemplate = PodTemplate()
     bridge: BridgeConfig = BridgeConfig()
     project: ProjectSource = ProjectSource()
-    fuse: FuseSpec = FuseSpec()
+    fuse: FuseSpec = Field(default_factory=FuseSpec)
     redis: RedisSpec = RedisSpec()
     postgres: PostgresSpec = PostgresSpec()
     backup: BackupSpec | None = None
@@ -443,15 +460,15 @@ class LighthouseBridgeSpec(Model):
 
     @property
     def bridge_image(self) -> str:
-        return self.image or DEFAULT_BRIDGE_IMAGE
+        return self.image or DEFAULTS.bridge_image
 
     @property
     def redis_image(self) -> str:
-        return (self.redis.managed and self.redis.managed.image) or DEFAULT_REDIS_IMAGE
+        return (self.redis.managed and self.redis.managed.image) or DEFAULTS.redis_image
 
     @property
     def postgres_image(self) -> str:
-        return (self.postgres.managed and self.postgres.managed.image) or DEFAULT_POSTGRES_IMAGE
+        return (self.postgres.managed and self.postgres.managed.image) or DEFAULTS.postgres_image
 
 
 # -------------------------------------------------------------------------------------------------------------- status

@@ -12,6 +12,7 @@ Providers (``--cluster-provider`` or ``LIGHTHOUSE_CLUSTER_PROVIDER``):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO_ROOT / "hack" / "cluster.sh"
 PROVIDERS = ("local", "existing", "kind")
+
+# A namespace with these annotations puts its pods on kwok's fake nodes (PodNodeSelector and PodTolerationRestriction
+# admission, enabled by hack/cluster/kwokctl.yaml): without them, pods go to the real node when the cluster has one
+# (the fake nodes are tainted then). Tests that rely on kwok's scripted pod fates use them.
+FAKE_NODE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+    ),
+}
 
 # Name tokens that mark a context as a throwaway test cluster, and tokens that veto it whatever else it says.
 TEST_CONTEXT_TOKENS = frozenset({"kind", "kwok", "k3d", "minikube", "test", "testing", "local", "lighthouse"})
@@ -200,9 +211,13 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
-def _local_cluster() -> Iterator[Cluster]:
+def _local_cluster(real_node: bool) -> Iterator[Cluster]:
     was_running = subprocess.run([CLUSTER_SH, "status"], capture_output=True, check=False).returncode == 0
-    proc = subprocess.run([CLUSTER_SH, "up"], capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if real_node:
+        # Asked for at the start, so that the cluster is not recreated under the other tiers' tests later on.
+        env.setdefault("LIGHTHOUSE_CLUSTER_REAL_NODE", "1")
+    proc = subprocess.run([CLUSTER_SH, "up"], capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         pytest.fail(f"hack/cluster.sh up failed ({proc.returncode}):\n{proc.stderr[-4000:]}", pytrace=False)
     kubeconfig = Path(proc.stdout.strip().splitlines()[-1])
@@ -260,8 +275,21 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     provider = request.config.getoption("--cluster-provider")
     if provider not in PROVIDERS:  # a default from the environment skips argparse's choices check
         pytest.fail(f"unknown cluster provider {provider!r}; expected one of {', '.join(PROVIDERS)}", pytrace=False)
-    factories = {"local": _local_cluster, "existing": _existing_cluster, "kind": _kind_cluster}
+    if provider == "local":
+        # The node tier needs the machine's real node (hack/node.sh); the other tiers run on whatever cluster runs.
+        yield from _local_cluster(any(item.get_closest_marker("node") for item in request.session.items))
+        return
+    factories = {"existing": _existing_cluster, "kind": _kind_cluster}
     yield from factories[provider]()
+
+
+def fake_node_namespace(name: str) -> dict[str, Any]:
+    """A Namespace whose pods run on kwok's fake nodes (see FAKE_NODE_ANNOTATIONS), for `kubectl create -f -`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"lighthouse.dev/test": "true"}, "annotations": FAKE_NODE_ANNOTATIONS},
+    }
 
 
 def _namespace_name(test_name: str) -> str:
@@ -271,14 +299,12 @@ def _namespace_name(test_name: str) -> str:
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    """A fresh namespace for one test, deleted (without waiting) afterwards. Its pods run on kwok's fake nodes."""
     from kubernetes import client
 
     core = client.CoreV1Api(cluster.api)
     name = _namespace_name(request.node.name)
-    core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"lighthouse.dev/test": "true"}))
-    )
+    core.create_namespace(fake_node_namespace(name))
     # Pods need the namespace's default ServiceAccount, which the controller-manager creates a moment later.
     wait_for(lambda: core.read_namespaced_service_account("default", name), timeout=30, message=f"{name}/default SA")
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lighthouse_operator import naming
 
-from tests.harness.cluster import Cluster, wait_for
+from tests.harness.cluster import Cluster, fake_node_namespace, wait_for
 
 from .conftest import RESYNC, Kubectl, Operator, capture_fixture, condition, is_ready, lhb, release_namespace
 
@@ -333,7 +333,7 @@ def test_two_namespaces_are_isolated(cluster: Cluster, namespace: str, crd, tmp_
     other = f"{namespace}-b"[:63]
     outside = f"{namespace}-c"[:63]
     for ns in (other, outside):
-        cluster.kubectl("create", "namespace", ns)
+        cluster.kubectl("create", "-f", "-", input=json.dumps(fake_node_namespace(ns)))
     op = Operator(cluster, [namespace, other], tmp_path / "operator.log").start()
     a, b, c = Kubectl(cluster, namespace), Kubectl(cluster, other), Kubectl(cluster, outside)
     try:

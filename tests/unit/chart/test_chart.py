@@ -240,12 +240,35 @@ def test_metrics_service_and_optional_service_monitor() -> None:
         ["--set", "unknownKey=1"],
         ["--set", "watch.namespaces={Not_A_Namespace}"],
         ["--set", "leaderElection.enabled=false"],  # two replicas without a Lease would both reconcile
+        ["--set", "defaults.fuse.mode=devicePlugin"],
+        ["--set", "defaults.fuse.mode=root"],
     ],
-    ids=lambda a: a[1].split("=")[0],
+    ids=lambda a: a[1],
 )
 def test_values_schema_rejects_bad_values(bad: list[str]) -> None:
     with pytest.raises(RenderError, match="values don't meet the specifications of the schema"):
         helm_template(*bad)
+
+
+def test_defaults_become_operator_flags() -> None:
+    docs = documents(
+        helm_template(
+            "--set", "defaults.images.postgres=localhost/lighthouse-postgres:15",
+            "--set", "defaults.images.redis=localhost/lighthouse-redis:7.0",
+            "--set", "defaults.fuse.mode=devicePlugin",
+            "--set", "defaults.fuse.devicePluginResource=lighthouse.dev/fuse",
+        )
+    )  # fmt: skip
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {
+        "--default-postgres-image=localhost/lighthouse-postgres:15",
+        "--default-redis-image=localhost/lighthouse-redis:7.0",
+        "--default-fuse-mode=devicePlugin",
+        "--default-fuse-device-plugin-resource=lighthouse.dev/fuse",
+    } <= set(args)
+    # Unset defaults add no flag: the operator's built-in ones apply.
+    default_args = by_kind(documents(helm_template()), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert not [a for a in default_args["args"] if a.startswith("--default-")]
 
 
 def test_plain_manifests_match_the_chart() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pydantic
 import pytest
 from lighthouse_operator import models
+from lighthouse_operator.__main__ import apply_defaults, parse_args
 from lighthouse_operator.drift import parse_quantity
 from lighthouse_operator.validation import InvalidSpec, cron_problem, parse
 
@@ -157,3 +159,47 @@ def test_policy_the_bridge_would_refuse_is_invalid_spec() -> None:
     # A valid one passes, and is kept as written (the ConfigMap gets exactly this).
     good = {"rules": [{"tool": ["Bash"], "command": "^make\\b", "action": "approve"}], "default_action": "block"}
     assert parse(body({"bridge": {"policy": good}})).spec.bridge.policy == good
+
+
+@pytest.fixture
+def installation_defaults():
+    """models.DEFAULTS as `lighthouse-operator --default-*` sets it, restored afterwards."""
+    saved = dataclasses.replace(models.DEFAULTS)
+    yield models.DEFAULTS
+    for f in dataclasses.fields(saved):
+        setattr(models.DEFAULTS, f.name, getattr(saved, f.name))
+
+
+def test_operator_flags_set_the_defaults_of_omitted_fields(installation_defaults) -> None:
+    args = parse_args(
+        [
+            "--default-postgres-image=localhost/lighthouse-postgres:15",
+            "--default-redis-image=localhost/lighthouse-redis:7.0",
+            "--default-bridge-image=registry.example/bridge:2",
+            "--default-fuse-mode=devicePlugin",
+            "--default-fuse-device-plugin-resource=lighthouse.dev/fuse",
+        ]
+    )
+    apply_defaults(args, installation_defaults)
+    s = parse(body()).spec
+    assert (s.postgres_image, s.redis_image, s.bridge_image) == (
+        "localhost/lighthouse-postgres:15",
+        "localhost/lighthouse-redis:7.0",
+        "registry.example/bridge:2",
+    )
+    assert (s.fuse.mode, s.fuse.device_plugin_resource) == ("devicePlugin", "lighthouse.dev/fuse")
+    # What a resource says still wins.
+    own = parse(body({"image": "mine:1", "fuse": {"mode": "disabled"}, "postgres": {"managed": {"image": "pg:15"}}}))
+    assert (own.spec.bridge_image, own.spec.fuse.mode, own.spec.postgres_image) == ("mine:1", "disabled", "pg:15")
+
+
+def test_operator_defaults_without_flags_are_the_built_in_ones(installation_defaults) -> None:
+    apply_defaults(parse_args([]), installation_defaults)
+    s = parse(body()).spec
+    assert s.postgres_image == models.DEFAULT_POSTGRES_IMAGE and s.fuse.mode == "capabilities"
+
+
+def test_default_device_plugin_mode_needs_a_resource(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--default-fuse-mode=devicePlugin"])
+    assert "needs --default-fuse-device-plugin-resource" in capsys.readouterr().err
