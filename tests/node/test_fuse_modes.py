@@ -1,0 +1,88 @@
+"""The FUSE view in the bridge pod for each fuse.mode, on a real kubelet and containerd. (The default mode, a /dev/fuse
+device-plugin resource with SYS_ADMIN, is in test_sample.py.) One bridge per mode, all in one namespace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.cluster import wait_for
+
+from .conftest import Bridge, Kubectl, RealNode, node_namespace, node_operator, pod_ready
+
+MODES = ("privileged", "disabled", "capabilities")
+
+
+@pytest.fixture(scope="module")
+def bridges(real_node: RealNode, crd: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bridge]]:
+    with node_namespace(real_node.cluster, "fuse-modes") as ns:
+        log = tmp_path_factory.mktemp("fuse") / "operator.log"
+        with node_operator(real_node, [ns], log):
+            k = Kubectl(real_node.cluster, ns)
+            out = {mode: Bridge(k, mode.lower()) for mode in MODES}
+            for mode, b in out.items():
+                b.apply({"fuse": {"mode": mode}, "postgres": {"managed": {"storage": {"size": "64Mi"}}}})
+            yield out
+
+
+def status_file(b: Bridge, pod: str) -> dict:
+    return json.loads(b.exec(pod, "cat", "/run/lighthouse/fuse-status.json").stdout)
+
+
+def effective_caps(b: Bridge, pod: str) -> int:
+    status = b.exec(pod, "cat", "/proc/1/status").stdout
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+
+
+def test_privileged_mode_mounts(bridges: dict[str, Bridge]) -> None:
+    b = bridges["privileged"]
+    b.wait_ready()
+    pod = b.pod()
+    assert pod["spec"]["containers"][0]["securityContext"]["privileged"] is True
+    name = pod["metadata"]["name"]
+    assert status_file(b, name)["mounted"] is True
+    assert b.exec(name, "ls", "/mnt/lighthouse/project").stdout.split() == [
+        "context", "current", "debug", "history", "shadows", "streams",
+    ]  # fmt: skip
+
+
+def test_disabled_mode_serves_the_api_without_fuse_or_capabilities(bridges: dict[str, Bridge]) -> None:
+    b = bridges["disabled"]
+    b.wait_ready()
+    pod = b.pod()
+    sc = pod["spec"]["containers"][0]["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["capabilities"] == {"drop": ["ALL"]}, sc
+    name = pod["metadata"]["name"]
+    assert effective_caps(b, name) == 0
+    assert b.exec(name, "id", "-u").stdout.strip() == "10001"
+    mounts = b.exec(name, "cat", "/proc/mounts").stdout
+    assert "/mnt/lighthouse/project" not in mounts
+    assert not b.exec(name, "test", "-e", "/dev/fuse", check=False).returncode == 0
+
+
+def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridges: dict[str, Bridge]) -> None:
+    """SYS_ADMIN and a hostPath /dev/fuse: the node (device cgroup) refuses the device to a container that is neither
+    privileged nor given it by a device plugin. The bridge process serves; the mount fails, and says why."""
+    b = bridges["capabilities"]
+    pod = wait_for(
+        lambda: (ps := b.pods()) and ps[0]["status"].get("containerStatuses", [{}])[0].get("started") and ps[0],
+        timeout=240,
+        message="the capabilities-mode bridge container started",
+    )
+    name = pod["metadata"]["name"]
+    assert b.exec(name, "test", "-c", "/dev/fuse").returncode == 0  # the node is there (hostPath) ...
+    opened = b.exec(name, "python3", "-c", "open('/dev/fuse', 'rb+')", check=False)
+    assert opened.returncode != 0 and "Operation not permitted" in opened.stderr, opened.stderr  # ... but not usable
+    status = wait_for(
+        lambda: (s := status_file(b, name)) and s.get("error") and s, timeout=60, message="a FUSE status with an error"
+    )
+    assert status["mounted"] is False, status
+    livez = b.exec(
+        name, "python3", "-c", "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765/livez').status)"
+    )
+    assert livez.stdout.strip() == "200"
+    # The bridge's readiness requires the mount it was asked for: this pod never turns Ready.
+    assert not pod_ready(b.pods()[0])
