@@ -456,3 +456,18 @@ def test_a_flapping_revision_fails_at_the_deadline_counted_from_its_start(k: Kub
     # The old pods served throughout: never fewer Ready than spec.replicas, and the very same pods.
     assert sampler.ready_replicas and min(sampler.ready_replicas) >= 2, sampler.ready_replicas
     assert sorted(p["metadata"]["name"] for p in bridge_pods(k)) == old_pods
+
+
+def test_going_back_to_the_last_good_spec_after_a_rollback_is_ready(k: Kubectl, operator: Operator) -> None:
+    """Reverting the bad commit in Git: the last-good revision comes back as the newest (its ControllerRevision is
+    recorded again with the next number) and the bridge is Ready, with no rejected write."""
+    k.apply(lhb("demo", spec(rollout={"crashLoopRestarts": 2})))
+    good = wait_ready(k)["status"]["revisions"]["lastGood"]
+    k.apply(lhb("demo", spec(BROKEN, rollout={"crashLoopRestarts": 2})))
+    wait_condition(k, "RolledBack")
+    k.apply(lhb("demo", spec(rollout={"crashLoopRestarts": 2})))
+    back = wait_ready(k)["status"]
+    assert back["revisions"] == {"desired": good, "serving": good, "lastGood": good}
+    history = k.items("controllerrevisions", naming.history_selector("demo", naming.BRIDGE))
+    numbers = {cr["metadata"]["labels"][naming.L_REVISION]: cr["revision"] for cr in history}
+    assert numbers[good] == max(numbers.values()) and len(numbers) == 2, numbers
