@@ -137,15 +137,24 @@ class Bridge:
         return self.k.get("lhb", self.name)
 
     def wait_ready(self, timeout: float = 300) -> dict[str, Any]:
-        return wait_for(
-            lambda: (o := self.obj()) is not None and is_ready(o) and o,
-            timeout=timeout,
-            message=f"lhb/{self.name} Ready ({self.describe})",
-        )
+        try:
+            return wait_for(
+                lambda: (o := self.obj()) is not None and is_ready(o) and o,
+                timeout=timeout,
+                message=f"lhb/{self.name} Ready",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
 
     def describe(self) -> str:
+        """The LighthouseBridge's conditions and the namespace's pods, for failure messages."""
+        obj = self.obj() or {}
+        conds = [
+            f"{c['type']}={c['status']} {c.get('reason', '')}: {c.get('message', '')}"
+            for c in (obj.get("status") or {}).get("conditions") or []
+        ]
         pods = self.k("get", "pods", "-n", self.ns, "-o", "wide", check=False).stdout
-        return f"pods:\n{pods}"
+        return "conditions:\n  " + "\n  ".join(conds) + f"\npods:\n{pods}"
 
     def pods(self, component: str = "bridge", ready_only: bool = False) -> list[dict[str, Any]]:
         sel = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"

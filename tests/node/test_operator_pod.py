@@ -46,7 +46,7 @@ def test_the_chart_installed_operator_pod_reconciles_a_bridge_on_the_real_node(r
             b.wait_ready()
             assert b.pod()["spec"]["nodeName"] == NODE
             logs = k("logs", "-n", ns, op["metadata"]["name"]).stdout
-            assert f"scope={ns}" in logs and "Ready name=demo" in logs, logs[-2000:]
+            assert f"scope={ns}" in logs and "reason=Ready" in logs, logs[-2000:]
             # In-cluster credentials: the pod's service account, not a kubeconfig.
             assert op["spec"]["serviceAccountName"] == f"{release}-lighthouse-operator"
         finally:

@@ -40,7 +40,10 @@ def rolled_back(b: Bridge, timeout: float) -> dict[str, Any]:
             else None
         )
 
-    return wait_for(check, timeout=timeout, message=f"RolledBack ({b.describe()})")
+    try:
+        return wait_for(check, timeout=timeout, message="RolledBack")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{b.describe()}") from None
 
 
 def only_good_pods(b: Bridge, good_image: str) -> bool:
