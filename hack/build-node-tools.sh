@@ -3,25 +3,28 @@
 # (written atomically; a second run with the same pins costs nothing):
 #   ~/.cache/lighthouse/node-tools/<key>/bin: kubelet and kube-proxy (hack/tools/node: the same k8s.io/kubernetes as
 #     the control plane), coredns (hack/tools/coredns), pause (the C source in the Kubernetes module, gcc -static);
-#   ~/.cache/lighthouse/fuse-device-plugin/<key>/fuse-device-plugin (our module in fuse-device-plugin/, keyed on its
-#     own sources so that editing it never rebuilds the kubelet).
-# Separate from hack/build-tools.sh so that these pins never invalidate the control-plane cache.
-#   hack/build-node-tools.sh           build (or reuse) everything, print the node-tools bin directory
-#   hack/build-node-tools.sh --dir     print the bin directory without building
-#   hack/build-node-tools.sh --plugin  build (or reuse) the device plugin, print its path
+#   ~/.cache/lighthouse/fuse-device-plugin/<key>/fuse-device-plugin (our module in fuse-device-plugin/);
+#   ~/.cache/lighthouse/kube-router/<key>/kube-router (hack/tools/kube-router: its network-policy controller only).
+# Each group is keyed on its own inputs and recipe (below), so that editing one never rebuilds another (the kubelet
+# takes minutes). Separate from hack/build-tools.sh so that these pins never invalidate the control-plane cache.
+#   hack/build-node-tools.sh               build (or reuse) everything, print the node-tools bin directory
+#   hack/build-node-tools.sh --dir         print the bin directory without building
+#   hack/build-node-tools.sh --plugin      build (or reuse) the device plugin, print its path
+#   hack/build-node-tools.sh --kube-router build (or reuse) kube-router, print its path
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 TOOLS="$REPO_ROOT/hack/tools"
 PLUGIN_SRC="$REPO_ROOT/fuse-device-plugin"
 module_version() { awk -v m="$2" '$1=="require" && $2==m {print $3} $1==m {print $2}' "$TOOLS/$1/go.mod" | head -1; }
-node_key() {
-  cat "$TOOLS"/{node,coredns}/go.mod "$TOOLS"/{node,coredns}/go.sum "$REPO_ROOT/hack/build-node-tools.sh" \
-    | sha256sum | cut -c1-16
-}
-plugin_key() { cat "$PLUGIN_SRC"/go.mod "$PLUGIN_SRC"/go.sum "$PLUGIN_SRC"/*.go | sha256sum | cut -c1-16; }
-DEST="$LIGHTHOUSE_CACHE/node-tools/$(node_key)"
-PLUGIN_DEST="$LIGHTHOUSE_CACHE/fuse-device-plugin/$(plugin_key)"
+# Recipes: change one when its build commands below change (the key of that group changes with it).
+NODE_RECIPE="kubelet kube-proxy coredns: go build -trimpath -s -w, version ldflags; pause: gcc -Os -static"
+PLUGIN_RECIPE="go build -trimpath -s -w"
+KUBE_ROUTER_RECIPE="go build -trimpath -s -w"
+key() { { cat "$@"; echo "$RECIPE"; } | sha256sum | cut -c1-16; }
+DEST="$LIGHTHOUSE_CACHE/node-tools/$(RECIPE=$NODE_RECIPE key "$TOOLS"/{node,coredns}/go.{mod,sum})"
+PLUGIN_DEST="$LIGHTHOUSE_CACHE/fuse-device-plugin/$(RECIPE=$PLUGIN_RECIPE key "$PLUGIN_SRC"/go.{mod,sum} "$PLUGIN_SRC"/*.go)"
+KR_DEST="$LIGHTHOUSE_CACHE/kube-router/$(RECIPE=$KUBE_ROUTER_RECIPE key "$TOOLS"/kube-router/go.{mod,sum})"
 
 K8S_VERSION=$(module_version node k8s.io/kubernetes)
 [ "$K8S_VERSION" = "$(module_version kubernetes k8s.io/kubernetes)" ] ||
@@ -91,16 +94,26 @@ build_plugin() {
   build "$PLUGIN_SRC" . "$tmp/fuse-device-plugin"
 }
 
+build_kube_router() {
+  local tmp=$1
+  build "$TOOLS/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$tmp/kube-router"
+}
+
 case "${1:-}" in
   --dir) echo "$DEST/bin" ;;
   --plugin)
     with_cache "$PLUGIN_DEST" "$LIGHTHOUSE_CACHE/fuse-device-plugin" build_plugin
     echo "$PLUGIN_DEST/fuse-device-plugin"
     ;;
+  --kube-router)
+    with_cache "$KR_DEST" "$LIGHTHOUSE_CACHE/kube-router" build_kube_router
+    echo "$KR_DEST/kube-router"
+    ;;
   "")
     with_cache "$DEST" "$LIGHTHOUSE_CACHE/node-tools" build_node
     with_cache "$PLUGIN_DEST" "$LIGHTHOUSE_CACHE/fuse-device-plugin" build_plugin
+    with_cache "$KR_DEST" "$LIGHTHOUSE_CACHE/kube-router" build_kube_router
     echo "$DEST/bin"
     ;;
-  *) die "usage: $0 [--dir|--plugin]" ;;
+  *) die "usage: $0 [--dir|--plugin|--kube-router]" ;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The real node of the local cluster: containerd, runc and the CNI plugins from Debian; kubelet, kube-proxy, CoreDNS
-# and pause built by hack/build-node-tools.sh; a device plugin for /dev/fuse (fuse-device-plugin/). hack/cluster.sh
-# calls `up` after the control plane is up and `down` before deleting it; the other commands are for people and tests.
+# and pause built by hack/build-node-tools.sh; a device plugin for /dev/fuse (fuse-device-plugin/); kube-router's
+# network-policy controller alone (no routing, no service proxy, no CNI), which enforces NetworkPolicies.
+# hack/cluster.sh calls `up` after the control plane is up and `down` before deleting it; the other commands are for
+# people and tests.
 #
 #   hack/node.sh up        start (or keep) the node of this checkout's cluster and wait until it is Ready
 #   hack/node.sh down      stop every process of the node and remove every trace of it (see `sweep`)
@@ -54,7 +56,7 @@ CONF=$CLUSTER_DIR/node
 LOGS=$CLUSTER_DIR/logs
 PKI=$CLUSTER_DIR/pki
 
-APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack socat openssl)
+APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack ipset socat openssl)
 
 kubectl() { "$(tools_dir)/bin/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" "$@"; }
 ctr() { command ctr --address "$CTR_SOCK" --namespace k8s.io "$@"; }
@@ -354,9 +356,10 @@ volumes_loop() {
 do_up() {
   apt_install "${APT_PACKAGES[@]}"
   [ -f "$PKI/ca.key" ] || die "no cluster PKI in $PKI: start the control plane first (hack/cluster.sh up)"
-  local node_bin plugin pause_ref coredns_ref
+  local node_bin plugin kube_router pause_ref coredns_ref
   node_bin=$("$REPO_ROOT/hack/build-node-tools.sh")
   plugin=$("$REPO_ROOT/hack/build-node-tools.sh" --plugin)
+  kube_router=$("$REPO_ROOT/hack/build-node-tools.sh" --kube-router)
   "$REPO_ROOT/hack/images.sh" node
   pause_ref=$("$REPO_ROOT/hack/images.sh" ref pause)
   coredns_ref=$("$REPO_ROOT/hack/images.sh" ref coredns)
@@ -388,6 +391,14 @@ do_up() {
     log "Starting the FUSE device plugin resource=$FUSE_RESOURCE"
     start_daemon fuse-device-plugin "$plugin" -resource "$FUSE_RESOURCE" -mode 0666 \
       -state-dir "$NODE_RUN/fuse-device-plugin"
+  fi
+  if ! alive network-policy; then
+    log "Starting the network-policy controller (kube-router --run-firewall only)"
+    # Ingress rules per pod from the NetworkPolicies (iptables + ipset); pods without a policy are left open.
+    start_daemon network-policy "$kube_router" --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" \
+      --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+      --enable-cni=false --enable-pod-egress=false --enable-ipv6=false --health-port 0 --metrics-port 0 \
+      --service-cluster-ip-range 10.96.0.0/16 --iptables-sync-period 1m
   fi
   forward "$PORT"
   forward "$S3_PORT"
@@ -530,6 +541,10 @@ sweep() {
     nft delete table "$m" kube-proxy 2>/dev/null || true
   done
   remove_iptables_chains
+  # kube-router's sets, once no rule refers to them.
+  for m in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' || true); do
+    ipset destroy "$m" 2>/dev/null || true
+  done
   conntrack -D -s "$POD_CIDR" >/dev/null 2>&1 || true
   conntrack -D -d "$POD_CIDR" >/dev/null 2>&1 || true
   if [ -f "$NODE_RUN/ip_forward.orig" ]; then
@@ -565,7 +580,7 @@ do_status() {
   local current rc=0 name
   current=$(owner || true)
   echo "node $NODE_NAME: owner ${current:-none}"
-  for name in containerd kubelet kube-proxy fuse-device-plugin volumes "forward-$PORT" "forward-$S3_PORT"; do
+  for name in containerd kubelet kube-proxy fuse-device-plugin network-policy volumes "forward-$PORT" "forward-$S3_PORT"; do
     if alive "$name"; then echo "  $name: running pid=$(pid_of "$name")"; else echo "  $name: stopped"; rc=1; fi
   done
   [ "$current" = "$CLUSTER_DIR" ] || rc=1

@@ -95,15 +95,20 @@ def test_a_process_that_exits_at_start_is_rolled_back(bridge: Bridge, real_node:
 
 
 def test_a_revision_that_never_gets_ready_is_rolled_back_at_the_deadline(bridge: Bridge, real_node: RealNode) -> None:
-    """A wrong database password: the new pod starts, waits for PostgreSQL, and never passes its probes."""
+    """A wrong database address (a port nothing listens on): the new pod starts, keeps waiting for PostgreSQL, and
+    never passes its probes. (A wrong password makes the bridge exit at once: a crash loop, as above.)"""
     bridge.apply({"rollout": ROLLOUT})
     bridge.wait_ready()
     good = bridge.obj()["status"]["revisions"]["lastGood"]
     good_image = bridge.pod()["spec"]["containers"][0]["image"]
     url = urlsplit(bridge.secret(f"{bridge.name}-postgres-credentials", "url"))
-    bad_url = url._replace(netloc=f"{url.username}:wrong-password@{url.hostname}:{url.port}").geturl()
+    bad_url = url._replace(netloc=f"{url.username}:{url.password}@{url.hostname}:5433").geturl()
     with Sampler(bridge, real_node.refs["bridge"]) as sampler:
-        bridge.apply({"rollout": ROLLOUT, "bridge": {"env": [{"name": "LIGHTHOUSE_DATABASE_URL", "value": bad_url}]}})
+        env = [
+            {"name": "LIGHTHOUSE_DATABASE_URL", "value": bad_url},
+            {"name": "LIGHTHOUSE_DATABASE_CONNECT_TIMEOUT", "value": "600"},  # keep waiting, never exit
+        ]
+        bridge.apply({"rollout": ROLLOUT, "bridge": {"env": env}})
         new = wait_for(lambda: bad_pods(bridge, bad_url), timeout=60, message="a pod of the new revision")
         wait_for(
             lambda: "Waiting for PostgreSQL" in bridge.k("logs", "-n", bridge.ns, new[0]["metadata"]["name"]).stdout,
