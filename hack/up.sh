@@ -27,6 +27,12 @@ install_operator() {
   helm="$(hack/build-extra-tools.sh helm)/helm"
   log "Installing the operator from the Helm chart release=$RELEASE namespace=$RELEASE_NS"
   local operator_ref=${1}
+  # The CRD may exist already (the tests apply it): let the release adopt it rather than refuse to install.
+  if kubectl get crd lighthousebridges.lighthouse.dev >/dev/null 2>&1; then
+    kubectl label --overwrite crd lighthousebridges.lighthouse.dev app.kubernetes.io/managed-by=Helm >/dev/null
+    kubectl annotate --overwrite crd lighthousebridges.lighthouse.dev meta.helm.sh/release-name="$RELEASE" \
+      meta.helm.sh/release-namespace="$RELEASE_NS" >/dev/null
+  fi
   # The chart's image, and the defaults the operator gives every bridge: our images, the node's device plugin.
   "$helm" upgrade --install "$RELEASE" charts/lighthouse-operator --namespace "$RELEASE_NS" --create-namespace \
     --set image.repository="${operator_ref%:*}" --set image.tag="${operator_ref##*:}" \
@@ -47,8 +53,12 @@ install_operator() {
   fi
 }
 
-# image_digest NAME: the manifest digest of the image in its archive (as containerd reports it once imported).
-image_digest() { tar -xOf "$LIGHTHOUSE_STATE/images/$1.tar" index.json | jq -r '.manifests[0].digest'; }
+# image_digest NAME: the image ID (config digest) of the image in its archive, as the kubelet reports a pod's imageID.
+image_digest() {
+  local archive="$LIGHTHOUSE_STATE/images/$1.tar" manifest
+  manifest=$(tar -xOf "$archive" index.json | jq -r '.manifests[0].digest')
+  tar -xOf "$archive" "blobs/sha256/${manifest#sha256:}" | jq -r '.config.digest'
+}
 
 wait_sample() {
   log "Waiting for lhb/$SAMPLE_NAME to be Ready (bridge, PostgreSQL and Redis pods on the real node)"
