@@ -33,6 +33,15 @@ from lighthouse_operator.models import (
 
 LOST_LEADERSHIP = 3  # exit status: the pod restarts and comes back as a standby
 
+# The fields of models.OperatorDefaults a flag --default-<field> (env LIGHTHOUSE_DEFAULT_<FIELD>) sets.
+DEFAULT_FLAGS = (
+    ("bridge_image", "IMAGE", f"spec.image (default {DEFAULT_BRIDGE_IMAGE})"),
+    ("postgres_image", "IMAGE", f"spec.postgres.managed.image (default {DEFAULT_POSTGRES_IMAGE})"),
+    ("redis_image", "IMAGE", f"spec.redis.managed.image (default {DEFAULT_REDIS_IMAGE})"),
+    ("fuse_mode", "MODE", f"spec.fuse.mode: {', '.join(FUSE_MODES)} (default capabilities)"),
+    ("fuse_device_plugin_resource", "RESOURCE", "spec.fuse.devicePluginResource, e.g. lighthouse.dev/fuse"),
+)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -96,43 +105,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = p.add_argument_group(
         "defaults", "for LighthouseBridges that leave these fields out (each also read from the environment)"
     )
-    env = os.environ.get
-    defaults.add_argument(
-        "--default-bridge-image",
-        default=env("LIGHTHOUSE_DEFAULT_BRIDGE_IMAGE"),
-        metavar="IMAGE",
-        help=f"spec.image (default {DEFAULT_BRIDGE_IMAGE}; env LIGHTHOUSE_DEFAULT_BRIDGE_IMAGE)",
-    )
-    defaults.add_argument(
-        "--default-postgres-image",
-        default=env("LIGHTHOUSE_DEFAULT_POSTGRES_IMAGE"),
-        metavar="IMAGE",
-        help=f"spec.postgres.managed.image (default {DEFAULT_POSTGRES_IMAGE}; env LIGHTHOUSE_DEFAULT_POSTGRES_IMAGE)",
-    )
-    defaults.add_argument(
-        "--default-redis-image",
-        default=env("LIGHTHOUSE_DEFAULT_REDIS_IMAGE"),
-        metavar="IMAGE",
-        help=f"spec.redis.managed.image (default {DEFAULT_REDIS_IMAGE}; env LIGHTHOUSE_DEFAULT_REDIS_IMAGE)",
-    )
-    defaults.add_argument(
-        "--default-fuse-mode",
-        default=env("LIGHTHOUSE_DEFAULT_FUSE_MODE"),
-        choices=FUSE_MODES,
-        help="spec.fuse.mode (default capabilities; env LIGHTHOUSE_DEFAULT_FUSE_MODE)",
-    )
-    defaults.add_argument(
-        "--default-fuse-device-plugin-resource",
-        default=env("LIGHTHOUSE_DEFAULT_FUSE_DEVICE_PLUGIN_RESOURCE"),
-        metavar="RESOURCE",
-        help="spec.fuse.devicePluginResource, e.g. lighthouse.dev/fuse "
-        "(env LIGHTHOUSE_DEFAULT_FUSE_DEVICE_PLUGIN_RESOURCE)",
-    )
+    for field, metavar, what in DEFAULT_FLAGS:
+        flag = field.replace("_", "-")
+        variable = f"LIGHTHOUSE_DEFAULT_{field.upper()}"
+        defaults.add_argument(
+            f"--default-{flag}",
+            default=os.environ.get(variable),
+            metavar=metavar,
+            help=f"{what}; env {variable}",
+        )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logs from the operator")
     p.add_argument("--debug", action="store_true", help="debug logs from kopf too")
     args = p.parse_args(argv)
-    if args.default_fuse_mode not in (None, "", *FUSE_MODES):  # from the environment: argparse did not check it
-        p.error(f"LIGHTHOUSE_DEFAULT_FUSE_MODE must be one of {', '.join(FUSE_MODES)}, not {args.default_fuse_mode!r}")
+    if args.default_fuse_mode not in (None, "", *FUSE_MODES):
+        p.error(f"the default FUSE mode must be one of {', '.join(FUSE_MODES)}, not {args.default_fuse_mode!r}")
     if args.default_fuse_mode == "devicePlugin" and not args.default_fuse_device_plugin_resource:
         p.error("--default-fuse-mode devicePlugin needs --default-fuse-device-plugin-resource")
     return args
@@ -140,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def apply_defaults(args: argparse.Namespace, defaults: OperatorDefaults) -> None:
     """Copies the --default-* settings that were given into `defaults` (models.DEFAULTS at run time)."""
-    for field in ("bridge_image", "postgres_image", "redis_image", "fuse_mode", "fuse_device_plugin_resource"):
+    for field, _, _ in DEFAULT_FLAGS:
         value = getattr(args, f"default_{field}")
         if value:
             setattr(defaults, field, value)
