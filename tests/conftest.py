@@ -25,6 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "disruptive: stops or restarts the real node; hack/test.sh runs these after the others, alone"
     )
 
+
 # Tests are isolated by namespace, database, Redis prefix and bucket, so they run in parallel workers. These share
 # something cluster-wide and run one at a time, in one worker (node ids by prefix):
 SERIAL_GROUPS = {
@@ -46,6 +47,9 @@ def serial_group(nodeid: str) -> str | None:
     for prefix, group in SERIAL_GROUPS.items():
         if nodeid == prefix or nodeid.startswith(prefix + "::"):
             return group
+    # A node-tier module shares one bridge (a module fixture) between its tests: one worker, not one bridge each.
+    if nodeid.startswith("tests/node/"):
+        return "node:" + nodeid.split("::", 1)[0]
     return None
 
 
