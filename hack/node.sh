@@ -56,7 +56,7 @@ CONF=$CLUSTER_DIR/node
 LOGS=$CLUSTER_DIR/logs
 PKI=$CLUSTER_DIR/pki
 
-APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack ipset socat openssl)
+APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack ipset socat openssl curl jq)
 
 kubectl() { "$(tools_dir)/bin/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" "$@"; }
 ctr() { command ctr --address "$CTR_SOCK" --namespace k8s.io "$@"; }
@@ -329,16 +329,18 @@ forward() {
 }
 
 # volumes: a directory for every PersistentVolume under $VOLUMES (world-writable, as kind's local-path provisioner
-# makes them: pods of any uid write there), and none for a volume that is gone. Runs until killed.
+# makes them: pods of any uid write there), and none for a volume that is gone. Runs until killed. curl and jq rather
+# than kubectl, which would hold 50 MiB for a watch that waits most of the time.
 volumes_loop() {
-  local kube=("$(tools_dir)/bin/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml")
+  local api=(curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key")
+  local url="https://127.0.0.1:$PORT/api/v1/persistentvolumes"
   trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
   mkdir -p "$VOLUMES"
   while true; do
-    local want d
-    want=$("${kube[@]}" get pv -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null) || {
-      sleep 2; continue
-    }
+    local list want version d
+    list=$("${api[@]}" "$url") || { sleep 2; continue; }
+    want=$(jq -r '.items[].spec.hostPath.path // empty' <<<"$list")
+    version=$(jq -r '.metadata.resourceVersion' <<<"$list")
     while read -r d; do
       case "$d" in "$VOLUMES"/pvc-*) [ -d "$d" ] || install -d -m 0777 "$d" ;; esac
     done <<<"$want"
@@ -346,9 +348,9 @@ volumes_loop() {
       [ -d "$d" ] || continue
       grep -qxF "$d" <<<"$want" || rm -rf "$d"
     done
-    # A watch wakes the loop as soon as a volume appears; the timeout bounds how long a deleted one lingers. In the
-    # background, so that SIGTERM ends the loop at once.
-    { timeout 30 "${kube[@]}" get pv --watch-only -o name 2>/dev/null | head -n 1 >/dev/null; } &
+    # The first change after the list wakes the loop; the timeout bounds how long a deleted volume's directory
+    # lingers. In the background, so that SIGTERM ends the loop at once.
+    { "${api[@]}" -N "$url?watch=1&resourceVersion=$version&timeoutSeconds=30" 2>/dev/null | head -c 1 >/dev/null; } &
     wait $! || true
   done
 }

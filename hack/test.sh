@@ -68,7 +68,7 @@ fi
 if [ "$tier" = node ] || [ "$tier" = all ]; then
   log "Running pytest -m '($marker) and disruptive' (alone: they stop or restart the real node)"
   set +e
-  .venv/bin/python -m pytest -m "($marker) and disruptive" -p no:xdist "$@"
+  .venv/bin/python -m pytest -m "($marker) and disruptive" -n 0 "$@"
   drc=$?
   set -e
   # None selected is fine when the caller narrowed the run (-k, a path); a failure is not.
