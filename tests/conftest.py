@@ -47,10 +47,6 @@ def serial_group(nodeid: str) -> str | None:
     for prefix, group in SERIAL_GROUPS.items():
         if nodeid == prefix or nodeid.startswith(prefix + "::"):
             return group
-    # The node tier in one worker, one bridge starting at a time: its pods run for real on the same 2 cores, and
-    # several starting at once starve each other past their probes' timeouts (restarts seen with 4 workers).
-    if nodeid.startswith("tests/node/"):
-        return "node"
     return None
 
 
