@@ -33,13 +33,15 @@ install_operator() {
     kubectl annotate --overwrite crd lighthousebridges.lighthouse.dev meta.helm.sh/release-name="$RELEASE" \
       meta.helm.sh/release-namespace="$RELEASE_NS" >/dev/null
   fi
-  # The chart's image, and the defaults the operator gives every bridge: our images, the node's device plugin.
+  # The chart's image, and the defaults the operator gives every bridge: our images, the device plugin hack/node.sh
+  # runs on the node (so not the chart's own FUSE plugin DaemonSet, which has not run on the real node yet).
   "$helm" upgrade --install "$RELEASE" charts/lighthouse-operator --namespace "$RELEASE_NS" --create-namespace \
     --set image.repository="${operator_ref%:*}" --set image.tag="${operator_ref##*:}" \
     --set defaults.images.bridge="$(images_ref bridge)" \
     --set defaults.images.postgres="$(images_ref postgres)" \
     --set defaults.images.redis="$(images_ref redis)" \
     --set defaults.fuse.mode=devicePlugin --set defaults.fuse.devicePluginResource="$FUSE_RESOURCE" \
+    --set fusePlugin.enabled=false \
     --wait --timeout 180s >/dev/null ||
     die "helm could not install the operator (kubectl -n $RELEASE_NS describe pods)"
   # A new image under the same tag (a rebuilt checkout) needs new pods: helm sees no change in the manifest.

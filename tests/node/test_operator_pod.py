@@ -29,6 +29,7 @@ def test_the_chart_installed_operator_pod_reconciles_a_bridge_on_the_real_node(r
             "defaults.images.redis": real_node.refs["redis"],
             "defaults.fuse.mode": "devicePlugin",
             "defaults.fuse.devicePluginResource": FUSE_RESOURCE,
+            "fusePlugin.enabled": "false",  # the node's own device plugin serves FUSE_RESOURCE
         }
         args = [helm(), "upgrade", "--install", release, str(REPO / "charts" / "lighthouse-operator"),
                 "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns, "--wait", "--timeout", "180s"]  # fmt: skip
