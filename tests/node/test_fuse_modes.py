@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster import wait_for
+from tests.integration.operator.conftest import condition
 
 from .conftest import Bridge, Kubectl, RealNode, node_namespace, node_operator, pod_ready
 
@@ -24,12 +25,18 @@ def bridge(real_node: RealNode, crd: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def set_mode(b: Bridge, mode: str) -> None:
-    # A long deadline: the capabilities mode never gets Ready, and no rollback may undo it while the test looks.
+    # A long deadline: no rollback may undo a mode while the test looks at it.
     b.apply({"fuse": {"mode": mode}, "rollout": {"progressDeadlineSeconds": 3600}})
 
 
 def status_file(b: Bridge, pod: str) -> dict:
     return json.loads(b.exec(pod, "cat", "/run/lighthouse/fuse-status.json").stdout)
+
+
+def local_get(b: Bridge, pod: str, path: str) -> dict:
+    """GET of the bridge's API from inside its own pod (raises on a status other than 200)."""
+    script = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765{path}').read().decode())"
+    return json.loads(b.exec(pod, "python3", "-c", script).stdout)
 
 
 def effective_caps(b: Bridge, pod: str) -> int:
@@ -44,7 +51,13 @@ def test_privileged_mode_mounts(bridge: Bridge) -> None:
     pod = b.pod()
     assert pod["spec"]["containers"][0]["securityContext"]["privileged"] is True
     name = pod["metadata"]["name"]
-    assert status_file(b, name)["mounted"] is True
+    # Ready comes first (a missing mount only degrades the bridge); the mount follows, and the operator reports it.
+    wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
+    wait_for(
+        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == "Mounted" and c["status"] == "True",
+        timeout=90,
+        message=f"FuseAvailable Mounted ({b.describe()})",
+    )
     assert b.exec(name, "ls", "/mnt/lighthouse/project").stdout.split() == [
         "context", "current", "debug", "history", "shadows", "streams",
     ]  # fmt: skip
@@ -67,7 +80,8 @@ def test_disabled_mode_serves_the_api_without_fuse_or_capabilities(bridge: Bridg
 
 def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) -> None:
     """SYS_ADMIN and a hostPath /dev/fuse: the node (device cgroup) refuses the device to a container that is neither
-    privileged nor given it by a device plugin. The bridge process serves; the mount fails, and says why."""
+    privileged nor given it by a device plugin. The mount fails and says why; the API keeps serving (the pod is Ready,
+    the bridge degraded) and the operator's FuseAvailable condition carries the bridge's own error."""
     b = bridge
     set_mode(b, "capabilities")
 
@@ -87,9 +101,17 @@ def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) 
         lambda: (s := status_file(b, name)) and s.get("error") and s, timeout=60, message="a FUSE status with an error"
     )
     assert status["mounted"] is False, status
-    livez = b.exec(
-        name, "python3", "-c", "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765/livez').status)"
+    assert local_get(b, name, "/livez") == {"status": "ok"}
+    # A FUSE failure degrades the bridge, never takes it out of its Service (docs/fuse-modes.md): the pod turns Ready
+    # and /readyz says degraded, with the mount's error.
+    wait_for(lambda: pod_ready(b.k.get("pod", name)), timeout=120, message=f"pod {name} Ready without its mount")
+    readyz = local_get(b, name, "/readyz")
+    assert readyz["status"] == "degraded" and readyz["checks"]["fuse"]["status"] == "not_mounted", readyz
+    # The operator asked the pod's /health on its IP: FuseAvailable False, naming the pod. (The FUSE process is
+    # restarted with back-off, so the error it quotes alternates between the mount's and the exit's.)
+    cond = wait_for(
+        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == "NotMounted" and c,
+        timeout=90,
+        message=f"FuseAvailable NotMounted ({b.describe()})",
     )
-    assert livez.stdout.strip() == "200"
-    # The bridge's readiness requires the mount it was asked for: this pod never turns Ready.
-    assert not pod_ready(next(p for p in b.pods() if p["metadata"]["name"] == name))
+    assert cond["status"] == "False" and f"{name}: " in cond["message"], cond

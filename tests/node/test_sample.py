@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.harness.cluster import wait_for
+from tests.integration.operator.conftest import condition
 
 from .conftest import (
     FUSE_RESOURCE,
@@ -44,6 +45,13 @@ def sample(real_node: RealNode, crd: Path, tmp_path_factory: pytest.TempPathFact
             b = Bridge(Kubectl(real_node.cluster, ns), doc["metadata"]["name"])
             b.apply(doc["spec"])
             b.wait_ready()
+            # Ready comes before the FUSE mount (a missing mount only degrades the bridge): the operator reports the
+            # mount from the pod's /health within a resync.
+            wait_for(
+                lambda: (c := condition(b.obj(), "FuseAvailable")) and c["status"] == "True" and c,
+                timeout=120,
+                message=f"FuseAvailable True ({b.describe()})",
+            )
             yield b
 
 
@@ -141,6 +149,7 @@ def test_fuse_is_mounted_in_the_default_mode_without_privilege(sample: Bridge) -
     name = pod["metadata"]["name"]
     status = json.loads(sample.exec(name, "cat", "/run/lighthouse/fuse-status.json").stdout)
     assert status["mounted"] is True, status
+    assert condition(sample.obj(), "FuseAvailable")["reason"] == "Mounted"
     mounts = sample.exec(name, "cat", "/proc/mounts").stdout
     assert any(line.split()[1] == "/mnt/lighthouse/project" and line.split()[2].startswith("fuse") for line in
                mounts.splitlines()), mounts  # fmt: skip
