@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs a test tier: unit | integration | e2e | node | all. Starts what the tier needs (data services, the local
 # cluster, with its real node for the node tier) and treats "no tests collected" (pytest exit 5) as a failure. Tests
-# marked `disruptive` (they stop or restart the real node) run after the others, alone, in a pytest run of their own. Tests run in parallel pytest-xdist workers
-# (LIGHTHOUSE_TEST_WORKERS, default 4: most integration time is spent waiting on controllers and timers, not CPU;
-# 0 runs them in this process). Pytest arguments that choose workers themselves (-n, -p no:xdist) win. `all` (CI) runs hack/verify.sh first.
+# marked `disruptive` (they stop or restart the real node) run after the others, alone, in a pytest run of their own.
+# Tests run in parallel pytest-xdist workers (LIGHTHOUSE_TEST_WORKERS, default 4: most integration time is spent
+# waiting on controllers and timers, not CPU; 0 runs them in this process). Pytest arguments that choose workers
+# themselves (-n, -p no:xdist) win. `all` (CI) runs hack/verify.sh first. When another checkout holds the machine's
+# real node, `node` stops at once and `all` runs the other tiers on kwok nodes, then fails for the node tier.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -23,9 +25,21 @@ if [ "$tier" = all ]; then
   hack/verify.sh
 fi
 
+# Why the node tier cannot run here (another checkout holds the machine's one real node), or empty.
+node_blocked=""
 if [ "$tier" = node ] || [ "$tier" = all ]; then
   # The node tier needs the machine's real node; the other tiers take whatever cluster runs.
   export LIGHTHOUSE_CLUSTER_REAL_NODE=${LIGHTHOUSE_CLUSTER_REAL_NODE-1}
+  if [ "$LIGHTHOUSE_CLUSTER_REAL_NODE" = 1 ] && ! node_blocked=$(hack/node.sh check 2>&1); then
+    [ "$tier" = node ] && die "the node tier cannot run: ${node_blocked#*ERROR: }"
+    # `all`: the other tiers still run (on kwok nodes only), and the run fails at the end for the node tier, never
+    # silently green without it.
+    log "The node tier cannot run: ${node_blocked#*ERROR: }"
+    log "Running the other tiers on a kwok-only cluster; this run will fail for the node tier"
+    export LIGHTHOUSE_CLUSTER_REAL_NODE=0
+  else
+    node_blocked=""
+  fi
 fi
 
 if [ "$tier" != unit ]; then
@@ -61,7 +75,7 @@ fi
 # its modules' shared bridges up more than once. Its output is shown when it ends.
 node_rc=0 node_pid=""
 node_log="$LIGHTHOUSE_STATE/test-node.log"
-if [ "$tier" = node ] || [ "$tier" = all ]; then
+if { [ "$tier" = node ] || [ "$tier" = all ]; } && [ -z "$node_blocked" ]; then
   mkdir -p "$LIGHTHOUSE_STATE"
   log "Running pytest -m 'node and not disruptive' -n 0 (output: $node_log)"
   .venv/bin/python -m pytest -m "node and not disruptive" -n 0 "$@" >"$node_log" 2>&1 &
@@ -94,7 +108,10 @@ if [ -n "$node_pid" ]; then
   fi
   if [ "$node_rc" -ne 0 ] && [ "$node_rc" -ne 5 ] && [ "$rc" -eq 0 ]; then rc=$node_rc; fi
 fi
-if [ "$tier" = node ] || [ "$tier" = all ]; then
+if [ -n "$node_blocked" ]; then
+  log "ERROR: the node tier did not run: ${node_blocked#*ERROR: }"
+  rc=1
+elif [ "$tier" = node ] || [ "$tier" = all ]; then
   log "Running pytest -m '($marker) and disruptive' (alone: they stop or restart the real node)"
   set +e
   .venv/bin/python -m pytest -m "($marker) and disruptive" -n 0 "$@"
