@@ -75,7 +75,10 @@ def test_backup_job_dumps_to_s3_and_a_restored_bridge_has_the_same_events(
     )
     (job,) = k.items("jobs", "app.kubernetes.io/instance=source,app.kubernetes.io/component=backup")
     pods = k.items("pods", f"job-name={job['metadata']['name']}")
-    assert [p["spec"]["nodeName"] for p in pods] == ["lighthouse-node"]
+    # One pod, first time: a Job that needed retries says why in its failed pods' logs.
+    failed = {p["metadata"]["name"]: k("logs", "-n", k.ns, p["metadata"]["name"], check=False).stdout[-1500:]
+              for p in pods if p["status"]["phase"] == "Failed"}  # fmt: skip
+    assert [p["spec"]["nodeName"] for p in pods] == ["lighthouse-node"], failed
     # The tool's own report, through the kubelet's termination message.
     (result,) = [
         p["status"]["containerStatuses"][0]["state"]["terminated"] for p in pods if p["status"]["phase"] == "Succeeded"

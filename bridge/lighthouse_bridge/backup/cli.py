@@ -43,6 +43,18 @@ def _db_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _wait_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-for-database",
+        dest="wait_for_database",
+        type=int,
+        default=S,
+        metavar="SECONDS",
+        help="wait up to SECONDS for PostgreSQL to accept connections (env "
+        "LIGHTHOUSE_DATABASE_WAIT_SECONDS, default 0)",
+    )
+
+
 def _retention_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep-last",
@@ -69,6 +81,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     )
     _s3_flags(b)
     _db_flag(b)
+    _wait_flag(b)
     _retention_flags(b)
     b.add_argument(
         "--config-file",
@@ -117,15 +130,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
         help="backup id (a UTC timestamp such as 20260102T030405Z) or 'latest'",
     )
     r.add_argument("--replace", action="store_true", help="drop the database's current contents (same transaction)")
-    r.add_argument(
-        "--wait-for-database",
-        dest="wait_for_database",
-        type=int,
-        default=S,
-        metavar="SECONDS",
-        help="wait up to SECONDS for PostgreSQL to accept connections (env "
-        "LIGHTHOUSE_DATABASE_WAIT_SECONDS, default 0)",
-    )
+    _wait_flag(r)
     _s3_flags(r)
     _db_flag(r)
     r.set_defaults(func=_run(cmd_restore), handler=_run(cmd_restore))

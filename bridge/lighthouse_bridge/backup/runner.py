@@ -116,6 +116,10 @@ def create_backup(settings: BackupSettings, environ: Mapping[str, str] | None = 
     pg_dump_version = postgres.tool_version(pg_dump)
     bid, started = _new_id(storage, layout)
     t0 = time.monotonic()
+    # A database that is restarting, or a NetworkPolicy that admits this new pod a moment after it starts (the
+    # operator's backup Jobs): connections are refused for a while, which waiting fixes.
+    if settings.database_wait > 0:
+        asyncio.run(postgres.wait_ready(target, settings.database_wait))
     log.info(
         "Starting backup id=%s database=%s destination=%s/%s",
         bid,

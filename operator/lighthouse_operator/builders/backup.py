@@ -11,6 +11,9 @@ from .bridge import database_url_env, service_account_name
 from .common import Manifest, digest, meta, restricted_container_security, s3_env
 
 RESULT_FILE = "/dev/termination-log"
+# A new Job pod may be refused by PostgreSQL's NetworkPolicy for a moment (the policy controller admits it after it
+# starts), and PostgreSQL may be restarting: the tool waits, bounded, instead of failing the attempt.
+DATABASE_WAIT_SECONDS = 120
 
 
 def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
@@ -28,6 +31,7 @@ def backup_env(lhb: LighthouseBridge) -> list[Manifest]:
     if b.retention.max_age:
         env.append({"name": "LIGHTHOUSE_BACKUP_MAX_AGE", "value": b.retention.max_age})
     env.append(database_url_env(lhb))
+    env.append({"name": "LIGHTHOUSE_DATABASE_WAIT_SECONDS", "value": str(DATABASE_WAIT_SECONDS)})
     # The tool reports the backup's id, time and size here; the operator reads it from the pod's status.
     env.append({"name": "LIGHTHOUSE_BACKUP_RESULT_FILE", "value": RESULT_FILE})
     return env

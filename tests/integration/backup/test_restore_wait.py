@@ -1,6 +1,6 @@
-"""`restore --wait-for-database`: a database that starts accepting connections only after the restore started (the
-operator's restore Job races a new PostgreSQL StatefulSet). Real PostgreSQL behind a loopback TCP forwarder that
-opens late."""
+"""`--wait-for-database`: a database that starts accepting connections only after the tool started (the operator's
+restore Job races a new PostgreSQL StatefulSet; its backup Jobs' pods are admitted by PostgreSQL's NetworkPolicy a
+moment after they start). Real PostgreSQL behind a loopback TCP forwarder that opens late."""
 
 from __future__ import annotations
 
@@ -140,3 +140,21 @@ def test_restore_does_not_wait_on_a_wrong_password(backup_tool: BackupTool, post
     assert r.returncode == 1
     assert "cannot connect to PostgreSQL" in r.stderr and "password" in r.stderr
     assert "Waiting for PostgreSQL" not in r.stderr
+
+
+def test_backup_waits_for_a_database_that_refuses_it_at_first(
+    backup_tool: BackupTool, postgres_url: str, tmp_path: Path
+) -> None:
+    seed(postgres_url, events=30)
+    with late_forwarder("127.0.0.1", urlsplit(postgres_url).port or 5432, refuse_for=3.0) as port:
+        r = backup_tool.run(
+            "backup",
+            "--json",
+            "--wait-for-database",
+            "60",
+            timeout=180,
+            LIGHTHOUSE_DATABASE_URL=_via(postgres_url, port),
+        )
+    assert r.returncode == 0, r.stderr
+    assert "Waiting for PostgreSQL" in r.stderr and "PostgreSQL is ready" in r.stderr
+    assert json.loads(r.stdout)["database"]["high_water"] == 30
