@@ -28,6 +28,7 @@ from lighthouse_operator.models import (
     DEFAULT_REDIS_IMAGE,
     DEFAULTS,
     FUSE_MODES,
+    FUSE_MODES_WITH_DEVICE,
     OperatorDefaults,
 )
 
@@ -119,8 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.default_fuse_mode not in (None, "", *FUSE_MODES):
         p.error(f"the default FUSE mode must be one of {', '.join(FUSE_MODES)}, not {args.default_fuse_mode!r}")
-    if args.default_fuse_mode == "devicePlugin" and not args.default_fuse_device_plugin_resource:
-        p.error("--default-fuse-mode devicePlugin needs --default-fuse-device-plugin-resource")
+    if args.default_fuse_mode in FUSE_MODES_WITH_DEVICE and not args.default_fuse_device_plugin_resource:
+        p.error(f"--default-fuse-mode {args.default_fuse_mode} needs --default-fuse-device-plugin-resource")
     return args
 
 
