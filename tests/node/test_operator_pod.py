@@ -38,14 +38,18 @@ def test_the_chart_installed_operator_pod_reconciles_a_bridge_on_the_real_node(r
         subprocess.run(args, check=True, capture_output=True, text=True, timeout=300)
         try:
             k = Kubectl(cluster, ns)
-            (op,) = k.items("pods", f"app.kubernetes.io/instance={release}")
-            assert op["spec"]["nodeName"] == NODE and pod_ready(op), op["status"]
+            # The chart's two replicas (one real node: its preferred anti-affinity puts both there), both Ready.
+            pods = k.items("pods", f"app.kubernetes.io/instance={release}")
+            assert len(pods) == 2 and all(p["spec"]["nodeName"] == NODE and pod_ready(p) for p in pods), pods
             # The chart's probes are the kubelet's: /healthz answered on the pod's address.
-            assert op["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+            assert all(p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz" for p in pods)
             b = Bridge(k, "demo")
             b.apply({})
             b.wait_ready()
             assert b.pod()["spec"]["nodeName"] == NODE
+            # The leader (its pod named in the Lease) did the work.
+            holder = k.get("lease", f"{release}-lighthouse-operator")["spec"]["holderIdentity"]
+            (op,) = [p for p in pods if holder.startswith(p["metadata"]["name"])]
             logs = k("logs", "-n", ns, op["metadata"]["name"]).stdout
             assert f"scope={ns}" in logs and "reason=Ready" in logs, logs[-2000:]
             # In-cluster credentials: the pod's service account, not a kubeconfig.
