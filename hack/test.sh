@@ -49,15 +49,20 @@ if [ "$tier" != unit ]; then
   hack/cluster.sh up >/dev/null
   # `make up`'s operator watches every namespace: it would reconcile the tests' bridges too. Park it meanwhile.
   eval "$(hack/cluster.sh env)"
-  parked=$(kubectl get deployments -A -l app.kubernetes.io/name=lighthouse-operator \
-    -o jsonpath='{range .items[?(@.spec.replicas>0)]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' 2>/dev/null || true)
+  # namespace/name=replicas of each running one.
+  parked=$(kubectl get deployments -A -l app.kubernetes.io/name=lighthouse-operator -o jsonpath='{range .items[?(@.spec.replicas>0)]}{.metadata.namespace}/{.metadata.name}={.spec.replicas}{"\n"}{end}' 2>/dev/null || true)
   for d in $parked; do
-    log "Scaling $d to 0 for the tests (restored afterwards)"
+    log "Scaling ${d%=*} to 0 for the tests (back to ${d##*=} afterwards)"
+    d=${d%=*}
     kubectl -n "${d%/*}" scale deployment "${d#*/}" --replicas=0 >/dev/null
   done
   # (Gone when the node tier's down test recreated the cluster: `make up` again brings the sample back.)
   restore_parked() {
-    for d in $parked; do kubectl -n "${d%/*}" scale deployment "${d#*/}" --replicas=1 >/dev/null 2>&1 || true; done
+    local d n
+    for d in $parked; do
+      n=${d##*=}; d=${d%=*}
+      kubectl -n "${d%/*}" scale deployment "${d#*/}" --replicas="$n" >/dev/null 2>&1 || true
+    done
   }
   trap restore_parked EXIT
 fi
