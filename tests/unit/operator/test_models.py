@@ -199,7 +199,8 @@ def test_operator_defaults_without_flags_are_the_built_in_ones(installation_defa
     assert s.postgres_image == models.DEFAULT_POSTGRES_IMAGE and s.fuse.mode == "capabilities"
 
 
-def test_default_device_plugin_mode_needs_a_resource(capsys) -> None:
+@pytest.mark.parametrize("mode", ["devicePlugin", "userNamespaces"])
+def test_default_device_plugin_mode_needs_a_resource(capsys, mode: str) -> None:
     with pytest.raises(SystemExit):
-        parse_args(["--default-fuse-mode=devicePlugin"])
-    assert "needs --default-fuse-device-plugin-resource" in capsys.readouterr().err
+        parse_args([f"--default-fuse-mode={mode}"])
+    assert f"{mode} needs --default-fuse-device-plugin-resource" in capsys.readouterr().err
