@@ -130,10 +130,10 @@ def main() -> int:
     args = ap.parse_args()
 
     sh("hack/images.sh")
-    operator, bridge = sh("hack/images.sh", "refs").split()
+    operator, bridge, fuse_plugin = sh("hack/images.sh", "refs").split()
     lines = []
     base = image_size(BASE)
-    for ref, archive in [(operator, "operator.tar"), (bridge, "bridge.tar")]:
+    for ref, archive in [(operator, "operator.tar"), (bridge, "bridge.tar"), (fuse_plugin, "fuse-plugin.tar")]:
         size = image_size(ref)
         tar = (REPO / ".state" / "images" / archive).stat().st_size
         lines.append(f"- {ref}: {size / MIB:.1f} MiB unpacked ({(size - base) / MIB:.1f} MiB over the base), "

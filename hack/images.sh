@@ -10,7 +10,8 @@
 #   node:   pause and CoreDNS, one static binary each (hack/build-node-tools.sh) in an otherwise empty image;
 #   testing: images the node tier needs to break things for real (exits: a process that exits 1 at start).
 # Every step is keyed on its inputs, so a second run with an unchanged tree only checks stamps.
-#   hack/images.sh [all|base|operator|bridge|stores|node|testing|list|refs|ref NAME]   (default: all = operator, bridge)
+#   hack/images.sh [all|base|operator|bridge|fuse-plugin|stores|node|testing|list|refs|ref NAME]
+#     (default: all = operator, bridge, fuse-plugin: the CSI node plugin and the /dev/fuse device plugin)
 # Prints nothing on stdout except for `refs` (one image reference per line), `ref NAME` and `list`.
 # LIGHTHOUSE_IMAGE_TAG: tag of the operator and bridge images (default: the project version), for a checkout that
 # must not share tags with others in the machine's image storage.
@@ -32,7 +33,9 @@ BUILDER_VENV="$BUILD_DIR/pyenv"
 PY="$BUILDER_VENV/bin/python"
 
 # Components and the pip extras each image installs (each Dockerfile removes the other component's package).
-declare -A EXTRAS=([operator]="operator" [bridge]="bridge,fuse")
+declare -A EXTRAS=([operator]="operator" [bridge]="bridge,fuse" [fuse-plugin]="csi")
+# The source directories each image's own package comes from (beside the shared ones in the project wheel).
+declare -A SOURCES=([operator]="operator" [bridge]="bridge" [fuse-plugin]="nodeplugin shared/lighthouse_fusefd fuse-device-plugin")
 
 TAG=${LIGHTHOUSE_IMAGE_TAG:-$VERSION}
 # Store images carry the server's version (the operator reads PostgreSQL's major from the tag).
@@ -42,7 +45,7 @@ node_tool_version() { awk -v t="$1" '$1==t {print $2}' "$("$REPO_ROOT/hack/build
 
 image_ref() {
   case "$1" in
-    operator | bridge) echo "localhost/lighthouse-$1:$TAG" ;;
+    operator | bridge | fuse-plugin) echo "localhost/lighthouse-$1:$TAG" ;;
     postgres | redis) echo "localhost/lighthouse-$1:${STORE_TAGS[$1]}" ;;
     pause | coredns) echo "localhost/lighthouse-$1:$(node_tool_version "$1" | sed 's/^v//')" ;;
     exits) echo "localhost/lighthouse-test-exits:$TAG" ;;
@@ -181,7 +184,7 @@ build_project() { # -> prints the directory holding the lighthouse wheel
   echo "$dir"
 }
 
-build_component() { # build_component operator|bridge
+build_component() { # build_component operator|bridge|fuse-plugin
   local name=$1 ref deps project key ctx revision created base_id
   ref=$(image_ref "$name")
   ensure_builder_python
@@ -192,7 +195,8 @@ build_component() { # build_component operator|bridge
   created=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
   base_id=$(buildah images --quiet --no-trunc "$BASE_IMAGE" | head -1)
   # The image depends on its own package's source only (the other one is removed from it).
-  key=$( (basename "$deps"; files_key pyproject.toml "$name"; cat "Dockerfile.$name" .dockerignore
+  # shellcheck disable=SC2086 # SOURCES holds a list of directories
+  key=$( (basename "$deps"; files_key pyproject.toml ${SOURCES[$name]}; cat "Dockerfile.$name" .dockerignore
           echo "$base_id $revision $VERSION") | sha256sum | cut -c1-16)
   up_to_date "$name" "$key" "$ref" && return 0
   log "Building image $ref"
@@ -205,6 +209,10 @@ build_component() { # build_component operator|bridge
   cp -a "$deps/wheels" "$ctx/deps"
   cp -a "$project/wheels" "$ctx/project"
   cp .dockerignore "$ctx/.dockerignore"
+  if [ "$name" = fuse-plugin ]; then
+    # The /dev/fuse device plugin: a static Go binary (fuse-device-plugin/, cached by its sources).
+    cp "$("$REPO_ROOT/hack/build-node-tools.sh" --plugin)" "$ctx/fuse-device-plugin"
+  fi
   buildah bud --quiet --pull=never --layers --network host "${RUNTIME_FLAGS[@]}" "${ULIMIT_FLAGS[@]}" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" \
     --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
@@ -282,7 +290,7 @@ build_binary_image() { # build_binary_image pause|coredns: one static binary as 
 main() {
   local what=${1:-all}
   case "$what" in
-    refs) image_ref operator; image_ref bridge; return 0 ;;
+    refs) image_ref operator; image_ref bridge; image_ref fuse-plugin; return 0 ;;
     ref) image_ref "${2:?usage: $0 ref NAME}"; return 0 ;;
     list) buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep lighthouse || true; return 0 ;;
   esac
@@ -298,12 +306,12 @@ main() {
   flock 9
   case "$what" in
     base) build_base ;;
-    operator | bridge) build_base; build_component "$what" ;;
+    operator | bridge | fuse-plugin) build_base; build_component "$what" ;;
     stores) build_base; build_store postgres; build_store redis ;;
     node) build_binary_image pause; build_binary_image coredns ;;
     testing) build_base; build_exits ;;
-    all) build_base; build_component operator; build_component bridge ;;
-    *) die "usage: $0 [all|base|operator|bridge|stores|node|testing|list|refs|ref NAME]" ;;
+    all) build_base; build_component operator; build_component bridge; build_component fuse-plugin ;;
+    *) die "usage: $0 [all|base|operator|bridge|fuse-plugin|stores|node|testing|list|refs|ref NAME]" ;;
   esac
 }
 

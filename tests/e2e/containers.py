@@ -28,14 +28,15 @@ class Images:
     bridge: str
     operator_archive: Path
     bridge_archive: Path
+    fuse_plugin: str = ""
 
 
 def build_images() -> Images:
     """Runs hack/images.sh (cached by its inputs: a second run only checks stamps) and returns the references."""
     subprocess.run([str(IMAGES_SH), "all"], check=True, timeout=1800)
     refs = subprocess.run([str(IMAGES_SH), "refs"], check=True, capture_output=True, text=True).stdout.split()
-    operator, bridge = refs
-    return Images(operator, bridge, IMAGES_DIR / "operator.tar", IMAGES_DIR / "bridge.tar")
+    operator, bridge, fuse_plugin = refs
+    return Images(operator, bridge, IMAGES_DIR / "operator.tar", IMAGES_DIR / "bridge.tar", fuse_plugin)
 
 
 def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILES = [REPO_ROOT / "Dockerfile.operator", REPO_ROOT / "Dockerfile.bridge"]
+# The FUSE node plugin runs as root on purpose (it mounts on the node); otherwise built like the two above.
+FUSE_PLUGIN = REPO_ROOT / "Dockerfile.fuse-plugin"
 
 
 def hadolint() -> str:
@@ -35,7 +37,7 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [*DOCKERFILES, FUSE_PLUGIN], ids=lambda p: p.name)
 def test_hadolint_is_clean(dockerfile: Path) -> None:
     proc = subprocess.run([hadolint(), "--no-color", str(dockerfile)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -63,7 +65,7 @@ def test_multi_stage_with_a_non_root_final_stage(dockerfile: Path) -> None:
     assert copies and all(c.startswith("--from=build ") for c in copies)
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [*DOCKERFILES, FUSE_PLUGIN], ids=lambda p: p.name)
 def test_installs_only_from_local_wheels_of_the_pinned_version(dockerfile: Path) -> None:
     runs = " ".join(args for word, args in instructions(dockerfile) if word == "RUN")
     assert "pip install" in runs
@@ -88,3 +90,11 @@ def test_the_wheel_is_built_from_every_package_root() -> None:
     copied = next(line for line in script.splitlines() if line.strip().startswith("tree_files pyproject.toml"))
     keyed = next(line for line in script.splitlines() if "files_key pyproject.toml" in line)
     assert [r for r in roots if f" {r}" not in copied or f" {r}" not in keyed] == []
+
+
+def test_the_fuse_plugin_image_carries_neither_component() -> None:
+    runs = " ".join(a for w, a in instructions(FUSE_PLUGIN) if w == "RUN")
+    for gone in ("lighthouse_operator", "lighthouse_bridge", "kubectl_lighthouse", "lighthouse_policy"):
+        assert f'"${{site}}/{gone}"' in runs, gone
+    assert "lighthouse[csi]" in runs and "apt-get" not in runs
+    assert ("COPY", "fuse-device-plugin /usr/local/bin/fuse-device-plugin") in instructions(FUSE_PLUGIN)
