@@ -98,7 +98,14 @@ def test_bridge_container_mounts_fuse_with_dev_fuse_and_sys_admin(
         *fuse_user(),
     ]  # fmt: skip
     with running_container(images.bridge, flags=flags) as bridge:
-        body = wait_ready(bridge, port)
+        wait_ready(bridge, port)
+        # Ready comes first: a bridge whose mount is not up yet is degraded, not unready (the API serves meanwhile),
+        # and the FUSE process mounts once it reaches the API.
+        body = wait_for(
+            lambda: (b := ready(port)) and b["checks"]["fuse"]["status"] == "mounted" and b,
+            timeout=120,
+            what="the FUSE check to report mounted",
+        )
         assert body["checks"]["fuse"]["status"] == "mounted"
         mounts = bridge.exec("cat", "/proc/self/mounts").stdout
         assert any(

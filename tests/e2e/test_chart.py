@@ -42,9 +42,10 @@ class Helm:
 
 def adopt_crd(cluster: Cluster, release: str, namespace: str) -> None:
     """The CRD is cluster-wide and other suites install it too; mark an existing one as this release's so helm adopts
-    it instead of refusing (helm checks these ownership labels and annotations)."""
-    if cluster.kubectl("get", "crd", CRD, check=False).returncode != 0:
-        return
+    it instead of refusing (helm checks these ownership labels and annotations). Applied first: another worker's test
+    may create it between a check and helm's install."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-e2e",
+                    "-f", str(REPO_ROOT / "crds"))  # fmt: skip
     cluster.kubectl("label", "crd", CRD, "--overwrite", "app.kubernetes.io/managed-by=Helm")
     cluster.kubectl(
         "annotate", "crd", CRD, "--overwrite",
