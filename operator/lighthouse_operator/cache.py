@@ -25,7 +25,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -63,6 +63,7 @@ SYNC_WAIT = 60.0  # how long a read waits for a kind's first LIST before it fail
 RETRY_FORBIDDEN = 600.0  # RBAC may be granted later
 RETRY_ABSENT = 300.0  # a CRD may be installed later
 BACKOFF_MAX = 30.0
+YIELD_EVERY = 200  # objects of a LIST handled between two turns of the event loop
 ANNOTATION_LIMIT = 2048  # longer foreign annotations are dropped; ours are short
 DROPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
 POD_STATUS = (
@@ -273,11 +274,26 @@ class Informer:
     def replace(self, items: Iterable[Obj], resource_version: str, notify: bool) -> int:
         """A fresh LIST: the store becomes what it says (keeping anything a write made newer than the list) and,
         with `notify`, every difference is reported. Returns the number of differences."""
-        seen, changes = set(), 0
+        return sum(self._replacing(items, resource_version, notify))
+
+    async def replace_yielding(self, items: Iterable[Obj], resource_version: str, notify: bool) -> int:
+        """replace(), letting other tasks run every YIELD_EVERY objects: slimming and encoding thousands of them
+        in one go stalled the event loop for seconds on a busy machine, and a leader that cannot renew its Lease
+        in time must stop (leader.py)."""
+        changes = 0
+        for i, changed in enumerate(self._replacing(items, resource_version, notify), 1):
+            changes += changed
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return changes
+
+    def _replacing(self, items: Iterable[Obj], resource_version: str, notify: bool) -> Iterator[int]:
+        """replace(), one object at a time: 1 for each difference, 0 for the rest."""
+        seen = set()
         for obj in items:
             md = obj["metadata"]
             seen.add((md.get("namespace") or "", md["name"]))
-            changes += self.apply("MODIFIED", obj, notify)
+            yield int(self.apply("MODIFIED", obj, notify))
         for key in [k for k in self.entries if k not in seen]:
             e = self.entries[key]
             if resource_version and newer(e.rv, resource_version):
@@ -286,10 +302,9 @@ class Informer:
             del self.entries[key]
             self._index(key, e.instance, add=False)
             metrics.CACHE_OBJECTS.labels(kind=self.kind).dec()
-            changes += 1
             if notify:
                 self._notify(obj)
-        return changes
+            yield 1
 
     def get(self, namespace: str, name: str) -> Obj | None:
         e = self.entries.get((namespace, name))
@@ -341,7 +356,7 @@ class Informer:
             if not page.next:
                 break
             cont = page.next
-        changes = self.replace(items, rv, notify)
+        changes = await self.replace_yielding(items, rv, notify)
         self.resource_version = rv
         if notify and changes:
             log.info("Relisted kind=%s scope=%s changes=%d", self.kind, self.scope or "cluster", changes)

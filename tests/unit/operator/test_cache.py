@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import zlib
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from lighthouse_operator import naming
-from lighthouse_operator.cache import Codec, Informer, newer, parse_selector, slim
+from lighthouse_operator.cache import YIELD_EVERY, Codec, Informer, newer, parse_selector, slim
 
 pytestmark = pytest.mark.unit
 
@@ -142,6 +143,31 @@ def test_a_relist_reports_what_changed_while_no_watch_ran() -> None:
     )
     assert sorted(changes) == [("ConfigMap", "created"), ("ConfigMap", "deleted"), ("ConfigMap", "edited")]
     assert inf.get("ns", "deleted") is None and inf.get("ns", "written") is not None
+
+
+async def test_a_long_relist_lets_other_tasks_run() -> None:
+    # The leader's Lease renewal shares the event loop with the cache: a LIST of thousands must not hold it.
+    changes: list[tuple[str, str]] = []
+    inf = informer(changes)
+    inf.apply("ADDED", obj("ConfigMap", "gone", "1"), notify=False)
+    turns, done = 0, False
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(other_task())
+    await asyncio.sleep(0)
+    n = 5 * YIELD_EVERY
+    before = turns
+    assert await inf.replace_yielding([obj("ConfigMap", f"c{i}", "5") for i in range(n)], "5", notify=True) == n + 1
+    during = turns - before
+    done = True
+    await task
+    assert during >= 5
+    assert len(changes) == n + 1 and inf.get("ns", "gone") is None
 
 
 def test_lists_by_label_use_the_instance_index() -> None:
