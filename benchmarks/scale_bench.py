@@ -236,18 +236,28 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
                 and passes >= n
             )
 
-        wait(caught_up, 600, "every bridge reconciled again", interval=0.5)
-        again = time.monotonic() - t_kill
-        writes = (
-            standby.total("lighthouse_operator_api_requests_total", 'verb="P')
-            + standby.total("lighthouse_operator_api_requests_total", 'verb="DELETE"')
-            - writes0
-            - (standby.total("lighthouse_operator_lease_writes_total") - lease0)
-        )
-        lines.append(
-            f"n={n}: kill -9 of the leader: the standby leads after {takeover:.1f} s; every bridge reconciled again "
-            f"{again:.1f} s after the kill; writes meanwhile besides the Lease: {writes:.0f}"
-        )
+        try:
+            wait(lambda: caught_up() or not standby.alive(), 600, "every bridge reconciled again", interval=0.5)
+        except TimeoutError as e:
+            lines.append(f"n={n}: kill -9 of the leader: the standby leads after {takeover:.1f} s; {e}")
+        if not standby.alive():  # it gave up the Lease (its log says why): the figures below would be its corpse's
+            lines.append(
+                f"n={n}: kill -9 of the leader: the standby leads after {takeover:.1f} s, then EXITED after "
+                f"{time.monotonic() - t_kill:.1f} s (exit code {standby.proc.returncode if standby.proc else '?'}; "
+                f"see {standby.log})"
+            )
+        elif caught_up():
+            again = time.monotonic() - t_kill
+            writes = (
+                standby.total("lighthouse_operator_api_requests_total", 'verb="P')
+                + standby.total("lighthouse_operator_api_requests_total", 'verb="DELETE"')
+                - writes0
+                - (standby.total("lighthouse_operator_lease_writes_total") - lease0)
+            )
+            lines.append(
+                f"n={n}: kill -9 of the leader: the standby leads after {takeover:.1f} s; every bridge reconciled "
+                f"again {again:.1f} s after the kill; writes meanwhile besides the Lease: {writes:.0f}"
+            )
         lines.append(
             f"n={n}: load average before applying {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
             f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
