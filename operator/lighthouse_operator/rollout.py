@@ -8,8 +8,9 @@ A rollout of revision R starts when the desired revision becomes R; its start ti
 (a flapping ready count does not buy more time). It fails at once on ErrImagePull/ImagePullBackOff, Unschedulable or
 CrashLoopBackOff with at least `crashLoopRestarts` restarts in a pod of R, and when not every replica of R is Ready
 `progressDeadlineSeconds` after the start. A failed revision is never retried until the desired revision changes
-(a new spec, a new nonce, new Secret content). Rollback restores the last-good template to the workload (the
-LighthouseBridge spec is never touched); Freeze pauses the Deployment where it is.
+(a new spec, a new nonce, new Secret content), except that a frozen revision whose every replica later turns Ready
+completes (the failure was transient; a rolled-back one stays on last-good). Rollback restores the last-good
+template to the workload (the LighthouseBridge spec is never touched); Freeze pauses the Deployment where it is.
 """
 
 from __future__ import annotations
@@ -363,6 +364,11 @@ def _hold(desired: str, rec: Record, policy: Policy, view: View | None, fresh: b
     return RolloutDecision("freeze", reason, msg, desired, rec, desired, rec.detected_at, None, fresh)
 
 
+def _healed(desired: str, view: View | None) -> bool:
+    """The workload runs `desired` on every replica, all Ready, with no pod of it failing."""
+    return view is not None and view.caught_up and view.revision == desired and view.complete and not view.signals
+
+
 def judge(desired: str, view: View | None, previous: Record, policy: Policy, now: datetime.datetime) -> RolloutDecision:
     """What to do about the rollout of `desired` right now. Deterministic for the same inputs."""
     stamp = clock.stamp(now)
@@ -370,7 +376,14 @@ def judge(desired: str, view: View | None, previous: Record, policy: Policy, now
 
     # A revision that already failed is not retried until the desired revision changes.
     if rec.phase == "Failed" and rec.failed_revision == desired:
-        return _hold(desired, rec, policy, view, fresh=False)
+        held = _hold(desired, rec, policy, view, fresh=False)
+        if held.action == "freeze" and _healed(desired, view):
+            # Frozen where it stood, yet every replica of it is Ready now (the failure was transient: a volume the
+            # provisioner had not created yet, a node that came back). Judged on what runs, not on what failed.
+            rec = Record(revision=desired, started_at=rec.started_at, phase="Complete", last_good=desired)
+            msg = f"revision {desired} is serving: {view.ready}/{view.replicas} ready" if view else ""
+            return RolloutDecision("complete", "RolloutComplete", msg, desired, rec, fresh=True)
+        return held
 
     if rec.revision != desired:
         # A new rollout starts now (a new spec, nonce, Secret content, or a fix after a failure).

@@ -471,3 +471,38 @@ def test_going_back_to_the_last_good_spec_after_a_rollback_is_ready(k: Kubectl, 
     history = k.items("controllerrevisions", naming.history_selector("demo", naming.BRIDGE))
     numbers = {cr["metadata"]["labels"][naming.L_REVISION]: cr["revision"] for cr in history}
     assert numbers[good] == max(numbers.values()) and len(numbers) == 2, numbers
+
+
+def test_a_first_revision_frozen_on_a_transient_failure_is_ready_once_it_runs(k: Kubectl, operator: Operator) -> None:
+    """Issue 17 (chaos round 73): a first revision whose pod cannot be scheduled for a while is frozen (there is no
+    last-good revision to roll back to); once a node fits and its pods are Ready, the bridge is Ready, with no
+    rollback and the very same revision."""
+    key = "lighthouse.dev/test-schedulable"  # only the node labelled with this test's namespace fits its pods
+    template = {"nodeSelector": {key: k.ns}}
+    k.apply(lhb("demo", spec(replicas=1, podTemplate=template)))
+    frozen = wait_for(
+        lambda: (o := k.get("lhb", "demo")) and (condition(o, "Stalled") or {}).get("reason") == "RolloutFrozen" and o,
+        timeout=TIMEOUT,
+        message="lhb/demo frozen",
+    )
+    assert condition(frozen, "Ready")["status"] == "False"
+    record = frozen["status"]["rollout"]["bridge"]
+    assert record["phase"] == "Failed" and record["reason"] == "Unschedulable" and "lastGood" not in record
+    desired = frozen["status"]["revisions"]["desired"]
+    before = rollbacks(operator)
+    node = k.items("nodes", "type=kwok")[0]["metadata"]["name"]
+    k("label", "node", node, f"{key}={k.ns}")
+    try:
+        obj = wait_ready(k)
+    finally:
+        k("label", "node", node, f"{key}-")
+    assert obj["status"]["revisions"] == {"desired": desired, "serving": desired, "lastGood": desired}
+    assert obj["status"]["rollout"]["bridge"]["phase"] == "Complete"
+    assert condition(obj, "RolledBack")["status"] == "False" and condition(obj, "Stalled")["status"] == "False"
+    dep = k.get("deployment", "demo-bridge")
+    assert not dep["spec"].get("paused")  # the freeze is lifted
+    assert dep["spec"]["template"]["metadata"]["annotations"][naming.A_REVISION] == desired
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {key: k.ns}
+    assert rollbacks(operator) == before
+    reasons = [r for _, r, _ in events(k)]
+    assert "RolloutFrozen" in reasons and "RolloutComplete" in reasons and "RolledBack" not in reasons

@@ -297,6 +297,58 @@ def test_a_first_rollout_that_fails_has_nothing_to_roll_back_to() -> None:
     assert "no last-good revision" in d.message
 
 
+def test_a_frozen_first_revision_that_comes_up_ready_completes() -> None:
+    """Issue 17 (chaos round 73): a first revision frozen on a transient failure (a Redis pod Unschedulable until the
+    provisioner created its volume) must not stay frozen once its workload is fully available."""
+    stuck = scene("unschedulable").view()
+    rev = stuck.revision
+    assert rev is not None
+    frozen = judge(rev, stuck, progressing(rev, last_good=None), POLICY, at(2))
+    assert frozen.action == "freeze" and frozen.record.phase == "Failed"
+    # Still failing on the next pass: still frozen, no new transition.
+    again = judge(rev, stuck, frozen.record, POLICY, at(30))
+    assert again.action == "freeze" and not again.fresh and again.record == frozen.record
+    # Every replica of it Ready (a fully rolled Deployment, stamped with it): complete, it becomes lastGood.
+    healed = scene("kubectl_restart_done")
+    running = dict(healed.deployment["spec"]["template"]["metadata"]["annotations"])
+    for obj in (healed.deployment, *healed.replicasets):
+        annotations = obj["spec"]["template"]["metadata"]["annotations"]
+        if annotations == running:
+            annotations[naming.A_REVISION] = rev
+    view = healed.view()
+    assert view.revision == rev and view.complete
+    d = judge(rev, view, frozen.record, POLICY, at(60))
+    assert d.action == "complete" and d.fresh and d.applies_desired
+    assert d.record == Record(revision=rev, started_at=frozen.record.started_at, phase="Complete", last_good=rev)
+    assert [(c["type"], c["status"], c["reason"]) for c in rollout.conditions(d, 3)] == [
+        ("RolledBack", "False", "RolloutComplete")
+    ]
+    shaped = rollout.shape_workload(healed.deployment, d, None)
+    assert not shaped["spec"].get("paused")  # the freeze is lifted
+    assert judge(rev, view, d.record, POLICY, at(90)).action == "complete"
+    # The same for a StatefulSet (the Redis of the chaos run): frozen p1, then its pod Ready.
+    sts_frozen = judge("p1", scene("sts_broken").sts_view("p1"), progressing("p1", last_good=None), POLICY, at(20))
+    assert sts_frozen.action == "freeze"
+    sts_ok = judge("p1", scene("healthy").sts_view("p1"), sts_frozen.record, POLICY, at(40))
+    assert sts_ok.action == "complete" and sts_ok.record.last_good == "p1"
+
+
+def test_a_rolled_back_revision_stays_rolled_back_even_if_it_could_run() -> None:
+    """Rollback is sticky: the workload runs last-good until the spec changes, whatever the cluster does."""
+    failed = judge("r2", scene("broken_restarts").view(), progressing("r2"), POLICY, at(19))
+    assert failed.action == "rollback"
+    for name in ("restored", "kubectl_restart_done"):
+        d = judge("r2", scene(name).view(), failed.record, POLICY, at(600))
+        assert d.action == "rollback" and not d.fresh and d.record == failed.record
+
+
+def test_a_frozen_revision_with_failing_pods_stays_frozen() -> None:
+    policy = Policy(on_failure="Freeze")
+    frozen = judge("r2", scene("broken_restarts").view(policy), progressing("r2"), policy, at(19))
+    d = judge("r2", scene("broken_restarts").view(policy), frozen.record, policy, at(6000))
+    assert d.action == "freeze" and d.record == frozen.record
+
+
 def test_operator_restart_judges_from_the_record_in_status() -> None:
     """The record round-trips through status; a new operator process sees the same start and the same verdict."""
     rec = progressing("r2", started=T0)
