@@ -11,7 +11,10 @@ write on the resourceVersion it last wrote (no read first), retries every `retry
 when no renewal succeeded for `deadline` (8): before a standby may take over. A standby takes over when the record
 has not changed for `duration` by its own clock (another node's clock is never trusted), or at once when the holder
 is cleared. So after a kill -9 of the leader a standby leads within `duration` plus at most one renewal period.
-A watchdog thread enforces the deadline even if the event loop stalls.
+
+The leader renews from a thread of its own, with its own event loop and HTTP session: the reconcile's loop may be
+busy for seconds (a new leader's first LISTs of ~20,000 children, a wave of reconciles) without the Lease lapsing,
+and `on_lost` is called from that thread, so a leader that cannot renew stops even while its main loop is stuck.
 """
 
 from __future__ import annotations
@@ -63,8 +66,19 @@ def spec_of(lease: Obj | None) -> dict[str, Any]:
 
 
 class LeaseElector:
-    def __init__(self, client: LeaseApi, namespace: str, name: str, identity: str, timings: Timings = Timings()):
+    def __init__(
+        self,
+        client: LeaseApi,
+        namespace: str,
+        name: str,
+        identity: str,
+        timings: Timings = Timings(),
+        renew_client: Callable[[], LeaseApi] | None = None,
+    ):
+        """`renew_client` makes the renewal thread's client (an aiohttp session belongs to the loop it was made on);
+        without it the renewals share `client` (a loop-agnostic fake in unit tests)."""
         self.client = client
+        self._renew_client = renew_client or (lambda: client)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.t = timings
         self.leading = False
@@ -72,9 +86,10 @@ class LeaseElector:
         self._lease: Obj | None = None  # as last read or written
         self._record: tuple[Any, ...] | None = None
         self._record_seen = 0.0  # monotonic time the record last changed, by our clock
-        self._changed = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stop_watchdog = threading.Event()
+        self._changed = asyncio.Event()  # the standby's, on the main loop
+        self._thread: threading.Thread | None = None
+        self._renew_loop: asyncio.AbstractEventLoop | None = None
+        self._renew_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------------ the record
 
@@ -88,7 +103,8 @@ class LeaseElector:
         record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseDurationSeconds"))
         if record != self._record:
             self._record, self._record_seen = record, time.monotonic()
-            self._changed.set()
+            if not self.leading:  # only a standby waits on it; a leader observes from the renewal thread
+                self._changed.set()
 
     def _free(self) -> bool:
         """Nobody holds the Lease, or its holder has not renewed it for its duration (by our clock)."""
@@ -101,11 +117,11 @@ class LeaseElector:
     async def _read(self) -> None:
         self._observe(await self.client.get(API_VERSION, KIND, self.namespace, self.name))
 
-    async def _write(self) -> bool:
+    async def _write(self, client: LeaseApi) -> bool:
         """Take or renew the Lease: an optimistic write on the resourceVersion last seen. False when someone else
         wrote first (the record is read again) or still holds it."""
         if self._lease is None:
-            await self._read()
+            self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
         if self._lease is None:
             now = micro_now()
             manifest = {
@@ -120,9 +136,9 @@ class LeaseElector:
                     "leaseTransitions": 0,
                 },
             }
-            created = await self.client.create(manifest)
+            created = await client.create(manifest)
             if created is None:  # someone else created it first
-                await self._read()
+                self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
                 return False
             self._observe(created)
             return True
@@ -139,9 +155,9 @@ class LeaseElector:
             new["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         patch = {"metadata": {"resourceVersion": self._lease["metadata"]["resourceVersion"]}, "spec": new}
         try:
-            out = await self.client.patch(API_VERSION, KIND, self.namespace, self.name, patch)
+            out = await client.patch(API_VERSION, KIND, self.namespace, self.name, patch)
         except Conflict:
-            await self._read()
+            self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
             return False
         if out is None:  # deleted under us
             self._lease = None
@@ -149,9 +165,9 @@ class LeaseElector:
         self._observe(out)
         return True
 
-    async def _attempt(self) -> bool:
+    async def _attempt(self, client: LeaseApi, bound: float | None = None) -> bool:
         try:
-            ok = await asyncio.wait_for(self._write(), self.t.request)
+            ok = await asyncio.wait_for(self._write(client), bound or self.t.request)
         except (ApiError, TimeoutError, OSError) as e:
             log.debug("Lease write failed lease=%s/%s error=%s", self.namespace, self.name, e)
             ok = False
@@ -173,7 +189,7 @@ class LeaseElector:
                 log.info("Could not read the Lease lease=%s/%s error=%s", self.namespace, self.name, e)
             announced = None
             while True:
-                if self._free() and await self._attempt():
+                if self._free() and await self._attempt(self.client):
                     break
                 holder = self.holder
                 if holder != announced:
@@ -230,34 +246,68 @@ class LeaseElector:
     # ------------------------------------------------------------------------------------------------ the leader
 
     def keep(self, on_lost: Callable[[str], None]) -> None:
-        """Renew in the background; `on_lost(why)` when leadership is gone. It must stop all work at once (exit):
-        past the deadline a standby may already lead."""
-        self._tasks.append(asyncio.ensure_future(self._renew(on_lost)))
-        self._stop_watchdog.clear()
-        threading.Thread(target=self._watchdog, args=(on_lost,), name="lease-watchdog", daemon=True).start()
+        """Renew from a thread of its own; `on_lost(why)` (called on that thread) when leadership is gone. It must
+        stop all work at once (exit): past the deadline a standby may already lead."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._renewer, args=(on_lost, ready), name="lease-renewer", daemon=True)
+        self._thread.start()
+        ready.wait()
 
-    async def _renew(self, on_lost: Callable[[str], None]) -> None:
+    def _renewer(self, on_lost: Callable[[str], None], ready: threading.Event) -> None:
+        async def run() -> None:
+            self._renew_loop = asyncio.get_running_loop()
+            self._renew_task = asyncio.current_task()  # type: ignore[assignment]
+            ready.set()
+            client = self._renew_client()
+            try:
+                await self._renew(client, on_lost)
+            finally:
+                close = getattr(client, "close", None)
+                if client is not self.client and close is not None:
+                    await close()
+
+        try:
+            asyncio.run(run())
+        except asyncio.CancelledError:  # release() stopped it
+            pass
+        finally:
+            ready.set()
+
+    async def _renew(self, client: LeaseApi, on_lost: Callable[[str], None]) -> None:
         while self.leading:
             await asyncio.sleep(self.t.renew)
             while self.leading:
-                if await self._attempt():
-                    self.last_renewal = time.monotonic()
+                started = time.monotonic()
+                # The one guard against lateness that correctness needs: this thread can itself run late (the GIL
+                # held by a long C call, a starved or paused process). Past the deadline a standby may lead, so a
+                # late renewer gives up rather than writes. (The old watchdog thread added nothing to this: it runs
+                # late for the same reasons, and the reconcile's loop no longer renews.)
+                left = self.last_renewal + self.t.deadline - started
+                if left <= 0:
+                    self._lost(on_lost, f"no renewal for {self.t.deadline:.0f} s")
+                    return
+                if await self._attempt(client, min(self.t.request, left)):
+                    # From when it was sent: the API server stored it later, so a standby counts from later still.
+                    self.last_renewal = started
                     break
                 holder = self.holder
                 if holder and holder != self.identity:
                     self._lost(on_lost, f"the Lease is held by {holder}")
                     return
-                if time.monotonic() - self.last_renewal > self.t.deadline:
-                    self._lost(on_lost, f"no renewal for {self.t.deadline:.0f} s")
-                    return
-                await asyncio.sleep(self.t.retry)
+                await asyncio.sleep(min(self.t.retry, max(0.0, self.last_renewal + self.t.deadline - started)))
 
-    def _watchdog(self, on_lost: Callable[[str], None]) -> None:
-        """A stalled event loop cannot renew, nor notice that it did not: this thread can."""
-        while not self._stop_watchdog.wait(0.5):
-            if self.leading and time.monotonic() - self.last_renewal > self.t.deadline + 1:
-                self._lost(on_lost, f"no renewal for {self.t.deadline + 1:.0f} s (event loop stalled)")
-                return
+    def _stop_renewing(self) -> None:
+        loop, task, thread = self._renew_loop, self._renew_task, self._thread
+        if thread is None:
+            return
+        if loop is not None and task is not None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # its loop already ended (leadership was lost)
+                pass
+        if thread is not threading.current_thread():
+            thread.join(self.t.request + 1)
+        self._thread = self._renew_loop = self._renew_task = None
 
     def _lost(self, on_lost: Callable[[str], None], why: str) -> None:
         if not self.leading:
@@ -271,10 +321,7 @@ class LeaseElector:
         """Hand over at once (a clean shutdown): clear the holder, if it is still us. Never raises."""
         was = self.leading
         self.leading = False
-        self._stop_watchdog.set()
-        for task in self._tasks:
-            task.cancel()
-        self._tasks.clear()
+        self._stop_renewing()  # joined: no renewal races the release below
         metrics.LEADER.set(0)
         if not was or self._lease is None:
             return

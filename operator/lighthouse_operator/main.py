@@ -104,8 +104,16 @@ def the_cache() -> cache.Cache:
 
 
 def elector(namespace: str, name: str, identity: str, timings: Timings) -> LeaseElector:
-    """The leader Lease's elector, on a client of its own: renewals never queue behind the reconcile's requests."""
-    return LeaseElector(Kube(RUNTIME.credentials, max_concurrency=2), namespace, name, identity, timings)
+    """The leader Lease's elector, on clients of its own: renewals never queue behind the reconcile's requests, and
+    they run on the renewal thread's loop (leader.py), so a busy reconcile loop cannot make the Lease lapse."""
+    return LeaseElector(
+        Kube(RUNTIME.credentials, max_concurrency=2),
+        namespace,
+        name,
+        identity,
+        timings,
+        renew_client=lambda: Kube(RUNTIME.credentials, max_concurrency=1),
+    )
 
 
 def details() -> dict[str, Any]:

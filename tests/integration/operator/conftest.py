@@ -48,11 +48,13 @@ class Operator:
     identity: str = "test-operator"
     extra_args: list[str] = field(default_factory=list)
     leader_elect: bool = True
+    command: list[str] = field(default_factory=lambda: [str(OPERATOR)])
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self, wait_leading: bool = True) -> Operator:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         args = [
-            str(OPERATOR),
+            *self.command,
             "--metrics-port",
             str(self.metrics_port),
             "--liveness-port",
@@ -68,7 +70,9 @@ class Operator:
         for ns in self.namespaces:
             args += ["--namespace", ns]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, env=self.cluster.env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            args, env={**self.cluster.env(), **self.env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
         self.starts.append(time.monotonic())
         wait_for(self.live, timeout=60, message=f"operator liveness (log {self.log_path})")
         if wait_leading:

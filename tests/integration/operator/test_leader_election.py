@@ -5,6 +5,7 @@ shutdown hands the Lease over at once. (How fast: benchmarks/chaos_bench.py.)"""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from .conftest import Kubectl, Operator, lhb, release_namespace
 from .test_operator import EXPECTED, children, wait_ready
 
 LEASE = "lighthouse-operator"
+PYTHON = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "python"
+STALLER = Path(__file__).with_name("stalling_operator.py")
 
 
 def lease(k: Kubectl) -> dict[str, Any]:
@@ -76,6 +79,52 @@ def test_a_clean_shutdown_hands_the_lease_over_at_once(
         wait_ready(k, "after")
     finally:
         if b.proc is not None and b.proc.poll() is None:
+            release_namespace(cluster, namespace)
+        for op in (a, b):
+            op.stop()
+
+
+def test_a_leader_whose_event_loop_is_blocked_keeps_renewing_its_lease(
+    cluster: Cluster, namespace: str, k: Kubectl, tmp_path: Path
+) -> None:
+    """The 1,000-bridge takeover held the new leader's loop for ~9 s and it lost the Lease: the renewals now run on
+    a thread of their own. The leader's main thread is blocked (stalling_operator.py, test-only) for three Lease
+    durations: it must stay leader, renewTime must advance all along, and the standby must not take over."""
+    timings = ["--lease-duration", "4", "--renew-period", "1", "--renew-deadline", "3"]
+    stall = 12.0
+    a = Operator(
+        cluster,
+        [namespace],
+        tmp_path / "a.log",
+        identity="replica-a",
+        command=[str(PYTHON), str(STALLER)],
+        env={"LIGHTHOUSE_TEST_STALL_SECONDS": str(stall)},
+        extra_args=timings,
+    ).start()
+    b = Operator(cluster, [namespace], tmp_path / "b.log", identity="replica-b", extra_args=timings)
+    b.start(wait_leading=False)
+    try:
+        before = lease(k)["renewTime"]
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "Stalling the main thread" in a.log_path.read_text(), timeout=10, message="the stall")
+        seen, holders = set(), set()
+        while "Stall over" not in a.log_path.read_text():
+            spec = lease(k)
+            seen.add(spec["renewTime"])
+            holders.add(spec["holderIdentity"])
+            time.sleep(0.5)
+        assert a.proc.poll() is None, f"the leader exited:\n{a.log_tail()}"
+        assert "Lost leadership" not in a.log_path.read_text()
+        assert holders == {"replica-a"}, holders
+        seen.discard(before)
+        assert len(seen) >= 4, f"renewTime advanced only to {sorted(seen)} during a {stall} s stall"
+        assert b.health()["role"] == "standby" and b.lease_writes() == 0
+        # And it still leads for real: it reconciles.
+        k.apply(lhb("after"))
+        wait_ready(k, "after")
+    finally:
+        if a.proc is not None and a.proc.poll() is None:
             release_namespace(cluster, namespace)
         for op in (a, b):
             op.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import threading
 from collections.abc import AsyncIterator, Callable
 
 from lighthouse_operator.api import Client, Conflict, NotFound, Obj, Page, Stream, WatchEvent
@@ -24,6 +25,7 @@ class FakeKube:
         self.missing_kinds: set[str] = set()  # kinds whose CRD is not installed
         self.history: list[tuple[str, Obj]] = []  # (event type, object) of every change, for watches
         self.last_rv = "0"
+        self.lock = threading.RLock()  # the Lease renewer writes from a thread of its own (leader.py)
 
     def _store(self, obj: Obj, bump_generation: bool) -> Obj:
         md = obj["metadata"]
@@ -42,9 +44,10 @@ class FakeKube:
 
     def edit(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], object]) -> None:
         """A hand edit through the API (kubectl edit): the server bumps resourceVersion and generation."""
-        obj = self.objects[(kind, namespace, name)]
-        fn(obj)
-        self._store(obj, bump_generation=True)
+        with self.lock:
+            obj = self.objects[(kind, namespace, name)]
+            fn(obj)
+            self._store(obj, bump_generation=True)
 
     async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
         o = self.objects.get((kind, namespace or "", name))
@@ -100,15 +103,16 @@ class FakeKube:
         subresource: str | None = None,
         merge: bool = True,
     ) -> Obj | None:
-        key = (kind, namespace or "", name)
-        if key not in self.objects:
-            return None
-        self.writes.append(("patch", kind, name))
-        obj = self.objects[key]
-        if patch.get("metadata", {}).get("resourceVersion") not in (None, obj["metadata"].get("resourceVersion")):
-            raise Conflict(409, "Conflict", "resourceVersion changed")
-        _merge(obj, patch)
-        return self._store(obj, bump_generation=False)
+        with self.lock:
+            key = (kind, namespace or "", name)
+            if key not in self.objects:
+                return None
+            self.writes.append(("patch", kind, name))
+            obj = self.objects[key]
+            if patch.get("metadata", {}).get("resourceVersion") not in (None, obj["metadata"].get("resourceVersion")):
+                raise Conflict(409, "Conflict", "resourceVersion changed")
+            _merge(obj, patch)
+            return self._store(obj, bump_generation=False)
 
     async def delete(
         self,

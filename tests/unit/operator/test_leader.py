@@ -6,6 +6,7 @@ tests/integration/operator/test_leader_election.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from lighthouse_operator.leader import LeaseElector, Timings
@@ -61,9 +62,7 @@ async def test_a_dead_leaders_lease_is_taken_only_after_it_expired() -> None:
     standby = asyncio.ensure_future(b.acquire())
     await asyncio.sleep(0.2)
     # kill -9: the renewals stop, nothing is released.
-    a._stop_watchdog.set()
-    for task in a._tasks:
-        task.cancel()
+    a._stop_renewing()
     killed = asyncio.get_running_loop().time()
     await asyncio.wait_for(standby, FAST.duration * 4)
     waited = asyncio.get_running_loop().time() - killed
@@ -87,3 +86,55 @@ async def test_a_leader_that_finds_another_holder_gives_up() -> None:
     assert lost and "intruder" in lost[0] and not a.leading
     await a.release()
     assert holder(kube) == "intruder", "a release must never clear someone else's hold"
+
+
+def renew_time(kube: FakeKube) -> str:
+    return str(kube.objects[("Lease", "ns", "lighthouse-operator")]["spec"]["renewTime"])
+
+
+async def test_a_leader_keeps_renewing_while_its_event_loop_is_blocked() -> None:
+    """A new leader's first LISTs and reconciles can hold the loop for seconds: the Lease must not lapse meanwhile
+    (the renewals run on a thread of their own), and nobody else may take it."""
+    kube = FakeKube()
+    a, b = elector(kube, "a"), elector(kube, "b")
+    lost: list[str] = []
+    await a.acquire()
+    a.keep(lost.append)
+    standby = asyncio.ensure_future(b.acquire())
+    await asyncio.sleep(0.05)
+    before, seen = renew_time(kube), set()
+    blocked_until = time.monotonic() + FAST.duration * 2  # well past the deadline and the Lease's duration
+    while time.monotonic() < blocked_until:  # the loop is held: nothing on it runs, not even b
+        time.sleep(FAST.renew / 2)
+        seen.add(renew_time(kube))
+    assert lost == [] and a.leading and holder(kube) == "a"
+    seen.discard(before)
+    assert len(seen) >= 4, f"renewTime advanced only to {sorted(seen)}"
+    # b, running again, sees a Lease renewed all along: it stands by.
+    await asyncio.sleep(FAST.duration / 2)
+    assert not standby.done() and holder(kube) == "a"
+    await a.release()
+    await asyncio.wait_for(standby, FAST.duration)
+    assert b.leading
+    await b.release()
+
+
+async def test_a_leader_that_cannot_renew_steps_down_even_while_its_loop_is_blocked() -> None:
+    """The API unreachable: past the deadline a standby may lead, so `on_lost` comes from the renewal thread in
+    time, whatever the main loop is doing."""
+    kube = FakeKube()
+    a = elector(kube, "a")
+    lost: list[str] = []
+    await a.acquire()
+    a.keep(lost.append)
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError("connection refused")
+
+    kube.patch = unreachable  # type: ignore[method-assign]
+    blocked_until = time.monotonic() + FAST.duration
+    while time.monotonic() < blocked_until and not lost:
+        time.sleep(0.01)
+    # Within the Lease's duration (the loop above ends there), from the renewal thread: the main loop never ran.
+    assert lost and "no renewal" in lost[0] and not a.leading
+    await a.release()
