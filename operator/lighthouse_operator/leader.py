@@ -256,7 +256,7 @@ class LeaseElector:
     def _renewer(self, on_lost: Callable[[str], None], ready: threading.Event) -> None:
         async def run() -> None:
             self._renew_loop = asyncio.get_running_loop()
-            self._renew_task = asyncio.current_task()  # type: ignore[assignment]
+            self._renew_task = asyncio.current_task()
             ready.set()
             client = self._renew_client()
             try:

@@ -105,7 +105,7 @@ async def test_a_leader_keeps_renewing_while_its_event_loop_is_blocked() -> None
     before, seen = renew_time(kube), set()
     blocked_until = time.monotonic() + FAST.duration * 2  # well past the deadline and the Lease's duration
     while time.monotonic() < blocked_until:  # the loop is held: nothing on it runs, not even b
-        time.sleep(FAST.renew / 2)
+        time.sleep(FAST.renew / 2)  # noqa: ASYNC251 (blocking the loop is the point)
         seen.add(renew_time(kube))
     assert lost == [] and a.leading and holder(kube) == "a"
     seen.discard(before)
@@ -134,7 +134,7 @@ async def test_a_leader_that_cannot_renew_steps_down_even_while_its_loop_is_bloc
     kube.patch = unreachable  # type: ignore[method-assign]
     blocked_until = time.monotonic() + FAST.duration
     while time.monotonic() < blocked_until and not lost:
-        time.sleep(0.01)
+        time.sleep(0.01)  # noqa: ASYNC251 (blocking the loop is the point)
     # Within the Lease's duration (the loop above ends there), from the renewal thread: the main loop never ran.
     assert lost and "no renewal" in lost[0] and not a.leading
     await a.release()
