@@ -36,6 +36,14 @@ def pair(cluster: Cluster, namespace: str, tmp_path: Path) -> tuple[Operator, Op
     return a, b
 
 
+def stop_all(cluster: Cluster, namespace: str, leader: Operator, other: Operator) -> None:
+    """Delete the bridges while the replica expected to lead still runs (so the namespace can go), then stop both."""
+    if leader.proc is not None and leader.proc.poll() is None:
+        release_namespace(cluster, namespace)
+    for op in (leader, other):
+        op.stop()
+
+
 def test_the_standby_makes_no_writes_and_takes_over_after_a_kill(
     cluster: Cluster, namespace: str, k: Kubectl, tmp_path: Path
 ) -> None:
@@ -58,10 +66,7 @@ def test_the_standby_makes_no_writes_and_takes_over_after_a_kill(
         assert children(k) == EXPECTED
         assert len(k.items("replicasets", naming.selector_string("demo", "bridge"))) == 1
     finally:
-        if b.proc is not None and b.proc.poll() is None:
-            release_namespace(cluster, namespace)
-        for op in (a, b):
-            op.stop()
+        stop_all(cluster, namespace, b, a)
 
 
 def test_a_clean_shutdown_hands_the_lease_over_at_once(
@@ -78,10 +83,7 @@ def test_a_clean_shutdown_hands_the_lease_over_at_once(
         k.apply(lhb("after"))
         wait_ready(k, "after")
     finally:
-        if b.proc is not None and b.proc.poll() is None:
-            release_namespace(cluster, namespace)
-        for op in (a, b):
-            op.stop()
+        stop_all(cluster, namespace, b, a)
 
 
 def test_a_leader_whose_event_loop_is_blocked_keeps_renewing_its_lease(
@@ -124,7 +126,4 @@ def test_a_leader_whose_event_loop_is_blocked_keeps_renewing_its_lease(
         k.apply(lhb("after"))
         wait_ready(k, "after")
     finally:
-        if a.proc is not None and a.proc.poll() is None:
-            release_namespace(cluster, namespace)
-        for op in (a, b):
-            op.stop()
+        stop_all(cluster, namespace, a, b)
