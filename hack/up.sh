@@ -71,11 +71,10 @@ wait_sample() {
   fi
   local sel="app.kubernetes.io/instance=$SAMPLE_NAME,app.kubernetes.io/component=bridge"
   kubectl -n "$SAMPLE_NS" wait --for=condition=Ready pod -l "$sel" --timeout=120s >/dev/null
-  local pod status
-  pod=$(kubectl -n "$SAMPLE_NS" get pods -l "$sel" -o jsonpath='{.items[0].metadata.name}')
-  status=$(kubectl -n "$SAMPLE_NS" exec "$pod" -- cat /run/lighthouse/fuse-status.json 2>/dev/null || true)
-  if ! grep -q '"mounted": *true' <<<"$status"; then
-    log "WARNING: FUSE is not mounted in pod $pod: ${status:-no status file}"
+  # The mount follows Ready (without it the bridge serves, degraded); the operator reports it from the pods' /health.
+  if ! kubectl -n "$SAMPLE_NS" wait --for=condition=FuseAvailable --timeout=120s "lhb/$SAMPLE_NAME" >/dev/null; then
+    log "WARNING: FUSE is not mounted in the sample bridge:" \
+      "$(kubectl -n "$SAMPLE_NS" get "lhb/$SAMPLE_NAME" -o jsonpath='{.status.conditions[?(@.type=="FuseAvailable")].message}')"
   fi
 }
 
