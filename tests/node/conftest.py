@@ -25,7 +25,7 @@ import pytest
 
 from tests.harness.cluster import Cluster, wait_for
 from tests.harness.services import ServiceEnv
-from tests.integration.operator.conftest import CRD, Kubectl, Operator, is_ready, lhb, release_namespace
+from tests.integration.operator.conftest import CRD, Kubectl, Operator, condition, is_ready, lhb, release_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = "lighthouse-node"
@@ -145,6 +145,15 @@ class Bridge:
             )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def wait_fuse(self, reason: str = "Mounted", timeout: float = 120) -> dict[str, Any]:
+        """The operator's FuseAvailable condition with this reason (Mounted: the mount follows Ready, since a bridge
+        without it serves, degraded; the operator reads it from the pods' /health within a resync)."""
+        return wait_for(
+            lambda: (c := condition(self.obj(), "FuseAvailable")) and c["reason"] == reason and c,
+            timeout=timeout,
+            message=f"FuseAvailable {reason} ({self.describe()})",
+        )
 
     def describe(self) -> str:
         """The LighthouseBridge's conditions and the namespace's pods, for failure messages."""

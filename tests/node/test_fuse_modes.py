@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster import wait_for
-from tests.integration.operator.conftest import condition
 
 from .conftest import Bridge, Kubectl, RealNode, node_namespace, node_operator, pod_ready
 
@@ -53,11 +52,7 @@ def test_privileged_mode_mounts(bridge: Bridge) -> None:
     name = pod["metadata"]["name"]
     # Ready comes first (a missing mount only degrades the bridge); the mount follows, and the operator reports it.
     wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
-    wait_for(
-        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == "Mounted" and c["status"] == "True",
-        timeout=90,
-        message=f"FuseAvailable Mounted ({b.describe()})",
-    )
+    assert b.wait_fuse()["status"] == "True"
     assert b.exec(name, "ls", "/mnt/lighthouse/project").stdout.split() == [
         "context", "current", "debug", "history", "shadows", "streams",
     ]  # fmt: skip
@@ -109,9 +104,5 @@ def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) 
     assert readyz["status"] == "degraded" and readyz["checks"]["fuse"]["status"] == "not_mounted", readyz
     # The operator asked the pod's /health on its IP: FuseAvailable False, naming the pod. (The FUSE process is
     # restarted with back-off, so the error it quotes alternates between the mount's and the exit's.)
-    cond = wait_for(
-        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == "NotMounted" and c,
-        timeout=90,
-        message=f"FuseAvailable NotMounted ({b.describe()})",
-    )
+    cond = b.wait_fuse("NotMounted")
     assert cond["status"] == "False" and f"{name}: " in cond["message"], cond

@@ -19,9 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.cluster import wait_for
 from tests.harness.runbook import blocks
-from tests.integration.operator.conftest import condition
 
 from .conftest import REPO, Bridge, Kubectl, RealNode, http, node_namespace, node_operator, port_forward
 
@@ -39,12 +37,7 @@ def bridge(real_node: RealNode, crd: Path, s3_bucket: str, tmp_path: Path) -> It
         b = Bridge(k, "demo")
         b.apply({"backup": {"schedule": YEARLY, "s3": s3}})
         b.wait_ready()
-        # Fully up, as the runbook's health checks expect: the FUSE mount follows Ready (it only degrades the bridge).
-        wait_for(
-            lambda: (c := condition(b.obj(), "FuseAvailable")) and c["status"] == "True" and c,
-            timeout=120,
-            message=f"FuseAvailable True ({b.describe()})",
-        )
+        b.wait_fuse()  # fully up, as the runbook's health checks expect: the mount follows Ready
         yield b
 
 

@@ -45,13 +45,7 @@ def sample(real_node: RealNode, crd: Path, tmp_path_factory: pytest.TempPathFact
             b = Bridge(Kubectl(real_node.cluster, ns), doc["metadata"]["name"])
             b.apply(doc["spec"])
             b.wait_ready()
-            # Ready comes before the FUSE mount (a missing mount only degrades the bridge): the operator reports the
-            # mount from the pod's /health within a resync.
-            wait_for(
-                lambda: (c := condition(b.obj(), "FuseAvailable")) and c["status"] == "True" and c,
-                timeout=120,
-                message=f"FuseAvailable True ({b.describe()})",
-            )
+            b.wait_fuse()  # Ready comes before the mount
             yield b
 
 
