@@ -55,6 +55,8 @@ def plugin(b: Bridge, command: str, *args: str) -> subprocess.CompletedProcess[s
                           text=True, timeout=600)  # fmt: skip
 
 
+# 13 blocks, a backup and a restore drill among them: about 4 minutes alone, over 10 beside a whole `make test`.
+@pytest.mark.timeout(1800)
 def test_runbook_blocks_run_against_a_real_bridge(bridge: Bridge) -> None:
     # Something to count and to restore: a few files written through the API.
     with port_forward(bridge.k.cluster, bridge.ns, f"svc/{bridge.name}-bridge", 8765) as port:
