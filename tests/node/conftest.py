@@ -336,11 +336,15 @@ class Sampler:
         return self
 
     def results(self) -> list[str]:
-        proc = self.bridge.k("logs", "-n", self.bridge.ns, self.name, check=False)
-        return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+        return [line.split()[0] for line in self.lines()]
 
     def lines(self) -> list[str]:
-        return self.bridge.k("logs", "-n", self.bridge.ns, self.name, check=False).stdout.splitlines()
+        """The samples from the first answer on: before it, the sampler pod's own network was still coming up (a new
+        pod's NetworkPolicy admission by kube-router lags its start), which says nothing about the bridge."""
+        out = self.bridge.k("logs", "-n", self.bridge.ns, self.name, check=False).stdout.splitlines()
+        samples = [line for line in out if line.strip()]
+        first_ok = next((i for i, line in enumerate(samples) if line.startswith("ok")), len(samples))
+        return samples[first_ok:]
 
     def __exit__(self, *exc: object) -> None:
         self._stop = True

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,20 @@ def bridge(real_node: RealNode, crd: Path, s3_bucket: str, tmp_path: Path) -> It
         b.apply({"backup": {"schedule": YEARLY, "s3": s3}})
         b.wait_ready()
         b.wait_fuse()  # fully up, as the runbook's health checks expect: the mount follows Ready
+        wait_healthy(b)
         yield b
+
+
+def wait_healthy(b: Bridge, timeout: float = 300) -> None:
+    """The runbook's health check passes: Redis too (a new pod's first connections can be refused while kube-router
+    admits it to the stores' NetworkPolicies; the bridge reconnects with a back-off)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = plugin(b, "health", b.name)
+        if health.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"bridge not healthy after {timeout}s:\n{health.stdout}{health.stderr}"
+        time.sleep(5)
 
 
 def user_env(b: Bridge) -> dict[str, str]:
