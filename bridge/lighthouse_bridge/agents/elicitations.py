@@ -37,10 +37,12 @@ def aggregate(eid: uuid.UUID | str) -> str:
     return f"elicitation:{eid}"
 
 
-def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    def ts(v: datetime | None) -> str | None:
-        return v.isoformat() if v else None
+def _ts(v: datetime | None) -> str | None:
+    return v.isoformat() if v else None
 
+
+def _question(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """The question as asked: what the request event carries, and the start of the public view."""
     return {
         "id": str(row["id"]),
         "kind": row["kind"],
@@ -50,33 +52,23 @@ def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "schema": row["schema"],
         "metadata": row["metadata"],
         "group_id": str(row["group_id"]) if row["group_id"] else None,
+        "deadline": _ts(row["deadline"]),
+    }
+
+
+def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_question(row),
         "status": row["status"],
         "response": row["response"],
         "responded_by": row["responded_by"],
-        "created_at": ts(row["created_at"]),
-        "deadline": ts(row["deadline"]),
-        "responded_at": ts(row["responded_at"]),
+        "created_at": _ts(row["created_at"]),
+        "responded_at": _ts(row["responded_at"]),
     }
 
 
 def requested_event(row: dict[str, Any]) -> events.NewEvent:
-    return event(
-        "elicitation_requested",
-        "elicitation",
-        aggregate(row["id"]),
-        {
-            "id": str(row["id"]),
-            "kind": row["kind"],
-            "from_agent": row["from_agent"],
-            "to_agent": row["to_agent"],
-            "message": row["message"],
-            "schema": row["schema"],
-            "metadata": row["metadata"],
-            "group_id": str(row["group_id"]) if row["group_id"] else None,
-            "deadline": row["deadline"].isoformat(),
-        },
-        row["from_agent"],
-    )
+    return event("elicitation_requested", "elicitation", aggregate(row["id"]), _question(row), row["from_agent"])
 
 
 def new_row(
