@@ -155,6 +155,28 @@ class Bridge:
             message=f"FuseAvailable {reason} ({self.describe()})",
         )
 
+    def health(self) -> dict[str, Any]:
+        """/health as the bridge pod itself answers it (status and each component)."""
+        script = (
+            "import urllib.request\n"
+            "print(urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=5).read().decode())"
+        )
+        return json.loads(self.exec(self.pod()["metadata"]["name"], "python", "-c", script).stdout)
+
+    def wait_healthy(self, timeout: float = 300) -> dict[str, Any]:
+        """/health says healthy. Ready and Mounted do not imply it: a new pod's first connections to Redis can be
+        refused while the node's network policy admits it, and the bridge is degraded until its next probe."""
+        last: dict[str, Any] = {}
+
+        def healthy() -> dict[str, Any] | None:
+            last.update(self.health())
+            return dict(last) if last["status"] == "healthy" else None
+
+        try:
+            return wait_for(healthy, timeout=timeout, interval=1, message=f"lhb/{self.name} healthy")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast /health: {json.dumps(last)}\n{self.describe()}") from None
+
     def describe(self) -> str:
         """The LighthouseBridge's conditions and the namespace's pods, for failure messages."""
         obj = self.obj() or {}

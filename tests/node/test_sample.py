@@ -46,6 +46,7 @@ def sample(real_node: RealNode, crd: Path, tmp_path_factory: pytest.TempPathFact
             b.apply(doc["spec"])
             b.wait_ready()
             b.wait_fuse()  # Ready comes before the mount
+            b.wait_healthy()
             yield b
 
 

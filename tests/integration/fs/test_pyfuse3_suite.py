@@ -26,8 +26,10 @@ def test_pyfuse3_suite_passes_with_our_patch() -> None:
     assert res.returncode == 0, out[-4000:]
     for name in PATCH_TESTS:  # the patch's tests ran (the suite is verbose: one line per test)
         assert f"test/test_fs.py::{name} PASSED" in out, out[-4000:]
-    summary = res.stdout.strip().splitlines()[-1]  # "===== 22 passed in 6.53s ====="
+    summary = res.stdout.strip().splitlines()[-1]  # "===== 20 passed, 2 deselected in 6.53s ====="
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    # Only the upstream example with flaky times is left out (hack/test-pyfuse3.sh says why), nothing more.
+    assert "2 deselected" in summary and "test_examples.py::test_passthroughfs" not in out, summary
 
 
 def test_the_build_fails_loudly_when_the_patch_no_longer_applies(tmp_path: Path) -> None:
