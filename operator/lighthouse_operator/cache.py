@@ -11,15 +11,16 @@ so callers may change what they get.
 `Cache` is an api.Client. Reads of a watched kind come from its informer; an object the operator does not label (a
 Secret or PVC the user names in the spec) is read by name and remembered for `ttl` seconds (the resync interval), so
 a resync costs one GET per such object and nothing else. A kind the operator may not list or watch (RBAC: Secrets in
-cluster mode) or that does not exist (ServiceMonitor without the Prometheus Operator) is read by name in the same way
-and tried again later. Writes go to the API server, and what it returns goes into the cache at once: the next pass
-never sees an object older than one it wrote. LighthouseBridges are not watched here: kopf watches them and main.py
-hands each body to `observe`.
+cluster mode) is read by name in the same way and tried again later; a kind that does not exist (ServiceMonitor
+without the Prometheus Operator) reads as none until the operator's own write of one succeeds. Writes go to the API
+server, and what it returns goes into the cache at once: the next pass never sees an object older than one it wrote.
+LighthouseBridges are not watched here: kopf watches them and main.py hands each body to `observe`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -61,7 +62,9 @@ BRIDGES = ("lighthouse.dev/v1alpha1", "LighthouseBridge")
 WATCH_SECONDS = 1800  # a server-side bound; BOOKMARKs every minute keep the read timeout (k8s.py) from firing
 SYNC_WAIT = 60.0  # how long a read waits for a kind's first LIST before it fails the pass
 RETRY_FORBIDDEN = 600.0  # RBAC may be granted later
-RETRY_ABSENT = 300.0  # a CRD may be installed later
+# A kind with no CRD is not listed again on a timer (an idle operator makes no requests but its Lease's): the
+# operator learns that the CRD was installed when its own write of that kind succeeds (observe -> retry).
+RETRY_ABSENT: float | None = None
 BACKOFF_MAX = 30.0
 YIELD_EVERY = 200  # objects of a LIST handled between two turns of the event loop
 ANNOTATION_LIMIT = 2048  # longer foreign annotations are dropped; ours are short
@@ -418,10 +421,8 @@ class Informer:
                     "forbidden: reading by name instead" if forbidden else "no such kind: none exist",
                 )
                 self._retry.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._retry.wait(), RETRY_FORBIDDEN if forbidden else RETRY_ABSENT)
-                except TimeoutError:
-                    pass
             except Exception as e:  # connection refused, reset, read timeout, a server error: try again
                 failures += 1
                 metrics.WATCH_RESTARTS.labels(kind=self.kind, reason="error").inc()

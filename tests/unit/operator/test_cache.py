@@ -10,7 +10,8 @@ import zlib
 from typing import Any
 
 import pytest
-from lighthouse_operator import naming
+from lighthouse_operator import cache, naming
+from lighthouse_operator.api import ApiError, Forbidden, NotFound
 from lighthouse_operator.cache import YIELD_EVERY, Codec, Informer, newer, parse_selector, slim
 
 pytestmark = pytest.mark.unit
@@ -191,3 +192,37 @@ def test_lists_by_label_use_the_instance_index() -> None:
     got = inf.list("ns", {naming.L_INSTANCE: "b"})[0]
     got["metadata"]["name"] = "changed"  # a fresh copy: the cache is not changed through it
     assert inf.get("ns", "a-1") is not None
+
+
+class Refusing:
+    """A source whose LIST fails as the API server answers for a kind with no CRD (404) or one RBAC forbids (403)."""
+
+    def __init__(self, error: type[ApiError]):
+        self.error, self.lists = error, 0
+
+    async def list_page(self, *args: Any, **kwargs: Any) -> Any:
+        self.lists += 1
+        raise self.error(404 if self.error is NotFound else 403, self.error.__name__, "refused")
+
+
+async def test_an_absent_kind_is_listed_again_only_when_a_write_shows_it_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Forbidden kinds are tried again on a timer (RBAC may be granted); absent ones are not (idle means Lease only).
+    monkeypatch.setattr(cache, "RETRY_FORBIDDEN", 0.01)
+    absent, forbidden = Refusing(NotFound), Refusing(Forbidden)
+    informers = [Informer(src, "monitoring.coreos.com/v1", "ServiceMonitor", "ns") for src in (absent, forbidden)]
+    for inf in informers:
+        inf.start()
+    try:
+        for _ in range(100):  # 0.5 s: forbidden retries dozens of times meanwhile
+            await asyncio.sleep(0.005)
+        assert [inf.state for inf in informers] == ["absent", "forbidden"]
+        assert absent.lists == 1 and forbidden.lists > 3, (absent.lists, forbidden.lists)
+        informers[0].retry()  # what Cache.observe does when a write of the kind succeeded
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert absent.lists == 2
+    finally:
+        for inf in informers:
+            await inf.stop()
