@@ -8,6 +8,7 @@ Nothing here touches the cluster of `hack/cluster.sh up` (other work on the mach
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -274,6 +275,27 @@ def ready(obj: dict[str, Any]) -> bool:
     )
 
 
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def writes_besides_lease(events: list[dict[str, Any]], since: float | None = None) -> dict[str, int]:
+    """The write requests among audit `events` other than to Leases, by "verb resource"; with `since` (a Unix time),
+    only those the API server received from then on. From the audit log, not from a process's counters: those
+    restart with the process, and its Lease counter counts attempts (one that timed out sent no counted request)."""
+    out: dict[str, int] = {}
+    for ev in events:
+        resource = (ev.get("objectRef") or {}).get("resource")
+        if ev.get("verb") not in WRITE_VERBS or resource == "leases":
+            continue
+        if since is not None:
+            received = ev.get("requestReceivedTimestamp") or ev.get("stageTimestamp")
+            if received and datetime.datetime.fromisoformat(received.replace("Z", "+00:00")).timestamp() < since:
+                continue
+        key = f"{ev['verb']} {resource}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]
@@ -296,4 +318,5 @@ __all__ = [
     "ready",
     "run_id",
     "sh",
+    "writes_besides_lease",
 ]

@@ -13,7 +13,7 @@ fresh replicas:
 - while idle (--idle-seconds): every request of the operator's ServiceAccount in the API server's audit log, per
   minute, by verb and resource (the cluster audits every request of a ServiceAccount), and the replicas' own counters;
 - kill -9 of the leader: the time until the standby leads, and until it has reconciled every bridge again, with the
-  writes it made meanwhile.
+  writes it made meanwhile (from the audit log: requests received after the kill).
 Figures go to benchmarks/RESULTS.md with this command line and the machine's load average.
 """
 
@@ -43,6 +43,7 @@ from _scale_harness import (
     pct,
     ready,
     run_id,
+    writes_besides_lease,
 )
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -171,9 +172,7 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
         # ---- idle
         def quiet_since(offset: int) -> tuple[int, bool]:
             offset, events = cluster.audit(offset, user)
-            busy = [e for e in events if e["verb"] in ("create", "update", "patch", "delete")
-                    and (e.get("objectRef") or {}).get("resource") != "leases"]  # fmt: skip
-            return offset, not busy
+            return offset, not writes_besides_lease(events)
 
         offset, calm = cluster.audit_offset(), time.monotonic()
         deadline = time.monotonic() + 900
@@ -194,9 +193,7 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
             key = f"{e['verb']} {(e.get('objectRef') or {}).get('resource')}"
             by[key] = by.get(key, 0) + 1
         lease = sum(v for k, v in by.items() if k.endswith(" leases"))
-        other_writes = sum(
-            v for k, v in by.items() if k.split()[0] in ("create", "update", "patch", "delete") and "leases" not in k
-        )
+        other_writes = sum(writes_besides_lease(events).values())
 
         def delta(i: int, verb: str) -> float:
             key = "lighthouse_operator_api_requests_total"
@@ -219,10 +216,7 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
 
         # ---- kill -9 of the leader
         standby = replicas[1]
-        writes0 = standby.total("lighthouse_operator_api_requests_total", 'verb="P') + standby.total(
-            "lighthouse_operator_api_requests_total", 'verb="DELETE"'
-        )
-        lease0 = standby.total("lighthouse_operator_lease_writes_total")
+        kill_offset, kill_wall = cluster.audit_offset(), time.time()
         t_kill = time.monotonic()
         lead.kill(signal.SIGKILL)
         takeover = wait(lambda: standby.role() == "leader", 120, "the standby leading")
@@ -248,15 +242,12 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
             )
         elif caught_up():
             again = time.monotonic() - t_kill
-            writes = (
-                standby.total("lighthouse_operator_api_requests_total", 'verb="P')
-                + standby.total("lighthouse_operator_api_requests_total", 'verb="DELETE"')
-                - writes0
-                - (standby.total("lighthouse_operator_lease_writes_total") - lease0)
-            )
+            # Received after the kill: none of the old leader's requests then in flight counts.
+            writes = writes_besides_lease(cluster.audit(kill_offset, user)[1], since=kill_wall)
             lines.append(
                 f"n={n}: kill -9 of the leader: the standby leads after {takeover:.1f} s; every bridge reconciled "
-                f"again {again:.1f} s after the kill; writes meanwhile besides the Lease: {writes:.0f}"
+                f"again {again:.1f} s after the kill; writes meanwhile besides the Lease (audit log): "
+                f"{sum(writes.values())} {dict(sorted(writes.items()))}"
             )
         lines.append(
             f"n={n}: load average before applying {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
