@@ -101,7 +101,14 @@ class BenchCluster:
         self.kubectl(
             "apply", "--server-side", "--force-conflicts", "--field-manager=lighthouse-install", "-f", str(CRD)
         )
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/lighthousebridges.lighthouse.dev")
+        # Not `kubectl wait`: on a CRD just created it fails at once (".status.conditions accessor error") until the
+        # API server has written any condition.
+        deadline = time.monotonic() + 60
+        while "True" not in self.kubectl("get", "crd/lighthousebridges.lighthouse.dev", "-o",
+                                         'jsonpath={.status.conditions[?(@.type=="Established")].status}'):  # fmt: skip
+            if time.monotonic() > deadline:
+                raise RuntimeError("the LighthouseBridge CRD is not Established 60 s after it was applied")
+            time.sleep(0.5)
         self.kubectl("create", "namespace", namespace, check=False)
         deadline = time.monotonic() + 60  # a new CRD's storage answers 429 for a moment: not in the figures
         while subprocess.run([self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), "get", "lighthousebridges", "-n",
