@@ -7,6 +7,7 @@ and again, anything else runs and becomes Ready.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -255,6 +256,11 @@ def test_statefulset_claims_bind_and_pods_become_ready(cluster: Cluster, namespa
         assert volume.spec.claim_ref.name == claim.metadata.name
         assert volume.status.phase == "Bound"
         assert volume.spec.capacity["storage"] == "1Gi"
+        # Bound by kube-controller-manager's PV controller (after its informer had the volume), not by the stages
+        # in the same breath as the volume's creation: the scheduler then saw claims bound to volumes it did not
+        # know yet (hack/cluster/stages/volume.yaml).
+        binders = {f.manager for f in claim.metadata.managed_fields if "f:volumeName" in json.dumps(f.fields_v1)}
+        assert binders == {"kube-controller-manager"}, binders
 
 
 def test_deleting_a_claim_deletes_its_volume(cluster: Cluster, namespace: str) -> None:
