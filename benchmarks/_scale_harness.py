@@ -175,6 +175,7 @@ class Replica:
     liveness_port: int = 0
     generation: int = 0
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def identity(self) -> str:
@@ -189,7 +190,7 @@ class Replica:
                 "--leader-election-identity", self.identity, *self.extra]  # fmt: skip
         self.proc = subprocess.Popen(
             args,
-            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)),
+            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig), **self.env),
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=REPO,

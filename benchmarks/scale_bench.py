@@ -1,7 +1,7 @@
 """The operator at scale (issue 17): N LighthouseBridges on a kwok-only cluster of its own, two operator replicas
 behind the chart's Lease, running as the chart's ServiceAccount with exactly the chart's RBAC (namespaced mode).
 
-    .venv/bin/python benchmarks/scale_bench.py --crs 100 --crs 1000 [--idle-seconds 120] [--no-record]
+    .venv/bin/python benchmarks/scale_bench.py --crs 100 --crs 1000 [--idle-seconds 120] [--memory-report] [--no-record]
 
 The cluster lives in .state/bench-scale on port $LIGHTHOUSE_CLUSTER_PORT + 1 (default 26444) with --nodes fake nodes
 (1,000 pods each) and is deleted at the end (--keep-cluster keeps it). For each size, in a fresh namespace with
@@ -13,13 +13,16 @@ fresh replicas:
 - while idle (--idle-seconds): every request of the operator's ServiceAccount in the API server's audit log, per
   minute, by verb and resource (the cluster audits every request of a ServiceAccount), and the replicas' own counters;
 - kill -9 of the leader: the time until the standby leads, and until it has reconciled every bridge again, with the
-  writes it made meanwhile (from the audit log: requests received after the kill).
+  writes it made meanwhile (from the audit log: requests received after the kill);
+- with --memory-report, after the idle window: each replica's own account of its memory (SIGUSR2 to
+  lighthouse_operator/memdump.py): CPython's and glibc's heaps, the watch cache's bytes, the objects by type.
 Figures go to benchmarks/RESULTS.md with this command line and the machine's load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -105,12 +108,46 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> fl
     return time.monotonic() - t0
 
 
+def memory_report(n: int, replicas: dict[str, Replica]) -> list[str]:
+    """SIGUSR2 to each replica (lighthouse_operator/memdump.py), after the idle window: what holds its RSS."""
+    lines = []
+    for role, r in replicas.items():
+        path = Path(r.env["LIGHTHOUSE_OPERATOR_MEMORY_DUMP"])
+        path.unlink(missing_ok=True)
+        assert r.proc is not None
+        r.proc.send_signal(signal.SIGUSR2)
+        try:
+            wait(path.exists, 60, f"the {role}'s memory report")
+        except TimeoutError as e:
+            lines.append(f"n={n}: {e}")
+            continue
+        m = json.loads(path.read_text())
+        mib = 2**20
+        cache, heap, small = m["cache"], m["malloc"], m["pymalloc"]
+        top = ", ".join(f"{g['type'].removeprefix('builtins.')} {g['count']} ({g['bytes'] / mib:.1f} MiB)"
+                        for g in m["gc"][:6])  # fmt: skip
+        lines.append(
+            f"n={n}: {role} memory report ({path.name}): RSS {m['rss'].get('VmRSS', 0) / mib:.1f} MiB (peak "
+            f"{m['rss'].get('VmHWM', 0) / mib:.1f}); CPython's small-object arenas: {small.get('arenas', 0)} "
+            f"(1 MiB each), live objects in them {small.get('allocated', 0) / mib:.1f} MiB; glibc heap "
+            f"{heap.get('heap', 0) / mib:.1f} MiB ({heap.get('free', 0) / mib:.1f} free), mmapped "
+            f"{heap.get('mmapped', 0) / mib:.1f} MiB; watch cache "
+            f"{sum(c['objects'] for c in cache.values())} objects, "
+            f"{sum(c['blob_bytes'] for c in cache.values()) / mib:.1f} MiB of compressed JSON; "
+            f"largest gc-tracked types: {top}"
+        )
+    return lines
+
+
 def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) -> list[str]:
     ns = f"scale-{n}-{run_id()}"
     kubeconfig = cluster.install(ns)
     logs = STATE / "bench" / "scale"
     logs.mkdir(parents=True, exist_ok=True)
     replicas = [Replica(exe, kubeconfig, ns, logs / f"{ns}-{name}.log", name) for name in ("a", "b")]
+    if args.memory_report:
+        for r in replicas:
+            r.env["LIGHTHOUSE_OPERATOR_MEMORY_DUMP"] = str(logs / f"{ns}-{r.name}-memory.json")
     user = f"system:serviceaccount:{ns}:bench-lighthouse-operator"
     lines: list[str] = []
     try:
@@ -214,6 +251,9 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
             + "; ".join(f"{role} {', '.join(f'{k} {v:.0f}' for k, v in c.items() if v)}" for role, c in client.items()),
         ]
 
+        if args.memory_report:
+            lines += memory_report(n, {"leader": lead, "standby": replicas[1]})
+
         # ---- kill -9 of the leader
         standby = replicas[1]
         kill_offset, kill_wall = cluster.audit_offset(), time.time()
@@ -269,6 +309,9 @@ def main() -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("LIGHTHOUSE_CLUSTER_PORT", "26443")) + 1)
     p.add_argument("--keep-cluster", action="store_true")
     p.add_argument("--no-record", action="store_true")
+    p.add_argument(
+        "--memory-report", action="store_true", help="each replica's memory report after the idle window (memdump.py)"
+    )
     args = p.parse_args()
     sizes = args.crs or [100, 1000]
     exe = operator_venv()
