@@ -226,6 +226,12 @@ def test_metrics_service_and_optional_service_monitor() -> None:
     monitor = by_kind(documents(helm_template(*CASES["no-crds-servicemonitor"])), "ServiceMonitor")[0]
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    # The operator's pods only: the FUSE node plugin's pods share name and instance.
+    selector = service["spec"]["selector"].items()
+    (operator,) = by_kind(docs, "Deployment")
+    assert selector <= operator["spec"]["template"]["metadata"]["labels"].items()
+    (plugin,) = by_kind(docs, "DaemonSet")
+    assert not selector <= plugin["spec"]["template"]["metadata"]["labels"].items()
     assert by_kind(documents(helm_template("--set", "metrics.enabled=false")), "Service") == []
 
 
