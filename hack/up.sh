@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make up`: the whole product, for real, on this machine: the local cluster with its real node (hack/cluster.sh,
-# hack/node.sh), the images built (hack/images.sh: operator, bridge, and PostgreSQL and Redis from Debian's packages)
-# and imported into the node's containerd, the operator installed from the Helm chart as a pod with the chart's RBAC,
+# hack/node.sh), the images built (hack/images.sh: operator, bridge, the FUSE node plugin, and PostgreSQL and Redis
+# from Debian's packages) and imported into the node's containerd, the operator installed from the Helm chart as a pod
+# with the chart's RBAC and the chart's FUSE node plugin (CSI) as a DaemonSet,
 # and the sample LighthouseBridge (examples/minimal.yaml) Ready with its bridge, PostgreSQL and Redis pods running and
 # FUSE mounted in the bridge pod. `make down` (hack/up.sh down) stops the cluster and its node.
 #   hack/up.sh [up]     idempotent: reuses the running cluster, images and release
@@ -16,8 +17,9 @@ RELEASE_NS=lighthouse-system
 SAMPLE=examples/minimal.yaml
 SAMPLE_NS=lighthouse-demo
 SAMPLE_NAME=demo
-IMAGES=(operator bridge postgres redis)
-# The FUSE device plugin that hack/node.sh runs on the node (see fuse-device-plugin/).
+IMAGES=(operator bridge fuse-plugin postgres redis)
+# The FUSE device plugin that hack/node.sh runs on the node (see fuse-device-plugin/), for bridges in fuse.mode
+# devicePlugin; the default mode is csi (the chart's node plugin).
 FUSE_RESOURCE=lighthouse.dev/fuse
 
 images_ref() { hack/images.sh ref "$1"; }
@@ -33,15 +35,17 @@ install_operator() {
     kubectl annotate --overwrite crd lighthousebridges.lighthouse.dev meta.helm.sh/release-name="$RELEASE" \
       meta.helm.sh/release-namespace="$RELEASE_NS" >/dev/null
   fi
-  # The chart's image, and the defaults the operator gives every bridge: our images, the device plugin hack/node.sh
-  # runs on the node (so not the chart's own FUSE plugin DaemonSet, which has not run on the real node yet).
+  # The chart's images, and the defaults the operator gives every bridge: our images; FUSE through the chart's CSI node
+  # plugin (the default mode, csi), and the node's device plugin for bridges that ask for mode devicePlugin.
+  local plugin_ref
+  plugin_ref=$(images_ref fuse-plugin)
   "$helm" upgrade --install "$RELEASE" charts/lighthouse-operator --namespace "$RELEASE_NS" --create-namespace \
     --set image.repository="${operator_ref%:*}" --set image.tag="${operator_ref##*:}" \
+    --set fusePlugin.image.repository="${plugin_ref%:*}" --set fusePlugin.image.tag="${plugin_ref##*:}" \
     --set defaults.images.bridge="$(images_ref bridge)" \
     --set defaults.images.postgres="$(images_ref postgres)" \
     --set defaults.images.redis="$(images_ref redis)" \
-    --set defaults.fuse.mode=devicePlugin --set defaults.fuse.devicePluginResource="$FUSE_RESOURCE" \
-    --set fusePlugin.enabled=false \
+    --set defaults.fuse.devicePluginResource="$FUSE_RESOURCE" \
     --wait --timeout 180s >/dev/null ||
     die "helm could not install the operator (kubectl -n $RELEASE_NS describe pods)"
   # A new image under the same tag (a rebuilt checkout) needs new pods: helm sees no change in the manifest.
@@ -53,6 +57,15 @@ install_operator() {
     kubectl -n "$RELEASE_NS" rollout restart deployment -l app.kubernetes.io/instance="$RELEASE" >/dev/null
     kubectl -n "$RELEASE_NS" rollout status deployment -l app.kubernetes.io/instance="$RELEASE" --timeout=180s >/dev/null
   fi
+  # The same for the FUSE node plugin (running mounts survive its restart: docs/fuse-modes.md).
+  running=$(kubectl -n "$RELEASE_NS" get pods -l app.kubernetes.io/component=fuse-node \
+    -o jsonpath='{.items[*].status.containerStatuses[0].imageID}')
+  if [ -n "$running" ] && ! grep -q "$(image_digest fuse-plugin)" <<<"$running"; then
+    log "FUSE node plugin image rebuilt: restarting its pods"
+    kubectl -n "$RELEASE_NS" rollout restart daemonset -l app.kubernetes.io/component=fuse-node >/dev/null
+  fi
+  kubectl -n "$RELEASE_NS" rollout status daemonset -l app.kubernetes.io/component=fuse-node --timeout=180s \
+    >/dev/null || die "the FUSE node plugin did not become ready (kubectl -n $RELEASE_NS describe daemonset)"
 }
 
 # image_digest NAME: the image ID (config digest) of the image in its archive, as the kubelet reports a pod's imageID.

@@ -15,7 +15,7 @@ from lighthouse_operator.k8s import kind_of
 
 from tests.harness.cluster import Cluster, wait_for
 from tests.harness.extra_tools import helm
-from tests.unit.chart.render import CHART, by_kind, documents
+from tests.unit.chart.render import CHART, WITHOUT_FUSE_PLUGIN, by_kind, documents
 
 CRD = "lighthousebridges.lighthouse.dev"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +26,8 @@ class Helm:
         self.cluster, self.release, self.namespace = cluster, release, namespace
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if args and args[0] in ("install", "upgrade"):
+            args = (*args, *WITHOUT_FUSE_PLUGIN)
         cmd = [helm(), "--kubeconfig", str(self.cluster.kubeconfig), "--namespace", self.namespace, *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if check and proc.returncode != 0:

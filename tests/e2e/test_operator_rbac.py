@@ -23,7 +23,7 @@ from tests.e2e.containers import Container, Images, running_container, wait_for
 from tests.e2e.test_operator_container import free_port, get_json, ready_condition
 from tests.harness.cluster import Cluster
 from tests.harness.extra_tools import helm
-from tests.unit.chart.render import CHART
+from tests.unit.chart.render import CHART, WITHOUT_FUSE_PLUGIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def operator_as_its_service_account(
     # the RBAC is the ClusterRole's, and the container is still scoped to the test's namespace.
     subprocess.run(
         [*base, "install", release, str(CHART), "--set", "crds.create=false", "--set", f"watch.mode={mode}",
-         "--set", "replicaCount=0"],
+         "--set", "replicaCount=0", *WITHOUT_FUSE_PLUGIN],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     sa = f"{release}-lighthouse-operator"

@@ -31,7 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 NODE = "lighthouse-node"
 NODE_IP = "10.255.0.1"
 FUSE_RESOURCE = "lighthouse.dev/fuse"
-IMAGES = ("operator", "bridge", "postgres", "redis", "exits")
+IMAGES = ("operator", "bridge", "fuse-plugin", "postgres", "redis", "exits")
+# The chart's FUSE node plugin, installed as `make up` installs it (release lighthouse in lighthouse-system).
+PLUGIN_RELEASE, PLUGIN_NS = "lighthouse", "lighthouse-system"
+CSI_DRIVER = "fuse.lighthouse.dev"
 CTR_SOCK = "/run/lighthouse-node/containerd/containerd.sock"
 
 
@@ -54,7 +57,8 @@ class RealNode:
             f"--default-bridge-image={self.refs['bridge']}",
             f"--default-postgres-image={self.refs['postgres']}",
             f"--default-redis-image={self.refs['redis']}",
-            "--default-fuse-mode=devicePlugin",
+            # The chart's default with its CSI node plugin installed (the fuse_plugin fixture).
+            "--default-fuse-mode=csi",
             f"--default-fuse-device-plugin-resource={FUSE_RESOURCE}",
         ]
 
@@ -84,6 +88,63 @@ def real_node(cluster: Cluster, services: ServiceEnv) -> RealNode:
 def node_ready(cluster: Cluster) -> bool:
     node = json.loads(cluster.kubectl("get", "node", NODE, "-o", "json").stdout)
     return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+@dataclass(frozen=True)
+class FusePlugin:
+    """The chart's FUSE node plugin DaemonSet on the real node."""
+
+    k: Kubectl
+
+    @property
+    def ns(self) -> str:
+        return self.k.ns
+
+    def pod(self, ready_only: bool = False) -> dict[str, Any] | None:
+        pods = [
+            p
+            for p in self.k.items("pods", "app.kubernetes.io/component=fuse-node")
+            if p["spec"].get("nodeName") == NODE and not p["metadata"].get("deletionTimestamp")
+        ]
+        pods = [p for p in pods if pod_ready(p)] if ready_only else pods
+        return pods[0] if pods else None
+
+
+def csi_driver_registered(cluster: Cluster) -> bool:
+    proc = cluster.kubectl("get", "csinode", NODE, "-o", "json", check=False)
+    return proc.returncode == 0 and any(
+        d["name"] == CSI_DRIVER for d in json.loads(proc.stdout)["spec"].get("drivers") or []
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fuse_plugin(real_node: RealNode) -> FusePlugin:
+    """The chart's FUSE node plugin (templates/fuse-plugin.yaml: the CSIDriver and the DaemonSet), applied as the
+    release `make up` installs would own it, so that a later `make up` adopts it. Left running, like the CRD."""
+    from tests.harness.extra_tools import helm
+
+    cluster = real_node.cluster
+    repo, tag = real_node.refs["fuse-plugin"].rsplit(":", 1)
+    chart = str(REPO / "charts" / "lighthouse-operator")
+    rendered = sh(helm(), "template", PLUGIN_RELEASE, chart, "--namespace", PLUGIN_NS, "--show-only",
+                  "templates/fuse-plugin.yaml", "--set", f"fusePlugin.image.repository={repo}",
+                  "--set", f"fusePlugin.image.tag={tag}")  # fmt: skip
+    if cluster.kubectl("get", "namespace", PLUGIN_NS, check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", PLUGIN_NS)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=helm", "-n", PLUGIN_NS, "-f", "-",
+                    input=rendered)  # fmt: skip
+    for obj in ("csidriver/" + CSI_DRIVER, f"daemonset/{PLUGIN_RELEASE}-lighthouse-operator-fuse-node"):
+        cluster.kubectl("annotate", "--overwrite", "-n", PLUGIN_NS, obj, f"meta.helm.sh/release-name={PLUGIN_RELEASE}",
+                        f"meta.helm.sh/release-namespace={PLUGIN_NS}")  # fmt: skip
+    plugin = FusePlugin(Kubectl(cluster, PLUGIN_NS))
+    # A rebuilt image under the same tag needs a new pod (IfNotPresent never looks again).
+    digest = sh("podman", "image", "inspect", "--format", "{{.Id}}", real_node.refs["fuse-plugin"]).strip()
+    running = plugin.pod()
+    if running and digest not in json.dumps(running["status"].get("containerStatuses") or []):
+        plugin.k("delete", "pod", "-n", PLUGIN_NS, running["metadata"]["name"], "--wait=true")
+    wait_for(lambda: plugin.pod(ready_only=True), timeout=180, message="the FUSE node plugin pod Ready")
+    wait_for(lambda: csi_driver_registered(cluster), timeout=60, message=f"{CSI_DRIVER} registered on {NODE}")
+    return plugin
 
 
 @pytest.fixture(scope="session")
@@ -209,6 +270,16 @@ class Bridge:
 
     def token(self) -> str:
         return self.secret(f"{self.name}-admin-token", "token")
+
+    def create_file(self, path: str, content: str) -> None:
+        """POST /shadow/update (create) through the bridge's Service, as an agent would."""
+        with port_forward(self.k.cluster, self.ns, f"svc/{self.name}-bridge", 8765) as port:
+            code, out = http(
+                f"http://127.0.0.1:{port}/shadow/update",
+                self.token(),
+                {"operation": "create", "path": path, "content": content, "agent_id": "node-tier"},
+            )
+        assert code == 200, out
 
     def service_url(self) -> str:
         return f"http://{self.name}-bridge.{self.ns}.svc.cluster.local:8765"

@@ -1,6 +1,6 @@
-"""The FUSE view in the bridge pod for each fuse.mode, on a real kubelet and containerd. (The default mode, a /dev/fuse
-device-plugin resource with SYS_ADMIN, is in test_sample.py.) One bridge whose mode each test sets in turn: one
-bridge pod starts at a time, which the machine's 2 shared cores need."""
+"""The FUSE view in the bridge pod for each fuse.mode, on a real kubelet and containerd. (The default mode, csi through
+the chart's node plugin, is in test_sample.py and, under Pod Security "restricted", in test_fuse_restricted.py.) One
+bridge whose mode each test sets in turn: one bridge pod starts at a time, which the machine's 2 shared cores need."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness.cluster import wait_for
 
-from .conftest import Bridge, Kubectl, RealNode, node_namespace, node_operator, pod_ready
+from .conftest import FUSE_RESOURCE, NODE, Bridge, Kubectl, RealNode, node_namespace, node_operator, pod_ready
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,59 @@ def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) 
     # restarted with back-off, so the error it quotes alternates between the mount's and the exit's.)
     cond = b.wait_fuse("NotMounted")
     assert cond["status"] == "False" and f"{name}: " in cond["message"], cond
+
+
+def fuse_condition(b: Bridge, reason: str) -> dict:
+    return wait_for(
+        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == reason and c,
+        timeout=120,
+        message=f"FuseAvailable {reason} ({b.describe()})",
+    )
+
+
+def test_device_plugin_mode_mounts_with_sys_admin_only(bridge: Bridge) -> None:
+    """/dev/fuse from the node's device plugin (the extended resource) and SYS_ADMIN alone, as root."""
+    b = bridge
+    set_mode(b, "devicePlugin")
+    b.wait_ready()
+    pod = next(
+        p for p in b.pods() if FUSE_RESOURCE in (p["spec"]["containers"][0].get("resources") or {}).get("limits", {})
+    )
+    (c,) = pod["spec"]["containers"]
+    sc = c["securityContext"]
+    assert not sc.get("privileged") and sc["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}, sc
+    assert c["resources"]["limits"][FUSE_RESOURCE] == "1"
+    assert not any("hostPath" in v for v in pod["spec"]["volumes"])  # the device comes from the plugin only
+    name = pod["metadata"]["name"]
+    wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
+    assert effective_caps(b, name) == 1 << 21  # CAP_SYS_ADMIN alone
+    assert fuse_condition(b, "Mounted")["status"] == "True"
+
+
+# Last in this module: its pod never starts, and the bridge keeps the previous mode's pod.
+def test_user_namespaces_mode_is_reported_unsupported_on_this_runtime(bridge: Bridge) -> None:
+    """hostUsers: false needs containerd 2.x and runc 1.2+; the node runs Debian's containerd 1.6: the kubelet refuses
+    the pod, and the operator's FuseAvailable says why, naming the node and its runtime."""
+    b = bridge
+    node = json.loads(b.k("get", "node", NODE, "-o", "json").stdout)
+    runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
+    if not runtime.startswith("containerd://1."):
+        pytest.skip(f"the node runs {runtime}: this test is about a runtime without user namespaces")
+    set_mode(b, "userNamespaces")
+    pod = wait_for(
+        lambda: next((p for p in b.pods() if p["spec"].get("hostUsers") is False), None),
+        timeout=120,
+        message="the userNamespaces bridge pod",
+    )
+    cond = fuse_condition(b, "UserNamespacesUnsupported")
+    assert cond["status"] == "False", cond
+    assert f"node {NODE} runs {runtime}" in cond["message"] and "containerd 2.x" in cond["message"], cond
+    name = pod["metadata"]["name"]
+
+    def refusal() -> str:
+        events = b.k("get", "events", "-n", b.ns, "--field-selector", f"involvedObject.name={name}", "-o", "json")
+        return "\n".join(e["message"] for e in json.loads(events.stdout)["items"] if "user namespace" in e["message"])
+
+    # The kubelet's own refusal, as an Event of the pod; the pod never turns Ready.
+    assert wait_for(refusal, timeout=60, message=f"the kubelet's refusal of {name}")
+    assert not pod_ready(b.k.get("pod", name))

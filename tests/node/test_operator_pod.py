@@ -27,9 +27,11 @@ def test_the_chart_installed_operator_pod_reconciles_a_bridge_on_the_real_node(r
             "defaults.images.bridge": real_node.refs["bridge"],
             "defaults.images.postgres": real_node.refs["postgres"],
             "defaults.images.redis": real_node.refs["redis"],
-            "defaults.fuse.mode": "devicePlugin",
             "defaults.fuse.devicePluginResource": FUSE_RESOURCE,
-            "fusePlugin.enabled": "false",  # the node's own device plugin serves FUSE_RESOURCE
+            # The FUSE node plugin runs already (session fixture; its CSIDriver is cluster-wide): this release leaves
+            # it out, and its operator uses it as make up's does.
+            "fusePlugin.enabled": "false",
+            "defaults.fuse.mode": "csi",
         }
         args = [helm(), "upgrade", "--install", release, str(REPO / "charts" / "lighthouse-operator"),
                 "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns, "--wait", "--timeout", "180s"]  # fmt: skip

@@ -102,13 +102,8 @@ def test_logs_exec_and_port_forward(sample: Bridge) -> None:
 def test_events_live_in_the_in_cluster_postgres_and_redis_is_used(sample: Bridge) -> None:
     path = f"node-tier/{uuid.uuid4().hex[:8]}.txt"
     content = f"written through the Service at {time.time()}\n"
+    sample.create_file(path, content)
     with port_forward(sample.k.cluster, sample.ns, f"svc/{sample.name}-bridge", 8765) as port:
-        status, out = http(
-            f"http://127.0.0.1:{port}/shadow/update",
-            sample.token(),
-            {"operation": "create", "path": path, "content": content, "agent_id": "node-tier"},
-        )
-        assert status == 200, out
         status, read = http(f"http://127.0.0.1:{port}/shadow/read/{path}", sample.token())
         assert status == 200 and read["content"] == content, read
     # Read back from PostgreSQL's own pod, over TCP, with the generated credentials.
@@ -135,12 +130,14 @@ def test_events_live_in_the_in_cluster_postgres_and_redis_is_used(sample: Bridge
 
 
 def test_fuse_is_mounted_in_the_default_mode_without_privilege(sample: Bridge) -> None:
+    """The default mode with the chart's node plugin: csi (no capability, no device; tests/node/test_fuse_restricted.py
+    runs it in a restricted namespace)."""
     pod = sample.pod("bridge")
     (c,) = pod["spec"]["containers"]
     sc = c["securityContext"]
-    assert not sc.get("privileged") and sc["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}, sc
-    assert sc["allowPrivilegeEscalation"] is False
-    assert c["resources"]["limits"][FUSE_RESOURCE] == "1"
+    assert not sc.get("privileged") and sc["capabilities"] == {"drop": ["ALL"]}, sc
+    assert sc["allowPrivilegeEscalation"] is False and sc["runAsNonRoot"] is True
+    assert FUSE_RESOURCE not in (c.get("resources") or {}).get("limits", {})
     name = pod["metadata"]["name"]
     status = json.loads(sample.exec(name, "cat", "/run/lighthouse/fuse-status.json").stdout)
     assert status["mounted"] is True, status
@@ -148,20 +145,14 @@ def test_fuse_is_mounted_in_the_default_mode_without_privilege(sample: Bridge) -
     mounts = sample.exec(name, "cat", "/proc/mounts").stdout
     assert any(line.split()[1] == "/mnt/lighthouse/project" and line.split()[2].startswith("fuse") for line in
                mounts.splitlines()), mounts  # fmt: skip
-    # Only SYS_ADMIN in the effective set: 1 << 21.
+    # No capability at all in the effective set.
     caps = dict(
         line.split(":\t") for line in sample.exec(name, "cat", "/proc/1/status").stdout.splitlines() if ":\t" in line
     )
-    assert int(caps["CapEff"], 16) == 1 << 21, caps["CapEff"]
+    assert int(caps["CapEff"], 16) == 0, caps["CapEff"]
 
     path = f"fuse-{uuid.uuid4().hex[:6]}.txt"
-    with port_forward(sample.k.cluster, sample.ns, f"svc/{sample.name}-bridge", 8765) as port:
-        status_code, out = http(
-            f"http://127.0.0.1:{port}/shadow/update",
-            sample.token(),
-            {"operation": "create", "path": path, "content": "through FUSE\n", "agent_id": "node-tier"},
-        )
-    assert status_code == 200, out
+    sample.create_file(path, "through FUSE\n")
     text = wait_for(
         lambda: sample.exec(name, "cat", f"/mnt/lighthouse/project/current/{path}", check=False).stdout,
         timeout=30,

@@ -12,6 +12,10 @@ from tests.harness.extra_tools import helm
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "charts" / "lighthouse-operator"
+# Installs into a shared test cluster leave the FUSE node plugin out: its CSIDriver is one per cluster and belongs to
+# the release `make up` installs, which the node tier's plugin stands for (tests/node/conftest.py), running beside
+# the e2e tier in `make test`; helm refuses a second owner (values.yaml, fusePlugin).
+WITHOUT_FUSE_PLUGIN = ("--set", "fusePlugin.enabled=false")
 
 
 def helm_template(*args: str, release: str = "lh", namespace: str = "lighthouse-system") -> str:

@@ -272,9 +272,16 @@ def test_defaults_become_operator_flags() -> None:
         "--default-fuse-mode=devicePlugin",
         "--default-fuse-device-plugin-resource=lighthouse.dev/fuse",
     } <= set(args)
-    # Unset defaults add no flag: the operator's built-in ones apply.
-    default_args = by_kind(documents(helm_template()), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert not [a for a in default_args["args"] if a.startswith("--default-")]
+
+    # Unset defaults add no flag (the operator's built-in ones apply), except the FUSE mode: csi, with the chart's CSI
+    # node plugin installed; without it, none.
+    def default_flags(*args: str) -> list[str]:
+        pod = by_kind(documents(helm_template(*args)), "Deployment")[0]["spec"]["template"]["spec"]
+        return [a for a in pod["containers"][0]["args"] if a.startswith("--default-")]
+
+    assert default_flags() == ["--default-fuse-mode=csi"]
+    assert default_flags("--set", "fusePlugin.csi.enabled=false") == []
+    assert default_flags("--set", "fusePlugin.enabled=false") == []
 
 
 def test_plain_manifests_match_the_chart() -> None:
@@ -311,6 +318,10 @@ def test_plain_manifests_match_the_chart() -> None:
     ]
     base_pdb = yaml.safe_load((base / "pdb.yaml").read_text())["spec"]
     assert base_pdb["minAvailable"] == by_kind(docs, "PodDisruptionBudget")[0]["spec"]["minAvailable"]
+    base_fuse = [d for d in yaml.safe_load_all((base / "fuse-plugin.yaml").read_text()) if d]
+    assert by_kind(base_fuse, "CSIDriver")[0]["spec"] == by_kind(docs, "CSIDriver")[0]["spec"]
+    base_ds, chart_ds = by_kind(base_fuse, "DaemonSet")[0], by_kind(docs, "DaemonSet")[0]
+    assert base_ds["spec"]["template"]["spec"] == chart_ds["spec"]["template"]["spec"]
 
 
 def test_fuse_node_plugin_is_installed_by_default() -> None:
