@@ -217,16 +217,8 @@ class FuseSpec(Model):
     userNamespaces (the same in a user namespace; containerd 2 and runc 1.2+), privileged, capabilities (SYS_ADMIN and
     a hostPath device), disabled."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "!has(self.mode) || !(self.mode in ['devicePlugin', 'userNamespaces']) || "
-                "(has(self.devicePluginResource) && self.devicePluginResource != '')",
-                "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required "
-                "when fuse.mode is devicePlugin or userNamespaces",
-            )
-        )
-    )
+    # No CEL rule for devicePluginResource: the operator may have a default for it (--default-fuse-device-plugin-
+    # resource, the chart's defaults.fuse), which the API server cannot see; validation.py checks the effective spec.
 
     enabled: bool = True
     mode: FuseMode = Field(default_factory=lambda: DEFAULTS.fuse_mode)

@@ -110,7 +110,12 @@ def problems(lhb: LighthouseBridge) -> list[str]:
         )
     if spec.fuse.active and spec.fuse.mode in FUSE_MODES_WITH_DEVICE:
         res = spec.fuse.device_plugin_resource or ""
-        if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-A-Za-z0-9_.]+$", res):
+        if not res:
+            out.append(
+                f"fuse.devicePluginResource (for example lighthouse.dev/fuse) is required when fuse.mode is "
+                f"{spec.fuse.mode} and the operator has no default (--default-fuse-device-plugin-resource)"
+            )
+        elif not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-A-Za-z0-9_.]+$", res):
             out.append(f"fuse.devicePluginResource {res!r} must be a resource name such as lighthouse.dev/fuse")
     return out
 

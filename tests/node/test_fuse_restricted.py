@@ -45,6 +45,7 @@ def restricted(
             b = Bridge(Kubectl(real_node.cluster, ns), "restricted")
             b.apply({"postgres": {"managed": {"storage": {"size": "64Mi"}}}})
             b.wait_ready()
+            b.wait_fuse()  # Ready comes before the mount
             yield b
 
 

@@ -182,7 +182,6 @@ INVALID = [
     ),
     ({"replicas": -1}, "spec.replicas must be 0 or more"),
     ({"image": " "}, "spec.image must not be empty"),
-    ({"fuse": {"mode": "devicePlugin"}}, "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required"),
     ({"postgres": {"managed": {"storage": {"size": "lots"}}}}, "must be a Kubernetes quantity such as 250m"),
     ({"resources": {"limits": {"cpu": "1 core"}}}, "spec.resources.limits[cpu]: Invalid value"),
     ({"deletionPolicy": "Shred"}, 'supported values: "Retain", "Delete", "Snapshot"'),
@@ -228,6 +227,21 @@ def test_invalid_spec_stalls_without_touching_children(k: Kubectl, operator: Ope
     obj = wait_ready(k)
     assert condition(obj, "Stalled")["status"] == "False"
     assert k.get("cronjob", "demo-backup")["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_device_mode_without_a_resource_is_admitted_and_stalls_when_the_operator_has_no_default(
+    k: Kubectl, operator: Operator
+) -> None:
+    # The API server cannot know the operator's default (the chart's defaults.fuse.devicePluginResource).
+    k.apply(lhb("demo", {"fuse": {"mode": "devicePlugin"}}))
+    obj = wait_for(
+        lambda: (o := k.get("lhb", "demo")) and condition(o, "Stalled") and o, timeout=60, message="Stalled condition"
+    )
+    stalled = condition(obj, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec", stalled
+    assert "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required when fuse.mode is devicePlugin " \
+        "and the operator has no default" in stalled["message"], stalled
+    assert children(k) == {}
 
 
 def test_missing_external_secret_stalls_until_it_exists(k: Kubectl, operator: Operator) -> None:

@@ -101,6 +101,18 @@ def test_semantic_problems_collected() -> None:
     assert any("devicePluginResource" in p for p in e.value.problems)
 
 
+def test_device_modes_need_a_resource_from_the_spec_or_the_operators_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CRD cannot require it: the operator's default (the chart's defaults.fuse) fills it in.
+    with pytest.raises(InvalidSpec) as e:
+        parse(body({"fuse": {"mode": "devicePlugin"}}))
+    assert e.value.problems == [
+        "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required when fuse.mode is devicePlugin and "
+        "the operator has no default (--default-fuse-device-plugin-resource)"
+    ]
+    monkeypatch.setattr(models.DEFAULTS, "fuse_device_plugin_resource", "lighthouse.dev/fuse")
+    assert parse(body({"fuse": {"mode": "userNamespaces"}})).spec.fuse.device_plugin_resource == "lighthouse.dev/fuse"
+
+
 def test_min_ready_seconds_must_stay_below_the_progress_deadline() -> None:
     assert parse(body({"rollout": {"minReadySeconds": 10, "progressDeadlineSeconds": 30}}))
     with pytest.raises(InvalidSpec, match=r"rollout.minReadySeconds \(600\) must be less than"):
