@@ -108,14 +108,6 @@ def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) 
     assert cond["status"] == "False" and f"{name}: " in cond["message"], cond
 
 
-def fuse_condition(b: Bridge, reason: str) -> dict:
-    return wait_for(
-        lambda: (c := condition(b.obj(), "FuseAvailable")) and c["reason"] == reason and c,
-        timeout=120,
-        message=f"FuseAvailable {reason} ({b.describe()})",
-    )
-
-
 def test_device_plugin_mode_mounts_with_sys_admin_only(bridge: Bridge) -> None:
     """/dev/fuse from the node's device plugin (the extended resource) and SYS_ADMIN alone, as root."""
     b = bridge
@@ -132,7 +124,7 @@ def test_device_plugin_mode_mounts_with_sys_admin_only(bridge: Bridge) -> None:
     name = pod["metadata"]["name"]
     wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
     assert effective_caps(b, name) == 1 << 21  # CAP_SYS_ADMIN alone
-    assert fuse_condition(b, "Mounted")["status"] == "True"
+    assert b.wait_fuse("Mounted")["status"] == "True"
 
 
 # Last in this module: its pod never starts, and the bridge keeps the previous mode's pod.
@@ -150,7 +142,7 @@ def test_user_namespaces_mode_is_reported_unsupported_on_this_runtime(bridge: Br
         timeout=120,
         message="the userNamespaces bridge pod",
     )
-    cond = fuse_condition(b, "UserNamespacesUnsupported")
+    cond = b.wait_fuse("UserNamespacesUnsupported")
     assert cond["status"] == "False", cond
     assert f"node {NODE} runs {runtime}" in cond["message"] and "containerd 2.x" in cond["message"], cond
     name = pod["metadata"]["name"]

@@ -239,8 +239,10 @@ def test_device_mode_without_a_resource_is_admitted_and_stalls_when_the_operator
     )
     stalled = condition(obj, "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec", stalled
-    assert "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required when fuse.mode is devicePlugin " \
-        "and the operator has no default" in stalled["message"], stalled
+    assert (
+        "fuse.devicePluginResource (for example lighthouse.dev/fuse) is required when fuse.mode is devicePlugin "
+        "and the operator has no default" in stalled["message"]
+    ), stalled
     assert children(k) == {}
 
 
