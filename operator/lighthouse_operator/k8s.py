@@ -51,6 +51,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Pod", "pods"),
         Kind("v1", "Event", "events"),
         Kind("v1", "Namespace", "namespaces", namespaced=False),
+        Kind("v1", "Node", "nodes", namespaced=False),
         Kind("storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False),
         Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("apps/v1", "Deployment", "deployments"),
