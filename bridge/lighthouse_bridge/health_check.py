@@ -25,6 +25,8 @@ MEMORY_USAGE = "lighthouse_bridge_memory_usage_bytes"
 MEMORY_LIMIT = "lighthouse_bridge_memory_limit_bytes"
 REQUESTS_TOTAL = "lighthouse_bridge_requests_total"
 ERRORS_TOTAL = "lighthouse_bridge_errors_total"
+RECENT_RESPONSES = "lighthouse_bridge_recent_responses"  # the last 5 minutes (metrics.RecentResponses)
+RECENT_ERRORS = "lighthouse_bridge_recent_errors"
 CACHE_HITS = "lighthouse_bridge_speed_layer_cache_hits_total"
 CACHE_REQUESTS = "lighthouse_bridge_speed_layer_cache_requests_total"
 
@@ -113,12 +115,17 @@ def check_memory(metrics: dict[str, float]) -> CheckResult:
 
 
 def check_error_rate(metrics: dict[str, float]) -> CheckResult:
-    requests, errors = metrics.get(REQUESTS_TOTAL, 0.0), metrics.get(ERRORS_TOTAL, 0.0)
+    """Over the last 5 minutes where the bridge exports it, so an outage that ended stops counting; since the pod
+    started otherwise (an older bridge)."""
+    if RECENT_RESPONSES in metrics:
+        requests, errors, span = metrics[RECENT_RESPONSES], metrics.get(RECENT_ERRORS, 0.0), "in the last 5 minutes"
+    else:
+        requests, errors, span = metrics.get(REQUESTS_TOTAL, 0.0), metrics.get(ERRORS_TOTAL, 0.0), "since start"
     if requests <= 0:
-        return CheckResult("error_rate", HEALTHY, "no requests yet")
+        return CheckResult("error_rate", HEALTHY, f"no requests {span}")
     rate = errors / requests
     status = UNHEALTHY if rate > ERROR_UNHEALTHY else DEGRADED if rate > ERROR_DEGRADED else HEALTHY
-    return CheckResult("error_rate", status, f"{rate:.2%} ({int(errors)}/{int(requests)} responses >= 400)")
+    return CheckResult("error_rate", status, f"{rate:.2%} ({int(errors)}/{int(requests)} responses >= 400 {span})")
 
 
 def check_cache(metrics: dict[str, float]) -> CheckResult:

@@ -7,7 +7,8 @@ time from the process and the cgroup limit.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -135,3 +136,48 @@ class _MemoryCollector(Collector):
 
 
 REGISTRY.register(_MemoryCollector())
+
+
+class RecentResponses(Collector):
+    """Responses and error responses (status >= 400) in the last `window` seconds, counted in buckets of `step`
+    seconds. The health check rates errors from these: the lifetime counters would keep an outage's 503s in the
+    rate long after it ended (the alerts use rate() over the counters instead)."""
+
+    def __init__(self, window: float = 300.0, step: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.window, self.step, self.clock = window, step, clock
+        self._buckets: dict[int, list[int]] = {}  # bucket index -> [responses, errors]
+
+    def record(self, error: bool) -> None:
+        index = int(self.clock() // self.step)
+        counts = self._buckets.get(index)
+        if counts is None:
+            self._prune()  # a new bucket: drop the expired ones (bounded without any scrape)
+            counts = self._buckets[index] = [0, 0]
+        counts[0] += 1
+        counts[1] += error
+
+    def _prune(self) -> None:
+        oldest = int((self.clock() - self.window) // self.step) + 1
+        for old in [i for i in self._buckets if i < oldest]:
+            del self._buckets[old]
+
+    def totals(self) -> tuple[int, int]:
+        """(responses, errors) in the window."""
+        self._prune()
+        return sum(c[0] for c in self._buckets.values()), sum(c[1] for c in self._buckets.values())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        responses, errors = self.totals()
+        minutes = f"{self.window / 60:g}"
+        yield GaugeMetricFamily(
+            "lighthouse_bridge_recent_responses", f"HTTP responses in the last {minutes} minutes", value=responses
+        )
+        yield GaugeMetricFamily(
+            "lighthouse_bridge_recent_errors",
+            f"HTTP responses with status >= 400 in the last {minutes} minutes",
+            value=errors,
+        )
+
+
+RECENT = RecentResponses()
+REGISTRY.register(RECENT)

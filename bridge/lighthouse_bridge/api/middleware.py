@@ -49,6 +49,7 @@ class MetricsMiddleware:
             histogram.labels(method, label).observe(time.perf_counter() - start)
             if status >= 400:
                 metrics.ERRORS.labels(label, str(status)).inc()
+            metrics.RECENT.record(status >= 400)
 
 
 class BodyLimitMiddleware:

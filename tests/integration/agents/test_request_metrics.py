@@ -98,3 +98,14 @@ async def test_authentication_failures_are_counted_by_status_and_reason(bridge: 
         "denied",
         "invalid",
     }, reasons
+
+
+async def test_recent_responses_count_this_windows_errors(bridge: Bridge) -> None:
+    # What the health check rates errors from (the last 5 minutes): the middleware records every response.
+    # (Absolute counts: a difference between two scrapes could lose a bucket that left the window meanwhile.)
+    assert (await bridge.client().get("/pending")).status_code == 401
+    assert (await bridge.client().get("/health")).status_code == 200
+    after = await scrape(bridge)
+    responses = after[("lighthouse_bridge_recent_responses", ())]
+    errors = after[("lighthouse_bridge_recent_errors", ())]
+    assert responses >= 2 and 1 <= errors < responses, (responses, errors)

@@ -14,6 +14,8 @@ from lighthouse_bridge.health_check import (
     HEALTHY,
     MEMORY_LIMIT,
     MEMORY_USAGE,
+    RECENT_ERRORS,
+    RECENT_RESPONSES,
     REQUESTS_TOTAL,
     UNHEALTHY,
     Fetched,
@@ -39,7 +41,9 @@ _HEALTHY_DOCS = {
 
 def test_metric_names_are_the_ones_the_bridge_exports() -> None:
     text = generate_latest(bridge_metrics.REGISTRY).decode()
-    for name in (MEMORY_USAGE, MEMORY_LIMIT, REQUESTS_TOTAL, ERRORS_TOTAL, CACHE_HITS, CACHE_REQUESTS):
+    names = (MEMORY_USAGE, MEMORY_LIMIT, REQUESTS_TOTAL, ERRORS_TOTAL, RECENT_RESPONSES, RECENT_ERRORS, CACHE_HITS,
+             CACHE_REQUESTS)  # fmt: skip
+    for name in names:
         assert f"# HELP {name} " in text, name
 
 
@@ -79,6 +83,32 @@ def test_error_rate_thresholds(errors: int, expected: str) -> None:
 
 def test_error_rate_without_requests() -> None:
     assert check_error_rate({ERRORS_TOTAL: 3}).status == HEALTHY
+
+
+def test_error_rate_over_the_last_minutes_when_exported() -> None:
+    # An outage's 503s long ago (lifetime 200/1000) do not count once the last 5 minutes are clean.
+    lifetime = {REQUESTS_TOTAL: 1000, ERRORS_TOTAL: 200}
+    recent = check_error_rate({**lifetime, RECENT_RESPONSES: 300, RECENT_ERRORS: 0})
+    assert recent.status == HEALTHY and recent.detail == "0.00% (0/300 responses >= 400 in the last 5 minutes)"
+    assert check_error_rate({**lifetime, RECENT_RESPONSES: 100, RECENT_ERRORS: 6}).status == UNHEALTHY
+    assert check_error_rate({**lifetime, RECENT_RESPONSES: 0}).detail == "no requests in the last 5 minutes"
+    older = check_error_rate(lifetime)  # a bridge without the recent gauges
+    assert older.status == UNHEALTHY and older.detail.endswith("since start)")
+
+
+def test_recent_responses_forget_what_left_the_window() -> None:
+    now = [1000.0]
+    recent = bridge_metrics.RecentResponses(window=300, step=10, clock=lambda: now[0])
+    for _ in range(5):
+        recent.record(error=True)
+    now[0] += 150
+    recent.record(error=False)
+    assert recent.totals() == (6, 5)
+    now[0] += 160  # the errors' bucket is now older than 300 s; the good response's is not
+    assert recent.totals() == (1, 0)
+    now[0] += 3600
+    recent.record(error=False)
+    assert recent.totals() == (1, 0) and len(recent._buckets) == 1  # bounded without a scrape
 
 
 @pytest.mark.parametrize(
