@@ -15,7 +15,7 @@ fresh replicas:
 - kill -9 of the leader: the time until the standby leads, and until it has reconciled every bridge again, with the
   writes it made meanwhile (from the audit log: requests received after the kill);
 - with --memory-report, after the idle window: each replica's own account of its memory (SIGUSR2 to
-  lighthouse_operator/memdump.py): CPython's and glibc's heaps, the watch cache's bytes, the objects by type.
+  lighthouse_operator/memory.py): CPython's and glibc's heaps, the watch cache's bytes, the objects by type.
 Figures go to benchmarks/RESULTS.md with this command line and the machine's load average.
 """
 
@@ -109,7 +109,7 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> fl
 
 
 def memory_report(n: int, replicas: dict[str, Replica]) -> list[str]:
-    """SIGUSR2 to each replica (lighthouse_operator/memdump.py), after the idle window: what holds its RSS."""
+    """SIGUSR2 to each replica (lighthouse_operator/memory.py), after the idle window: what holds its RSS."""
     lines = []
     for role, r in replicas.items():
         path = Path(r.env["LIGHTHOUSE_OPERATOR_MEMORY_DUMP"])
@@ -310,7 +310,7 @@ def main() -> int:
     p.add_argument("--keep-cluster", action="store_true")
     p.add_argument("--no-record", action="store_true")
     p.add_argument(
-        "--memory-report", action="store_true", help="each replica's memory report after the idle window (memdump.py)"
+        "--memory-report", action="store_true", help="each replica's memory report after the idle window (memory.py)"
     )
     args = p.parse_args()
     sizes = args.crs or [100, 1000]

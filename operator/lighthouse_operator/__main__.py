@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from prometheus_client import start_http_server
 
     from . import main as registrations
-    from . import memdump
+    from . import memory
     from .leader import Timings
 
     try:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
     namespaces = args.namespace
     registrations.setup(namespaces or None, registrations.RESYNC_SECONDS, args.workers, args.watch_secrets)
-    memdump.install(lambda: registrations.RUNTIME.cache)
+    memory.install(lambda: registrations.RUNTIME.cache)
     log.info(
         "Starting lighthouse-operator scope=%s metrics=%s:%s liveness=%s leader_election=%s defaults=%s",
         ",".join(namespaces) if namespaces else "all-namespaces",

@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from . import cache, metrics, naming
+from . import cache, memory, metrics, naming
 from .api import Obj
 from .applier import Applier
 from .k8s import Kube, PodProber
@@ -167,6 +167,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     RUNTIME.tasks += [
         asyncio.ensure_future(r.work(RUNTIME.workers)),
         asyncio.ensure_future(r.resync(RUNTIME.resync)),
+        asyncio.ensure_future(memory.trim_forever()),
     ]
 
 

@@ -1,5 +1,11 @@
-"""Where the operator's memory goes, for a benchmark or a bug report: off unless LIGHTHOUSE_OPERATOR_MEMORY_DUMP
-names a file; then each SIGUSR2 writes a JSON report to it (replacing the last one):
+"""The operator's memory: freed heap given back, and a report of where it goes.
+
+`trim_forever` gives glibc's free heap pages back to the kernel once a minute (malloc_trim). Python frees the
+large buffers of a busy spell (LIST pages, watch events, their JSON text) but glibc keeps the pages for later, so
+without it the RSS of an idle leader stays at the peak of its busiest moment.
+
+The report, for a benchmark or a bug report: off unless LIGHTHOUSE_OPERATOR_MEMORY_DUMP names a file; then each
+SIGUSR2 writes a JSON report to it (replacing the last one):
 
 - rss: VmRSS and VmHWM (the peak) of the process;
 - malloc: glibc's heap in use and free (free but kept heap is RSS that no Python object holds);
@@ -16,6 +22,7 @@ the event loop) for a moment.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import json
@@ -52,13 +59,38 @@ class _Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2]
 
 
+TRIM_SECONDS = 60.0
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def trim() -> bool:
+    """malloc_trim(0): glibc returns the free pages of every heap to the kernel. False where there is no glibc, or
+    nothing was returned."""
+    libc = _libc()
+    fn = getattr(libc, "malloc_trim", None)
+    return bool(fn(0)) if fn is not None else False
+
+
+async def trim_forever(interval: float = TRIM_SECONDS) -> None:
+    """Until cancelled. On a thread: a trim walks the whole heap (tens of ms at 100 MiB), and the loop need not wait."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(trim)
+
+
 def malloc() -> dict[str, int]:
     """glibc's view (mallinfo2, glibc >= 2.33): the main heap, mmapped blocks, in use and free."""
+    libc = _libc()
     try:
-        libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _Mallinfo2
         m = libc.mallinfo2()
-    except (OSError, AttributeError):
+    except AttributeError:  # no glibc (None), or older than 2.33
         return {}
     return {"heap": m.arena, "mmapped": m.hblkhd, "in_use": m.uordblks, "free": m.fordblks}
 
