@@ -51,8 +51,10 @@ esac
 # settings only when it has one.
 render_config() {
   mkdir -p "$WORKDIR"
-  local drop='/# real node:begin/,/# real node:end/d'
-  [ "$1" = 1 ] && drop='/# real node:\(begin\|end\)/d'
+  # The markers are whole lines: the file's header mentions them too, and a range from that mention dropped the
+  # whole configuration before the first marker (Service range, admission plugins) from every kwok-only cluster.
+  local drop='/^ *# real node:begin$/,/^ *# real node:end$/d'
+  [ "$1" = 1 ] && drop='/^ *# real node:\(begin\|end\)$/d'
   sed -e "$drop" -e "s#__PKI__#$CLUSTER_DIR/pki#g" "$CONF_DIR/kwokctl.yaml" >"$RENDERED"
 }
 
