@@ -190,6 +190,15 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
         except TimeoutError as e:
             lines.append(f"n={n}: {e}: {len(obs.ready_at)} Ready, {len(obs.deployed)} with children")
         all_ready = max(obs.ready_at.values(), default=t0) - t0
+        if not lead.alive():  # it lost its Lease and exited; the other replica leads, the dead one comes back
+            first, lead = lead, next(r for r in replicas if r is not lead)
+            op_cpu0 = 0.0  # the new leader's CPU since it started (the first one's is gone with it)
+            code = first.proc.returncode if first.proc else "?"
+            lines.append(
+                f"n={n}: the first leader EXITED while applying (exit code {code}, see {first.log}); the standby led "
+                "from then on, and the leader figures below are its own"
+            )
+            first.start()
         cpu1, op_cpu1 = cpu_of(cluster.pids()), lead.cpu_seconds()
         sampling.set()
         children = [obs.deployed[b] - created[b] for b in names if b in obs.deployed]
@@ -218,12 +227,13 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
             offset, quiet = quiet_since(offset)
             if not quiet:
                 calm = time.monotonic()
-        rss_idle, standby_rss = lead.rss_mib(), replicas[1].rss_mib()
+        other = next(r for r in replicas if r is not lead)
+        rss_idle, standby_rss = lead.rss_mib(), other.rss_mib()
         start = cluster.audit_offset()
-        counters0 = [r.metrics() for r in replicas]
+        counters0 = [r.metrics() for r in (lead, other)]
         time.sleep(args.idle_seconds)
         _, events = cluster.audit(start, user)
-        counters1 = [r.metrics() for r in replicas]
+        counters1 = [r.metrics() for r in (lead, other)]
         per_minute = 60 / args.idle_seconds
         by: dict[str, int] = {}
         for e in events:
@@ -252,10 +262,10 @@ def phase(cluster: BenchCluster, exe: Path, n: int, args: argparse.Namespace) ->
         ]
 
         if args.memory_report:
-            lines += memory_report(n, {"leader": lead, "standby": replicas[1]})
+            lines += memory_report(n, {"leader": lead, "standby": other})
 
         # ---- kill -9 of the leader
-        standby = replicas[1]
+        standby = other
         kill_offset, kill_wall = cluster.audit_offset(), time.time()
         t_kill = time.monotonic()
         lead.kill(signal.SIGKILL)
