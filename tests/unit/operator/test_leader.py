@@ -60,18 +60,27 @@ async def test_one_leader_and_a_release_hands_over_at_once() -> None:
 async def test_a_dead_leaders_lease_is_taken_only_after_it_expired() -> None:
     kube = FakeKube()
     a, b = elector(kube, "a"), elector(kube, "b")
+    renewed_by_a: list[float] = []
+    patch = kube.patch
+
+    async def recording_patch(*args: Any, **kwargs: Any) -> Any:
+        out = await patch(*args, **kwargs)
+        if holder(kube) == "a":
+            renewed_by_a.append(time.monotonic())
+        return out
+
+    kube.patch = recording_patch  # type: ignore[method-assign]
     await a.acquire()
     a.keep(lambda why: None)
     standby = asyncio.ensure_future(b.acquire())
     await asyncio.sleep(0.2)
     # kill -9: the renewals stop, nothing is released.
     a._stop_renewing()
-    killed = asyncio.get_running_loop().time()
     await asyncio.wait_for(standby, FAST.duration * 4)
-    waited = asyncio.get_running_loop().time() - killed
     assert b.leading and holder(kube) == "b"
-    # Not before the Lease's duration had passed since its last renewal (which was at most `renew` before the kill).
-    assert waited >= FAST.duration - FAST.renew
+    # Not before the Lease's duration had passed since a's last renewal (measured from a's write, so the time b
+    # took to see it only adds; a loaded machine's late renewals or late kill do not matter).
+    assert renewed_by_a and time.monotonic() - renewed_by_a[-1] >= FAST.duration
     await b.release()
 
 
