@@ -49,6 +49,7 @@ HISTORY_TREES = 16
 # No-open mode: after the first READ in a directory, its other small files are stored in the page cache at once.
 PUSH_MAX_FILE = 256 << 10
 PUSH_MAX_BYTES = 16 << 20  # per directory and tree generation
+PUSH_PLANS = 4096  # directories whose push candidates are kept (as many as the adapter keeps listings)
 
 
 def parse_history_time(label: str) -> datetime | None:
@@ -115,6 +116,7 @@ class FsModel(WritePath):
         self._debug_mtime = 0
         self._in_kernel: dict[int, str] = {}  # no-open: file inode -> sha256 of the content the kernel got from us
         self._pushed_dirs: dict[int, int] = {}  # no-open: directory inode -> tree generation of its last push
+        self._push_plans: dict[int, tuple[tuple[int, int], list[tuple[int, str, int]]]] = {}  # see push_plan
         self.started_at = clock()
 
     # ------------------------------------------------------------------ loading and events
@@ -720,7 +722,8 @@ class FsModel(WritePath):
         READ) for the kernel's page cache (`pyfuse3.notify_store`), so that reading them next (grep -r, cat *) sends
         no READ round trip. Called when the kernel reached the end of a listing (it then has an inode for every name
         in it) and on a file's first READ. Only blobs already in memory, each content once, and a directory at most
-        once per tree generation."""
+        once per tree generation. The reader waits for these: the candidates come from `push_plan`, worked out
+        ahead (prepare_listings) where the tree allows."""
         key = self.inodes.key(ino)
         tree = self._cached_tree(key) if key is not None else None
         if key is None or tree is None:
@@ -733,22 +736,49 @@ class FsModel(WritePath):
         if not ino or tree.kind(rel) != "dir" or self._pushed_dirs.get(ino) == self.generation:
             return []
         self._pushed_dirs[ino] = self.generation
-        out, budget = [], PUSH_MAX_BYTES
-        for name, is_dir in tree.children(rel).items():
-            meta = tree.files.get(join(rel, name)) if not is_dir else None
-            if meta is None or not meta.sha256 or meta.size > min(PUSH_MAX_FILE, budget):
-                continue
-            fino = self.inodes.known((area, view, meta.path))
+        out: list[Store] = []
+        budget = PUSH_MAX_BYTES
+        sent, in_kernel, peek = self._in_kernel, self.inodes.in_kernel, self.blobs.peek
+        for fino, sha, size in self.push_plan(ino):
             # A number the kernel does not hold (given out by a listing prepared ahead) cannot take a store.
-            if fino is None or not self.inodes.in_kernel(fino) or self._in_kernel.get(fino) == meta.sha256:
+            if size > budget or sent.get(fino) == sha or not in_kernel(fino):
                 continue
-            data = self.blobs.peek(meta.sha256)
-            if data is None or len(data) != meta.size:
+            data = peek(sha)
+            if data is None or len(data) != size:
                 continue
             out.append(Store(fino, data))
-            self._in_kernel[fino] = meta.sha256
-            budget -= meta.size
+            sent[fino] = sha
+            budget -= size
         return out
+
+    def push_plan(self, ino: int) -> list[tuple[int, str, int]]:
+        """The files of directory `ino` that a push may store: (inode, sha256, size), small ones with a number, in
+        listing order. Kept while the directory's listing stamp holds (tree generation and inode epoch), and only
+        when every file had a number (a number given out later does not bump the epoch)."""
+        stamp = self.listing_stamp(ino)
+        cached = self._push_plans.get(ino)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        key = self.inodes.key(ino)
+        tree = self._cached_tree(key) if key is not None else None
+        if key is None or tree is None:
+            return []
+        area, view, rel = key
+        plan, complete = [], True
+        for name, is_dir in sorted(tree.children(rel).items()):
+            meta = tree.files.get(join(rel, name)) if not is_dir else None
+            if meta is None or not meta.sha256 or meta.size > PUSH_MAX_FILE:
+                continue
+            fino = self.inodes.known((area, view, meta.path))
+            if fino is None:
+                complete = False
+                continue
+            plan.append((fino, meta.sha256, meta.size))
+        if stamp is not None and complete:
+            if len(self._push_plans) >= PUSH_PLANS:
+                self._push_plans.clear()  # stamps go stale together on every change
+            self._push_plans[ino] = (stamp, plan)
+        return plan
 
     def _cached_tree(self, key: Key) -> Tree | None:
         """The tree a file of current/ or of a settled history view is in, if it is at hand (no fetch)."""

@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .tree import Key
 
@@ -44,12 +45,15 @@ class Invalidation:
     name: str | None = None  # set: invalidate the entry `name` in directory `ino`
 
 
-@dataclass(frozen=True, slots=True)
-class Store:
-    """File content for the kernel's page cache (pyfuse3.notify_store), so reading it sends no READ."""
+class Store(NamedTuple):
+    """File content for the kernel's page cache (pyfuse3.notify_store), so reading it sends no READ. A tuple: a first
+    grep -r makes one per file, on the path the reader waits on."""
 
     ino: int
-    data: bytes | memoryview = field(repr=False, compare=False)
+    data: bytes | memoryview
+
+    def __repr__(self) -> str:
+        return f"Store(ino={self.ino}, bytes={len(self.data)})"
 
 
 @dataclass(slots=True)

@@ -111,29 +111,38 @@ _notify_lock = threading.Lock()
 def _notify_worker() -> None:
     while True:
         batch, done = _notify_queue.get()
+        stores = 0  # counted once per batch: a first grep -r waits on batches of stores, a call each
         for item in batch:
-            kind = "store" if isinstance(item, Store) else "inval_inode" if item.name is None else "inval_entry"
             try:
-                if isinstance(item, Store):
-                    pyfuse3.notify_store(item.ino, 0, item.data)  # type: ignore[arg-type]  # takes any buffer
-                elif item.name is None:
+                if type(item) is Store:
+                    pyfuse3.notify_store(item[0], 0, item[1])  # type: ignore[arg-type]  # takes any buffer
+                    stores += 1
+                    continue
+                kind = "inval_inode" if item.name is None else "inval_entry"
+                if item.name is None:
                     pyfuse3.invalidate_inode(item.ino, attr_only=False)
                 else:
                     pyfuse3.invalidate_entry(item.ino, os.fsencode(item.name))
             except OSError as exc:
-                kind += "_unknown"
+                kind = _kind(item) + "_unknown"
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
                     kind = kind.replace("_unknown", "_failed")
                     log.warning("Kernel cache notification failed item=%s error=%s", item, exc)
             except Exception:
-                kind += "_failed"
+                kind = _kind(item) + "_failed"
                 log.exception("Kernel cache notification failed item=%s", item)
             NOTIFIED[kind] = NOTIFIED.get(kind, 0) + 1
+        if stores:
+            NOTIFIED["store"] = NOTIFIED.get("store", 0) + stores
         if done is not None:
             try:
                 done()
             except Exception:  # trio.RunFinishedError: the loop that waited is gone
                 log.debug("Nobody waits for kernel cache notifications any more", exc_info=True)
+
+
+def _kind(item: Invalidation | Store) -> str:
+    return "store" if type(item) is Store else "inval_inode" if item.name is None else "inval_entry"
 
 
 def notify_kernel(items: Iterable[Invalidation | Store], done: Callable[[], None] | None = None) -> None:
@@ -220,15 +229,16 @@ class Operations(pyfuse3.Operations):
             ino, cached = self._dirs[fh]
             entries = cached if cached is not None and start_id else await self._listing(ino)
             self._dirs[fh] = (ino, entries)  # one listing per open directory: stable offsets
+        reply, ref = pyfuse3.readdir_reply, self.model.inodes.ref
         for i in range(start_id, len(entries)):
             name, attr = entries[i]
-            if not pyfuse3.readdir_reply(token, name, attr, i + 1):
+            if not reply(token, name, attr, i + 1):
                 if self.no_open:
                     if len(self._partial) >= LISTING_CACHE:
                         self._partial.clear()  # readers that never came back for the rest
                     self._partial[ino] = entries
                 break
-            self.model.inodes.ref(attr.st_ino)
+            ref(attr.st_ino)
         if self.no_open and start_id >= len(entries) > 0:
             # The kernel asks past the end once it has parsed every entry: it has their inodes now, and a reader
             # that lists a directory usually reads its files next. The reader waits for this (empty) answer, so
@@ -250,6 +260,7 @@ class Operations(pyfuse3.Operations):
             if self.model.listing_stamp(ino) is None or len(self._listings) >= LISTING_CACHE:
                 break
             entries += len(await self._listing(ino))
+            self.model.push_plan(ino)
             dirs += 1
             if entries >= max_entries:
                 break
