@@ -751,6 +751,13 @@ class FsModel(WritePath):
             budget -= size
         return out
 
+    def unpush(self, ino: int, files: list[int]) -> None:
+        """Stores for `files` of directory `ino` did not reach the kernel: the next pages_to_push(ino) tries them
+        again (with the content they have then)."""
+        for fino in files:
+            self._in_kernel.pop(fino, None)
+        self._pushed_dirs.pop(ino, None)
+
     def push_plan(self, ino: int) -> list[tuple[int, str, int]]:
         """The files of directory `ino` that a push may store: (inode, sha256, size), small ones with a number, in
         listing order. Kept while the directory's listing stamp holds (tree generation and inode epoch), and only

@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 LISTING_CACHE = 4096  # directories whose encoded listing is kept
 PREPARE_ENTRIES = 100_000  # at most this many entries of current/ are encoded ahead, after mounting
 PUSH_WAIT = 0.2  # seconds the end of a listing waits for its files to be in the page cache
+EARLY_RETRY = 50e-6  # seconds an early store that found no inode waits before trying once more
 BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
 
 
@@ -101,7 +102,8 @@ def entry_attributes(attr: Attr) -> pyfuse3.EntryAttributes:
     return e
 
 
-_notify_queue: queue.SimpleQueue[tuple[list[Invalidation | Store], Callable[[], None] | None]] = queue.SimpleQueue()
+Done = Callable[[list[Invalidation | Store]], None]  # called with the items the kernel refused
+_notify_queue: queue.SimpleQueue[tuple[list[Invalidation | Store], Done | None, bool]] = queue.SimpleQueue()
 # What the worker told the kernel, by kind (shown in debug/performance.json as kernel_notifications).
 NOTIFIED: dict[str, int] = {}
 _notify_thread: threading.Thread | None = None
@@ -110,12 +112,28 @@ _notify_lock = threading.Lock()
 
 def _notify_worker() -> None:
     while True:
-        batch, done = _notify_queue.get()
+        batch, done, early = _notify_queue.get()
         stores = 0  # counted once per batch: a first grep -r waits on batches of stores, a call each
-        for item in batch:
+        failed: list[Invalidation | Store] = []
+        retry = early  # once per early batch
+        for i, item in enumerate(batch):
+            if early and failed:
+                # The kernel creates a listing's inodes in order: the rest of the batch would be refused too.
+                failed += batch[i:]
+                NOTIFIED["store_deferred"] = NOTIFIED.get("store_deferred", 0) + len(batch) - i
+                break
             try:
-                if type(item) is Store:
-                    pyfuse3.notify_store(item[0], 0, item[1])  # type: ignore[arg-type]  # takes any buffer
+                if isinstance(item, Store):
+                    try:
+                        pyfuse3.notify_store(item[0], 0, item[1])  # type: ignore[arg-type]  # takes any buffer
+                    except OSError as exc:
+                        if not (retry and exc.errno == errno.ENOENT):
+                            raise
+                        # Most likely the reader is still parsing the listing (it started when we answered).
+                        retry = False
+                        NOTIFIED["store_early_retry"] = NOTIFIED.get("store_early_retry", 0) + 1
+                        time.sleep(EARLY_RETRY)
+                        pyfuse3.notify_store(item[0], 0, item[1])  # type: ignore[arg-type]
                     stores += 1
                     continue
                 kind = "inval_inode" if item.name is None else "inval_entry"
@@ -124,11 +142,13 @@ def _notify_worker() -> None:
                 else:
                     pyfuse3.invalidate_entry(item.ino, os.fsencode(item.name))
             except OSError as exc:
+                failed.append(item)
                 kind = _kind(item) + "_unknown"
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # the kernel did not know it: nothing cached
                     kind = kind.replace("_unknown", "_failed")
                     log.warning("Kernel cache notification failed item=%s error=%s", item, exc)
             except Exception:
+                failed.append(item)
                 kind = _kind(item) + "_failed"
                 log.exception("Kernel cache notification failed item=%s", item)
             NOTIFIED[kind] = NOTIFIED.get(kind, 0) + 1
@@ -136,21 +156,23 @@ def _notify_worker() -> None:
             NOTIFIED["store"] = NOTIFIED.get("store", 0) + stores
         if done is not None:
             try:
-                done()
+                done(failed)
             except Exception:  # trio.RunFinishedError: the loop that waited is gone
                 log.debug("Nobody waits for kernel cache notifications any more", exc_info=True)
 
 
 def _kind(item: Invalidation | Store) -> str:
-    return "store" if type(item) is Store else "inval_inode" if item.name is None else "inval_entry"
+    return "store" if isinstance(item, Store) else "inval_inode" if item.name is None else "inval_entry"
 
 
-def notify_kernel(items: Iterable[Invalidation | Store], done: Callable[[], None] | None = None) -> None:
+def notify_kernel(items: Iterable[Invalidation | Store], done: Done | None = None, early: bool = False) -> None:
     """Tell the kernel to drop what it cached (or to cache file content), in order, from a thread of its own.
     Invalidating an inode's pages waits for their page locks, and a writer holds those while it waits for our answer
     to its WRITE: done on the trio thread that must send that answer, it deadlocks (seen with a write racing a change
     from the event stream). One queue keeps stores and invalidations in the order the model produced them. `done` is
-    called (in that thread) once these items, and all before them, were sent."""
+    called (in that thread) once these items, and all before them, were sent, with those the kernel refused. `early`:
+    stores for inodes the kernel may still be creating (see Operations._push_early): the first refused store is tried
+    once more after EARLY_RETRY, and a refusal after that ends the batch (the rest are handed back as refused)."""
     global _notify_thread
     with _notify_lock:
         if _notify_thread is None:
@@ -158,16 +180,46 @@ def notify_kernel(items: Iterable[Invalidation | Store], done: Callable[[], None
             _notify_thread.start()
     batch = list(items)
     if batch or done is not None:
-        _notify_queue.put((batch, done))
+        _notify_queue.put((batch, done, early))
+
+
+class Push:
+    """Stores handed to the notification thread, which a request handler may wait for later (at most PUSH_WAIT).
+    That thread wakes the trio loop itself, and only when someone waits: two thread switches per wait, not the four
+    of a worker thread blocking on an event."""
+
+    __slots__ = ("_event", "_lock", "_token", "failed", "finished")
+
+    def __init__(self, stores: list[Store], early: bool = False) -> None:
+        self._event = trio.Event()
+        self._lock = threading.Lock()
+        self._token: trio.lowlevel.TrioToken | None = None  # set by a waiter
+        self.finished = False
+        self.failed: list[Store] = []
+        notify_kernel(stores, self._done, early)
+
+    def _done(self, failed: list[Invalidation | Store]) -> None:  # in the notification thread
+        with self._lock:
+            self.failed = [item for item in failed if isinstance(item, Store)]
+            self.finished = True
+            token = self._token
+        if token is not None:
+            token.run_sync_soon(self._event.set)
+
+    async def wait(self) -> bool:
+        """Whether every store was sent (refused ones included) within PUSH_WAIT."""
+        with self._lock:
+            if self.finished:
+                return True
+            self._token = trio.lowlevel.current_trio_token()
+        with trio.move_on_after(PUSH_WAIT):
+            await self._event.wait()
+        return self.finished
 
 
 async def stored(stores: list[Store]) -> None:
-    """Hand `stores` to the notification thread and wait (at most PUSH_WAIT) until the kernel has them. That thread
-    wakes this loop itself: two thread switches per batch, not the four of a worker thread blocking on an event."""
-    token, done = trio.lowlevel.current_trio_token(), trio.Event()
-    notify_kernel(stores, lambda: token.run_sync_soon(done.set))
-    with trio.move_on_after(PUSH_WAIT):
-        await done.wait()
+    """Hand `stores` to the notification thread and wait (at most PUSH_WAIT) until the kernel has them."""
+    await Push(stores).wait()
 
 
 class Operations(pyfuse3.Operations):
@@ -184,6 +236,8 @@ class Operations(pyfuse3.Operations):
         self._dirs: dict[int, tuple[int, list[tuple[bytes, pyfuse3.EntryAttributes]] | None]] = {}
         # No-open mode: a listing the kernel is reading in several requests, kept so its offsets stay stable.
         self._partial: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
+        # No-open mode: stores started with a directory's listing, awaited at its end (see _push_early).
+        self._pushes: dict[int, Push] = {}
         self._next_dir = 1
         # Encoded listings reused across opendir calls while the model's stamp for the directory holds.
         self._listings: dict[int, tuple[tuple[int, int], list[tuple[bytes, pyfuse3.EntryAttributes]]]] = {}
@@ -239,15 +293,38 @@ class Operations(pyfuse3.Operations):
                     self._partial[ino] = entries
                 break
             ref(attr.st_ino)
+        else:
+            if self.no_open and start_id == 0 and entries:
+                self._push_early(ino)
         if self.no_open and start_id >= len(entries) > 0:
-            # The kernel asks past the end once it has parsed every entry: it has their inodes now, and a reader
-            # that lists a directory usually reads its files next. The reader waits for this (empty) answer, so
-            # holding it until the files are stored saves it a READ round trip per file. The stores run in the
-            # notification thread while this loop keeps serving (a store waits for a page that a pending READ
-            # holds locked: from this thread it would deadlock).
-            stores = self.model.pages_to_push(ino)
-            if stores:
-                await stored(stores)
+            await self._end_of_listing(ino)
+
+    def _push_early(self, ino: int) -> None:
+        """The whole listing fits in this answer: start storing its files' pages now. The kernel parses the answer
+        (creating an inode per entry) while the notification thread starts, which holds the GIL only once this loop
+        has sent the answer and waits for the next request; a store that still finds no inode is sent again at the
+        end of the listing. The reader asks for the end once it has parsed every entry, so by then the stores have
+        had that round trip's time."""
+        stores = self.model.pages_to_push(ino)
+        if stores:
+            if len(self._pushes) >= LISTING_CACHE:
+                self._pushes.clear()  # readers that never came back for the end of the listing
+            self._pushes[ino] = Push(stores, early=True)
+
+    async def _end_of_listing(self, ino: int) -> None:
+        """The kernel asks past the end once it has parsed every entry: it has their inodes now, and a reader that
+        lists a directory usually reads its files next. The reader waits for this (empty) answer, so holding it
+        until the files are stored saves it a READ round trip per file. The stores run in the notification thread
+        while this loop keeps serving (a store waits for a page that a pending READ holds locked: from this thread
+        it would deadlock)."""
+        push = self._pushes.pop(ino, None)
+        if push is not None and await push.wait() and push.failed:
+            # Sent before the kernel had these inodes. Worked out again from the current tree, never resent as they
+            # were: an event may have changed a file since (its invalidation is already queued ahead of us).
+            self.model.unpush(ino, [s.ino for s in push.failed])
+        stores = self.model.pages_to_push(ino)
+        if stores:
+            await stored(stores)
 
     async def prepare_listings(self, max_entries: int = PREPARE_ENTRIES) -> tuple[int, int]:
         """Encode the listings of current/ ahead, right after mounting (read-only mounts, whose listings are cached

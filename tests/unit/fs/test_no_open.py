@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pyfuse3
 import pytest
+from lighthouse_bridge.fs import ops as ops_module
 from lighthouse_bridge.fs.model import ROOT_INO, FsError, FsModel, Invalidation
+from lighthouse_bridge.fs.nodes import Store
 from lighthouse_bridge.fs.ops import Operations, choose_no_open
 from lighthouse_bridge.fs.tree import ROOT_KEY, Inodes, parent_key
 
@@ -217,3 +222,83 @@ async def test_only_inodes_the_kernel_holds_take_a_store() -> None:
     b = model.inodes.ino(("current", "", "d/b.txt"))  # numbered (a listing prepared ahead) but never looked up
     assert [s.ino for s in model.pages_to_push(d)] == [a]  # a store for b would find no inode in the kernel
     assert b != a
+
+
+async def test_a_listing_answered_whole_starts_its_stores_and_its_end_waits_only_for_refused_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, src, _ = await make(**{"d__a.txt": b"a" * 10, "d__b.txt": b"b" * 20})
+    for meta in model.live.files.values():
+        await model.blobs.get(meta.sha256)
+    ops = Operations(model)
+    d = await resolve(model, "current/d")
+    a, b = model.inodes.ino(("current", "", "d/a.txt")), model.inodes.ino(("current", "", "d/b.txt"))
+    batches: list[tuple[list[tuple[int, bytes]], bool]] = []
+    dones: list[Callable[[list[Any]], None]] = []
+
+    def notify(items: Any, done: Any = None, early: bool = False) -> None:
+        batches.append(([(s.ino, bytes(s.data)) for s in items], early))
+        if early:
+            dones.append(done)  # the notification thread answers later
+        elif done is not None:
+            done([])
+
+    monkeypatch.setattr(ops_module, "notify_kernel", notify)
+    monkeypatch.setattr(pyfuse3, "readdir_reply", lambda token, name, attr, next_id: True)
+    await ops.readdir(d, 0, None)  # the whole listing in one answer: its stores start now, marked early
+    assert batches == [([(a, b"a" * 10), (b, b"b" * 20)], True)]
+    dones.pop()([Store(b, b"b" * 20)])  # the kernel refused b's store: the reader had not parsed the listing yet
+    await ops.readdir(d, 2, None)  # the end of the listing: b once more
+    assert batches[1:] == [([(b, b"b" * 20)], False)]
+
+    batches.clear()  # the directory listed again in a later generation
+    for path, content in (("d/a.txt", b"new a"), ("d/c.txt", b"c")):
+        model.apply_event(src.put(path, content))
+        await model.blobs.get(model.live.files[path].sha256)
+    c = model.inodes.ino(("current", "", "d/c.txt"))
+    await ops.readdir(d, 0, None)
+    assert batches == [([(a, b"new a"), (c, b"c")], True)]  # what the kernel has already (b) is not stored again
+    dones.pop()([Store(a, b"new a")])
+    model.apply_event(src.put("d/a.txt", b"newer a"))  # a changed before the end of the listing
+    await model.blobs.get(model.live.files["d/a.txt"].sha256)
+    await ops.readdir(d, 3, None)
+    assert batches[1:] == [([(a, b"newer a")], False)]  # worked out again: never the content it refused
+
+    batches.clear()
+    model.apply_event(src.put("d/e.txt", b"e"))
+    await model.blobs.get(model.live.files["d/e.txt"].sha256)
+    await ops.readdir(d, 0, None)
+    dones.pop()([])
+    await ops.readdir(d, 4, None)  # nothing refused: the end of the listing sends nothing more
+    assert len(batches) == 1
+
+
+def test_an_early_batch_ends_at_the_first_refusal_after_one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    refuse = {2: 1, 3: 99, 7: 99}  # ino -> how many times the kernel refuses it
+
+    def notify_store(ino: int, offset: int, data: bytes) -> None:
+        calls.append(ino)
+        if refuse.get(ino, 0) > 0:
+            refuse[ino] -= 1
+            raise OSError(errno.ENOENT, "no such inode")
+
+    monkeypatch.setattr(pyfuse3, "notify_store", notify_store)
+    monkeypatch.setattr(ops_module, "EARLY_RETRY", 0.0)
+
+    def send(stores: list[Store], early: bool) -> list[Any]:
+        finished = threading.Event()
+        refused: list[Any] = []
+        ops_module.notify_kernel(stores, lambda failed: (refused.extend(failed), finished.set()), early)
+        assert finished.wait(10)
+        return refused
+
+    # The first refused store of an early batch is tried once more (the reader may still be parsing the listing).
+    assert send([Store(4, b"y"), Store(2, b"x"), Store(6, b"z")], early=True) == [] and calls == [4, 2, 2, 6]
+    calls.clear()
+    # A refusal after that ends the batch: the kernel creates a listing's inodes in order.
+    assert send([Store(5, b"x"), Store(3, b"y"), Store(6, b"z")], early=True) == [Store(3, b"y"), Store(6, b"z")]
+    assert calls == [5, 3, 3]
+    calls.clear()
+    # Other batches try every store.
+    assert send([Store(7, b"x"), Store(8, b"y")], early=False) == [Store(7, b"x")] and calls == [7, 8]
