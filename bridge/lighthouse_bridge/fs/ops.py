@@ -24,7 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 LISTING_CACHE = 4096  # directories whose encoded listing is kept
 PREPARE_ENTRIES = 100_000  # at most this many entries of current/ are encoded ahead, after mounting
 PUSH_WAIT = 0.2  # seconds the end of a listing waits for its files to be in the page cache
-EARLY_WAIT = 1e-3  # seconds an early batch keeps trying stores that find no inode yet (see _notify_worker)
 BLKSIZE = 128 * 1024  # tools size their read buffers from st_blksize; big reads mean fewer FUSE round trips
 
 
@@ -115,7 +114,7 @@ def _notify_worker() -> None:
         batch, done, early = _notify_queue.get()
         stores = 0  # counted once per batch: a first grep -r waits on batches of stores, a call each
         failed: list[Invalidation | Store] = []
-        deadline = 0.0  # early batches: until when a store that finds no inode is tried again
+        retry = early  # see _store
         for i, item in enumerate(batch):
             if early and failed:
                 # The kernel creates a listing's inodes in order: the rest of the batch would be refused too.
@@ -124,7 +123,7 @@ def _notify_worker() -> None:
                 break
             try:
                 if isinstance(item, Store):
-                    deadline = _store(item, early, deadline)
+                    retry = _store(item, early, retry)
                     stores += 1
                     continue
                 kind = "inval_inode" if item.name is None else "inval_entry"
@@ -152,27 +151,21 @@ def _notify_worker() -> None:
                 log.debug("Nobody waits for kernel cache notifications any more", exc_info=True)
 
 
-def _store(item: Store, early: bool, deadline: float) -> float:
-    """pyfuse3.notify_store. In an early batch, a store that finds no inode is tried again, giving way in between
-    (the GIL, and the CPU if someone else wants it): the reader is most likely still parsing the listing, which it
-    started when we answered. Until `deadline`, which the batch's first refusal sets EARLY_WAIT ahead; returned."""
-    retried = False
-    while True:
-        try:
-            pyfuse3.notify_store(item.ino, 0, item.data)  # type: ignore[arg-type]  # takes any buffer
-            return deadline
-        except OSError as exc:
-            if not early or exc.errno != errno.ENOENT:
-                raise
-            now = time.monotonic()
-            if not deadline:
-                deadline = now + EARLY_WAIT
-            elif now > deadline:
-                raise
-            if not retried:
-                retried = True
-                NOTIFIED["store_early_retry"] = NOTIFIED.get("store_early_retry", 0) + 1
-            os.sched_yield()
+def _store(item: Store, early: bool, retry: bool) -> bool:
+    """pyfuse3.notify_store. In an early batch, the first store that finds no inode is tried once more after giving
+    way (the GIL, and the CPU if someone else wants it): the reader is most likely still parsing the listing, which it
+    started when we answered. Never more than once per batch: waiting longer for a reader that has no CPU yet (a
+    busy machine) cost far more than the round trip it saves. Returns whether the batch may still retry."""
+    try:
+        pyfuse3.notify_store(item.ino, 0, item.data)  # type: ignore[arg-type]  # takes any buffer
+        return retry
+    except OSError as exc:
+        if not (early and retry and exc.errno == errno.ENOENT):
+            raise
+    NOTIFIED["store_early_retry"] = NOTIFIED.get("store_early_retry", 0) + 1
+    os.sched_yield()
+    pyfuse3.notify_store(item.ino, 0, item.data)  # type: ignore[arg-type]
+    return False
 
 
 def _kind(item: Invalidation | Store) -> str:
@@ -185,8 +178,8 @@ def notify_kernel(items: Iterable[Invalidation | Store], done: Done | None = Non
     to its WRITE: done on the trio thread that must send that answer, it deadlocks (seen with a write racing a change
     from the event stream). One queue keeps stores and invalidations in the order the model produced them. `done` is
     called (in that thread) once these items, and all before them, were sent, with those the kernel refused. `early`:
-    stores for inodes the kernel may still be creating (see Operations._push_early): a refused store is tried again
-    for up to EARLY_WAIT after the batch's first refusal, then the rest of the batch is handed back as refused."""
+    stores for inodes the kernel may still be creating (see Operations._push_early): the first refused store is tried
+    once more (see _store), and a refusal after that hands the rest of the batch back as refused."""
     global _notify_thread
     with _notify_lock:
         if _notify_thread is None:
