@@ -216,13 +216,25 @@ class Bridge:
             message=f"FuseAvailable {reason} ({self.describe()})",
         )
 
+    def local_get(self, pod: str, path: str) -> dict[str, Any]:
+        """GET of the bridge's API from inside its own pod (raises on a status other than 200)."""
+        script = (
+            f"import urllib.request as u\nprint(u.urlopen('http://127.0.0.1:8765{path}', timeout=5).read().decode())"
+        )
+        return json.loads(self.exec(pod, "python3", "-c", script).stdout)
+
     def health(self) -> dict[str, Any]:
         """/health as the bridge pod itself answers it (status and each component)."""
-        script = (
-            "import urllib.request\n"
-            "print(urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=5).read().decode())"
-        )
-        return json.loads(self.exec(self.pod()["metadata"]["name"], "python", "-c", script).stdout)
+        return self.local_get(self.pod()["metadata"]["name"], "/health")
+
+    def fuse_status(self, pod: str) -> dict[str, Any]:
+        """The FUSE process's status file in the pod (mounted, mountpoint, error)."""
+        return json.loads(self.exec(pod, "cat", "/run/lighthouse/fuse-status.json").stdout)
+
+    def proc_status(self, pod: str, pid: int | str = 1) -> dict[str, str]:
+        """/proc/PID/status in the pod's bridge container, as fields."""
+        text = self.exec(pod, "cat", f"/proc/{pid}/status").stdout
+        return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
     def wait_healthy(self, timeout: float = 300) -> dict[str, Any]:
         """/health says healthy. Ready and Mounted do not imply it: a new pod's first connections to Redis can be

@@ -28,19 +28,8 @@ def set_mode(b: Bridge, mode: str) -> None:
     b.apply({"fuse": {"mode": mode}, "rollout": {"progressDeadlineSeconds": 3600}})
 
 
-def status_file(b: Bridge, pod: str) -> dict:
-    return json.loads(b.exec(pod, "cat", "/run/lighthouse/fuse-status.json").stdout)
-
-
-def local_get(b: Bridge, pod: str, path: str) -> dict:
-    """GET of the bridge's API from inside its own pod (raises on a status other than 200)."""
-    script = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765{path}').read().decode())"
-    return json.loads(b.exec(pod, "python3", "-c", script).stdout)
-
-
 def effective_caps(b: Bridge, pod: str) -> int:
-    status = b.exec(pod, "cat", "/proc/1/status").stdout
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+    return int(b.proc_status(pod)["CapEff"], 16)
 
 
 def test_privileged_mode_mounts(bridge: Bridge) -> None:
@@ -51,7 +40,7 @@ def test_privileged_mode_mounts(bridge: Bridge) -> None:
     assert pod["spec"]["containers"][0]["securityContext"]["privileged"] is True
     name = pod["metadata"]["name"]
     # Ready comes first (a missing mount only degrades the bridge); the mount follows, and the operator reports it.
-    wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
+    wait_for(lambda: b.fuse_status(name)["mounted"], timeout=60, message=f"the mount in {name}")
     assert b.wait_fuse()["status"] == "True"
     assert b.exec(name, "ls", "/mnt/lighthouse/project").stdout.split() == [
         "context", "current", "debug", "history", "shadows", "streams",
@@ -93,14 +82,14 @@ def test_capabilities_mode_is_refused_the_device_by_the_runtime(bridge: Bridge) 
     opened = b.exec(name, "python3", "-c", "open('/dev/fuse', 'rb+')", check=False)
     assert opened.returncode != 0 and "Operation not permitted" in opened.stderr, opened.stderr  # ... but not usable
     status = wait_for(
-        lambda: (s := status_file(b, name)) and s.get("error") and s, timeout=60, message="a FUSE status with an error"
+        lambda: (s := b.fuse_status(name)) and s.get("error") and s, timeout=60, message="a FUSE status with an error"
     )
     assert status["mounted"] is False, status
-    assert local_get(b, name, "/livez") == {"status": "ok"}
+    assert b.local_get(name, "/livez") == {"status": "ok"}
     # A FUSE failure degrades the bridge, never takes it out of its Service (docs/fuse-modes.md): the pod turns Ready
     # and /readyz says degraded, with the mount's error.
     wait_for(lambda: pod_ready(b.k.get("pod", name)), timeout=120, message=f"pod {name} Ready without its mount")
-    readyz = local_get(b, name, "/readyz")
+    readyz = b.local_get(name, "/readyz")
     assert readyz["status"] == "degraded" and readyz["checks"]["fuse"]["status"] == "not_mounted", readyz
     # The operator asked the pod's /health on its IP: FuseAvailable False, naming the pod. (The FUSE process is
     # restarted with back-off, so the error it quotes alternates between the mount's and the exit's.)
@@ -122,7 +111,7 @@ def test_device_plugin_mode_mounts_with_sys_admin_only(bridge: Bridge) -> None:
     assert c["resources"]["limits"][FUSE_RESOURCE] == "1"
     assert not any("hostPath" in v for v in pod["spec"]["volumes"])  # the device comes from the plugin only
     name = pod["metadata"]["name"]
-    wait_for(lambda: status_file(b, name)["mounted"], timeout=60, message=f"the mount in {name}")
+    wait_for(lambda: b.fuse_status(name)["mounted"], timeout=60, message=f"the mount in {name}")
     assert effective_caps(b, name) == 1 << 21  # CAP_SYS_ADMIN alone
     assert b.wait_fuse("Mounted")["status"] == "True"
 

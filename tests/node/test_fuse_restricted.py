@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,16 +48,6 @@ def restricted(
             yield b
 
 
-def proc_status(b: Bridge, pod: str, pid: int | str = 1) -> dict[str, str]:
-    text = b.exec(pod, "cat", f"/proc/{pid}/status").stdout
-    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-
-
-def fuse_condition(b: Bridge) -> dict[str, Any]:
-    conds = (b.obj() or {}).get("status", {}).get("conditions") or []
-    return next((c for c in conds if c["type"] == "FuseAvailable"), {})
-
-
 def grep(b: Bridge, pod: str, needle: str) -> list[str]:
     proc = b.exec(pod, "grep", "-r", "-l", needle, f"{PROJECT}/current", check=False)
     return proc.stdout.split()
@@ -79,7 +68,7 @@ def test_admitted_in_a_restricted_namespace_without_any_capability(restricted: B
     (mnt,) = [v for v in spec["volumes"] if v["name"] == "mnt"]
     assert mnt["csi"]["driver"] == "fuse.lighthouse.dev"
     # The kernel agrees: no capability in any set, no_new_privs, not root.
-    status = proc_status(restricted, pod["metadata"]["name"])
+    status = restricted.proc_status(pod["metadata"]["name"])
     assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, status
     assert status["NoNewPrivs"].strip() == "1" and status["Uid"].split()[0] != "0", status
 
@@ -106,7 +95,7 @@ def test_the_namespace_really_enforces_restricted(restricted: Bridge) -> None:
 
 def test_grep_through_the_mount_finds_a_file_appended_through_the_api(restricted: Bridge) -> None:
     name = restricted.pod()["metadata"]["name"]
-    status = json.loads(restricted.exec(name, "cat", "/run/lighthouse/fuse-status.json").stdout)
+    status = restricted.fuse_status(name)
     assert status["mounted"] is True and status["mountpoint"] == PROJECT, status
     mounts = restricted.exec(name, "cat", "/proc/mounts").stdout.splitlines()
     (line,) = [m for m in mounts if m.split()[1] == PROJECT]
@@ -116,12 +105,8 @@ def test_grep_through_the_mount_finds_a_file_appended_through_the_api(restricted
     restricted.create_file(path, f"appended through the API: {needle}\n")
     found = wait_for(lambda: grep(restricted, name, needle), timeout=30, message="grep -r to find the new file")
     assert found == [f"{PROJECT}/current/{path}"]
-    cond = wait_for(
-        lambda: (c := fuse_condition(restricted)).get("status") == "True" and c,
-        timeout=90,
-        message="FuseAvailable=True",
-    )
-    assert cond["reason"] == "Mounted" and "mode csi" in cond["message"], cond
+    cond = restricted.wait_fuse("Mounted", timeout=90)
+    assert cond["status"] == "True" and "mode csi" in cond["message"], cond
 
 
 def fuse_pid(b: Bridge, pod: str) -> int:
@@ -159,10 +144,7 @@ def test_the_plugin_restarting_keeps_the_mount_and_serves_a_new_one_after(
     old = fuse_pid(restricted, name)
     restricted.exec(name, "python3", "-c", f"import os; os.kill({old}, 9)")
     wait_for(
-        lambda: (
-            fuse_pid(restricted, name) != old
-            and json.loads(restricted.exec(name, "cat", "/run/lighthouse/fuse-status.json").stdout)["mounted"]
-        ),
+        lambda: fuse_pid(restricted, name) != old and restricted.fuse_status(name)["mounted"],
         timeout=90,
         message="a new FUSE process serving a new mount",
     )

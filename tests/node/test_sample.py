@@ -139,7 +139,7 @@ def test_fuse_is_mounted_in_the_default_mode_without_privilege(sample: Bridge) -
     assert sc["allowPrivilegeEscalation"] is False and sc["runAsNonRoot"] is True
     assert FUSE_RESOURCE not in (c.get("resources") or {}).get("limits", {})
     name = pod["metadata"]["name"]
-    status = json.loads(sample.exec(name, "cat", "/run/lighthouse/fuse-status.json").stdout)
+    status = sample.fuse_status(name)
     assert status["mounted"] is True, status
     assert condition(sample.obj(), "FuseAvailable")["reason"] == "Mounted"
     mounts = sample.exec(name, "cat", "/proc/mounts").stdout
