@@ -114,14 +114,15 @@ class LeaseElector:
         duration = float(spec_of(self._lease).get("leaseDurationSeconds") or self.t.duration)
         return time.monotonic() - self._record_seen >= duration
 
-    async def _read(self) -> None:
-        self._observe(await self.client.get(API_VERSION, KIND, self.namespace, self.name))
+    async def _read(self, client: LeaseApi | None = None) -> None:
+        """Read the Lease (with `client`: the renewal thread's, or by default the main loop's)."""
+        self._observe(await (client or self.client).get(API_VERSION, KIND, self.namespace, self.name))
 
     async def _write(self, client: LeaseApi) -> bool:
         """Take or renew the Lease: an optimistic write on the resourceVersion last seen. False when someone else
         wrote first (the record is read again) or still holds it."""
         if self._lease is None:
-            self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
+            await self._read(client)
         if self._lease is None:
             now = micro_now()
             manifest = {
@@ -138,7 +139,7 @@ class LeaseElector:
             }
             created = await client.create(manifest)
             if created is None:  # someone else created it first
-                self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
+                await self._read(client)
                 return False
             self._observe(created)
             return True
@@ -157,7 +158,7 @@ class LeaseElector:
         try:
             out = await client.patch(API_VERSION, KIND, self.namespace, self.name, patch)
         except Conflict:
-            self._observe(await client.get(API_VERSION, KIND, self.namespace, self.name))
+            await self._read(client)
             return False
         if out is None:  # deleted under us
             self._lease = None
